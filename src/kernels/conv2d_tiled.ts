@@ -1,0 +1,220 @@
+// The fast convolution: implicit GEMM over channels-last activations.
+//
+//   output[m, co] = sum_k  input_patch[m, k] * weight[k, co]
+//   m = (n, oy, ox) pixel,  k = (ky, kx, ci) inside one group,  co = output channel
+//
+// No im2col buffer is built: each thread walks the window itself. A thread owns TM
+// output pixels (spaced by the workgroup width, so neighbouring threads touch
+// neighbouring pixels) and 4*NV output channels held in vec4 accumulators. All threads
+// of a workgroup share the same output channels, so their weight loads are the same
+// address: one load feeds TM*4 FMAs per thread. Weights are re-laid out once, at load
+// time, as [kH][kW][Cin/groups][Cout] (Cout padded to the tile) so that 4 output
+// channels are one vec4 load.
+import type { Runtime } from '../nn/runtime.js';
+import type { Tensor } from '../nn/tensor.js';
+import { Params } from './common.js';
+import { CONV_PARAMS_WGSL, convGeometry, epilogueBindings, type Conv2dOptions } from './conv2d.js';
+
+export interface TileConfig {
+  /** Output pixels per thread. */
+  tm: number;
+  /** vec4s of output channels per thread (4*nv channels). */
+  nv: number;
+}
+
+export const DEFAULT_TILE: TileConfig = { tm: 4, nv: 2 };
+const WGX = 64;
+
+/** A convolution's weights (and bias) re-laid out for `conv2dTiled`. */
+export interface PackedConv {
+  /** `[kH*kW*Cin/groups, CoutPad]` */
+  weight: Tensor;
+  /** `[CoutPad]`, zero-padded; absent when the conv has no bias. */
+  bias?: Tensor;
+  /** PyTorch's `[Cout, Cin/groups, kH, kW]`. */
+  shape: readonly [number, number, number, number];
+  groups: number;
+  coutPad: number;
+  tile: TileConfig;
+}
+
+/** Whether the tiled kernel can run this conv (otherwise use `conv2dNaive`). */
+export function tiledSupports(shape: readonly number[], groups: number, tile: TileConfig = DEFAULT_TILE): boolean {
+  const cout = shape[0]!;
+  const tn = 4 * tile.nv;
+  return groups === 1 || (cout / groups) % tn === 0;
+}
+
+/** Re-lays out a PyTorch conv weight `[Cout, Cin/g, kH, kW]` as `[kH][kW][Cin/g][CoutPad]`. */
+export function packConvWeight(
+  weight: Float32Array,
+  shape: readonly number[],
+  groups: number,
+  tile: TileConfig = DEFAULT_TILE,
+): { data: Float32Array; coutPad: number } {
+  const [cout, cinG, kh, kw] = shape as [number, number, number, number];
+  if (!tiledSupports(shape, groups, tile)) {
+    throw new Error(`conv2d_tiled: ${cout / groups} output channels per group is not a multiple of ${4 * tile.nv}`);
+  }
+  const tn = 4 * tile.nv;
+  const coutPad = Math.ceil(cout / tn) * tn;
+  const data = new Float32Array(kh * kw * cinG * coutPad);
+  for (let co = 0; co < cout; co++) {
+    for (let ci = 0; ci < cinG; ci++) {
+      for (let ky = 0; ky < kh; ky++) {
+        for (let kx = 0; kx < kw; kx++) {
+          data[((ky * kw + kx) * cinG + ci) * coutPad + co] = weight[((co * cinG + ci) * kh + ky) * kw + kx]!;
+        }
+      }
+    }
+  }
+  return { data, coutPad };
+}
+
+export function packConv(
+  rt: Runtime,
+  weight: Float32Array,
+  shape: readonly [number, number, number, number],
+  groups: number,
+  bias?: Float32Array,
+  tile: TileConfig = DEFAULT_TILE,
+): PackedConv {
+  const { data, coutPad } = packConvWeight(weight, shape, groups, tile);
+  const [, cinG, kh, kw] = shape;
+  const packed: PackedConv = { weight: rt.upload(data, [kh * kw * cinG, coutPad]), shape, groups, coutPad, tile };
+  if (bias) {
+    const b = new Float32Array(coutPad);
+    b.set(bias);
+    packed.bias = rt.upload(b, [coutPad]);
+  }
+  return packed;
+}
+
+export function disposePacked(p: PackedConv): void {
+  p.weight.dispose();
+  p.bias?.dispose();
+}
+
+interface ShaderKey extends TileConfig {
+  vecIn: boolean;
+  bias: boolean;
+  residual: boolean;
+  reluInput: boolean;
+  reluResidual: boolean;
+  relu: boolean;
+}
+
+function tiledShader(k: ShaderKey): string {
+  const { tm, nv } = k;
+  const ep = epilogueBindings({ residual: k.residual ? ({} as Tensor) : undefined }, k.bias ? 3 : 2);
+  const outBinding = (k.bias ? 3 : 2) + ep.order.length;
+  const P = [...Array(tm).keys()];
+  const Q = [...Array(nv).keys()];
+  const J = [0, 1, 2, 3];
+  const lines: string[] = [];
+  const emit = (s: string) => lines.push(s);
+
+  emit(CONV_PARAMS_WGSL.replace('cin_g: u32, cout_g: u32,', 'cin_g: u32, cout_g: u32, m: u32, cout_pad4: u32,'));
+  emit(`@group(0) @binding(0) var<storage, read> x: array<${k.vecIn ? 'vec4<f32>' : 'f32'}>;`);
+  emit(`@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;`);
+  if (k.bias) emit(`@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;`);
+  emit(ep.decl);
+  emit(`@group(0) @binding(${outBinding}) var<storage, read_write> y: array<f32>;`);
+  emit(`@group(0) @binding(${outBinding + 1}) var<uniform> p: ConvParams;`);
+  emit(`@compute @workgroup_size(${WGX})`);
+  emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
+  emit(`  let co0 = wid.y * ${4 * nv}u;`);
+  emit(`  let q0 = co0 / 4u;`);
+  emit(`  let cbase = (co0 / p.cout_g) * p.cin_g;`);
+  for (const i of P) {
+    emit(`  let m${i} = wid.x * ${WGX * tm}u + ${i * WGX}u + lid.x;`);
+    emit(`  let mm${i} = min(m${i}, p.m - 1u);`);
+    emit(`  let ox${i} = mm${i} % p.ow;`);
+    emit(`  let oy${i} = (mm${i} / p.ow) % p.oh;`);
+    emit(`  let nh${i} = (mm${i} / (p.ow * p.oh)) * p.h;`);
+    emit(`  let iy0_${i} = i32(oy${i} * p.sh) - i32(p.ph);`);
+    emit(`  let ix0_${i} = i32(ox${i} * p.sw) - i32(p.pw);`);
+    for (const q of Q) emit(`  var acc${i}_${q} = vec4<f32>(0.0);`);
+  }
+  emit(`  for (var ky = 0u; ky < p.kh; ky++) {`);
+  emit(`    for (var kx = 0u; kx < p.kw; kx++) {`);
+  for (const i of P) {
+    emit(`      let iy${i} = iy0_${i} + i32(ky);`);
+    emit(`      let ix${i} = ix0_${i} + i32(kx);`);
+    emit(`      let in${i} = iy${i} >= 0 && iy${i} < i32(p.h) && ix${i} >= 0 && ix${i} < i32(p.w);`);
+    const off = `((nh${i} + u32(iy${i})) * p.w + u32(ix${i})) * p.cin + cbase`;
+    emit(`      let off${i} = select(0u, ${k.vecIn ? `(${off}) / 4u` : off}, in${i});`);
+  }
+  emit(`      let krow = (ky * p.kw + kx) * p.cin_g;`);
+  if (k.vecIn) {
+    emit(`      for (var ci = 0u; ci < p.cin_g; ci += 4u) {`);
+    emit(`        let wr = (krow + ci) * p.cout_pad4 + q0;`);
+    for (const j of J) for (const q of Q) emit(`        let w${j}_${q} = w[wr + ${j}u * p.cout_pad4 + ${q}u];`);
+    for (const i of P) {
+      const v = `x[off${i} + ci / 4u]`;
+      emit(`        let xv${i} = select(vec4<f32>(0.0), ${k.reluInput ? `max(${v}, vec4<f32>(0.0))` : v}, in${i});`);
+      for (const j of J) for (const q of Q) emit(`        acc${i}_${q} = fma(vec4<f32>(xv${i}[${j}]), w${j}_${q}, acc${i}_${q});`);
+    }
+  } else {
+    emit(`      for (var ci = 0u; ci < p.cin_g; ci++) {`);
+    emit(`        let wr = (krow + ci) * p.cout_pad4 + q0;`);
+    for (const q of Q) emit(`        let w0_${q} = w[wr + ${q}u];`);
+    for (const i of P) {
+      const v = `x[off${i} + ci]`;
+      emit(`        let xv${i} = select(0.0, ${k.reluInput ? `max(${v}, 0.0)` : v}, in${i});`);
+      for (const q of Q) emit(`        acc${i}_${q} = fma(vec4<f32>(xv${i}), w0_${q}, acc${i}_${q});`);
+    }
+  }
+  emit(`      }`);
+  emit(`    }`);
+  emit(`  }`);
+  // Epilogue: bias, residual, ReLU, then a guarded store of each valid channel.
+  for (const i of P) {
+    emit(`  if (m${i} < p.m) {`);
+    for (const q of Q) {
+      emit(`    {`);
+      emit(`      var v = acc${i}_${q};`);
+      if (k.bias) emit(`      v += bias[q0 + ${q}u];`);
+      emit(`      let base = m${i} * p.cout + co0 + ${4 * q}u;`);
+      emit(`      for (var j = 0u; j < 4u; j++) {`);
+      emit(`        if (co0 + ${4 * q}u + j < p.cout) {`);
+      emit(`          var s = v[j];`);
+      if (k.residual) emit(`          s += ${k.reluResidual ? 'max(residual[base + j], 0.0)' : 'residual[base + j]'};`);
+      emit(`          y[base + j] = ${k.relu ? 'max(s, 0.0)' : 's'};`);
+      emit(`        }`);
+      emit(`      }`);
+      emit(`    }`);
+    }
+    emit(`  }`);
+  }
+  emit(`}`);
+  return lines.join('\n');
+}
+
+/** Convolution with weights from `packConv`; same options and result as `conv2dNaive`. */
+export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'> = {}): Tensor {
+  const g = convGeometry(x, packed.shape, { ...opts, groups: packed.groups });
+  const { tm, nv } = packed.tile;
+  const vecIn = g.cin % 4 === 0 && g.cinG % 4 === 0;
+  const m = g.n * g.oh * g.ow;
+  const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
+  const key: ShaderKey = {
+    tm, nv, vecIn,
+    bias: !!packed.bias,
+    residual: !!opts.residual,
+    reluInput: !!opts.reluInput,
+    reluResidual: !!opts.reluResidual,
+    relu: !!opts.relu,
+  };
+  const params = new Params()
+    .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, m, packed.coutPad / 4)
+    .build();
+  rt.dispatch({
+    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}`,
+    pipeline: rt.pipeline(tiledShader(key)),
+    buffers: [x, packed.weight, ...(packed.bias ? [packed.bias] : []), ...(opts.residual ? [opts.residual] : []), y],
+    uniforms: params,
+    workgroups: [Math.ceil(m / (WGX * tm)), packed.coutPad / (4 * nv)],
+  });
+  return y;
+}

@@ -1,0 +1,82 @@
+// Device bootstrap on any `GPU` object (Node's `webgpu` package or a browser's
+// `navigator.gpu`). Nothing here imports Node built-ins.
+
+export interface DeviceFeatures {
+  /** `shader-f16`: WGSL `f16` arithmetic and storage. */
+  readonly f16: boolean;
+  /** `timestamp-query`: GPU-side timing of compute passes. */
+  readonly timestamps: boolean;
+  /** `subgroups`: subgroup built-ins in WGSL. */
+  readonly subgroups: boolean;
+}
+
+export interface OpenDeviceOptions {
+  powerPreference?: GPUPowerPreference;
+  /** Ask for these features when the adapter has them (default: all three). */
+  wantFeatures?: Partial<Record<keyof DeviceFeatures, boolean>>;
+}
+
+export class NoAdapterError extends Error {
+  constructor(detail: string) {
+    super(
+      `no WebGPU adapter found (${detail}). On a machine without a GPU install a software ` +
+        `Vulkan driver that Dawn accepts: Mesa lavapipe 25.x (Debian 12: ` +
+        `apt-get install -t bookworm-backports mesa-vulkan-drivers); see README "Machines without a GPU".`,
+    );
+    this.name = 'NoAdapterError';
+  }
+}
+
+/** The limits we raise from WebGPU's defaults to what the adapter really offers. */
+const RAISED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+export type RaisedLimit = (typeof RAISED_LIMITS)[number];
+
+export interface OpenedDevice {
+  adapter: GPUAdapter;
+  device: GPUDevice;
+  features: DeviceFeatures;
+  limits: Record<RaisedLimit, number>;
+  /** Adapter description for reports: vendor, architecture, device, description. */
+  adapterName: string;
+}
+
+export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Promise<OpenedDevice> {
+  const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  if (!adapter) throw new NoAdapterError('requestAdapter() returned null');
+
+  const want = { f16: true, timestamps: true, subgroups: true, ...options.wantFeatures };
+  const has = (name: string) => adapter.features.has(name);
+  const features: DeviceFeatures = {
+    f16: want.f16 && has('shader-f16'),
+    timestamps: want.timestamps && has('timestamp-query'),
+    subgroups: want.subgroups && has('subgroups'),
+  };
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (features.f16) requiredFeatures.push('shader-f16');
+  if (features.timestamps) requiredFeatures.push('timestamp-query');
+  if (features.subgroups) requiredFeatures.push('subgroups' as GPUFeatureName);
+
+  const requiredLimits: Record<string, number> = {};
+  for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
+
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const limits = {} as Record<RaisedLimit, number>;
+  for (const name of RAISED_LIMITS) limits[name] = device.limits[name];
+
+  const info = adapter.info;
+  const adapterName =
+    [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s).join(' / ') ||
+    'unknown adapter';
+  return { adapter, device, features, limits, adapterName };
+}

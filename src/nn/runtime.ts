@@ -1,0 +1,280 @@
+import { openDevice, type DeviceFeatures, type OpenDeviceOptions, type RaisedLimit } from './device.js';
+import { Tensor, numel } from './tensor.js';
+import { UniformArena } from './uniforms.js';
+import { Profiler, type Timing } from './profiler.js';
+
+export interface DispatchArgs {
+  /** Shown in traces and profiles, e.g. `conv2d 3x3 256->256`. */
+  label: string;
+  pipeline: GPUComputePipeline;
+  /** Storage buffers bound at @binding(0..n-1), in order. */
+  buffers: (Tensor | GPUBuffer)[];
+  /** Bound as a uniform at @binding(n), right after the storage buffers. */
+  uniforms?: ArrayBuffer;
+  workgroups: readonly [number, number?, number?];
+}
+
+export interface RuntimeStats {
+  liveTensors: number;
+  liveBytes: number;
+  peakLiveBytes: number;
+  pooledBuffers: number;
+  pooledBytes: number;
+  allocatedBuffers: number;
+  dispatches: number;
+  submits: number;
+}
+
+const STORAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST (GPUBufferUsage values)
+const MAP_READ_DST = 0x1 | 0x8; // MAP_READ | COPY_DST
+
+/**
+ * The tensor runtime: one device, a buffer pool, a pipeline cache and one command
+ * encoder that collects every dispatch until `flush()` submits them together.
+ */
+export class Runtime {
+  readonly features: DeviceFeatures;
+  readonly limits: Record<RaisedLimit, number>;
+  readonly adapterName: string;
+  /** Print each dispatch to stderr (MIDAS_DEBUG style tracing). */
+  trace = false;
+
+  private encoder: GPUCommandEncoder | null = null;
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pool = new Map<number, GPUBuffer[]>();
+  private readonly stagingPool = new Map<number, GPUBuffer[]>();
+  private readonly uniforms: UniformArena;
+  private profiler: Profiler | null = null;
+  private afterSubmit: GPUBuffer[] = [];
+  private lost: string | null = null;
+  private counters = { liveTensors: 0, liveBytes: 0, peakLiveBytes: 0, allocatedBuffers: 0, dispatches: 0, submits: 0 };
+
+  private constructor(readonly device: GPUDevice, opened: Omit<Awaited<ReturnType<typeof openDevice>>, 'device' | 'adapter'>) {
+    this.features = opened.features;
+    this.limits = opened.limits;
+    this.adapterName = opened.adapterName;
+    this.uniforms = new UniformArena(device);
+    void device.lost.then((info) => {
+      this.lost = info.message || String(info.reason);
+    });
+  }
+
+  static async create(gpu: GPU, options?: OpenDeviceOptions): Promise<Runtime> {
+    const opened = await openDevice(gpu, options);
+    return new Runtime(opened.device, opened);
+  }
+
+  // ---- tensors -----------------------------------------------------------
+
+  /** An uninitialised tensor from the pool. */
+  empty(shape: readonly number[]): Tensor {
+    const bytes = numel(shape) * 4;
+    if (bytes > this.limits.maxStorageBufferBindingSize) {
+      throw new Error(
+        `tensor [${shape.join(', ')}] needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize ` +
+          `(${this.limits.maxStorageBufferBindingSize})`,
+      );
+    }
+    const buffer = this.acquire(this.pool, bytes, STORAGE, 'tensor');
+    this.counters.liveTensors++;
+    this.counters.liveBytes += buffer.size;
+    this.counters.peakLiveBytes = Math.max(this.counters.peakLiveBytes, this.counters.liveBytes);
+    return new Tensor(this, buffer, [...shape]);
+  }
+
+  upload(data: Float32Array, shape: readonly number[]): Tensor {
+    if (data.length !== numel(shape)) {
+      throw new Error(`upload: ${data.length} values do not fill shape [${shape.join(', ')}]`);
+    }
+    const t = this.empty(shape);
+    if (!this.encoder) {
+      this.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+      return t;
+    }
+    // Work is pending and the pooled buffer may be read by it: a queue write would
+    // land before that work runs. Copy through a staging buffer in stream order instead.
+    const bytes = Math.ceil(data.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({ size: bytes, usage: 0x4 | 0x2 /* COPY_SRC | MAP_WRITE */, mappedAtCreation: true });
+    new Float32Array(staging.getMappedRange()).set(data);
+    staging.unmap();
+    this.encoder.copyBufferToBuffer(staging, 0, t.buffer, 0, bytes);
+    this.afterSubmit.push(staging);
+    return t;
+  }
+
+  /** Called by `Tensor.dispose()`. Later dispatches may reuse the buffer at once: queue order keeps it safe. */
+  release(t: Tensor): void {
+    this.counters.liveTensors--;
+    this.counters.liveBytes -= t.buffer.size;
+    this.giveBack(this.pool, t.buffer);
+  }
+
+  async read(t: Tensor): Promise<Float32Array> {
+    t.assertLive();
+    const bytes = t.byteLength;
+    const staging = this.acquire(this.stagingPool, bytes, MAP_READ_DST, 'readback');
+    this.commandEncoder().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
+    this.flush();
+    try {
+      await staging.mapAsync(0x1 /* GPUMapMode.READ */, 0, bytes);
+    } catch (e) {
+      this.throwIfLost();
+      throw e;
+    }
+    const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+    staging.unmap();
+    this.giveBack(this.stagingPool, staging);
+    return out;
+  }
+
+  // ---- pipelines -----------------------------------------------------------
+
+  /** A compute pipeline for `code`, cached by the code and its override constants. */
+  pipeline(code: string, constants: Record<string, number> = {}, entryPoint = 'main'): GPUComputePipeline {
+    const key = `${entryPoint}|${JSON.stringify(constants)}|${code}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      let module = this.modules.get(code);
+      if (!module) {
+        module = this.device.createShaderModule({ code });
+        this.modules.set(code, module);
+      }
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint, constants } });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  // ---- command batching ------------------------------------------------------
+
+  dispatch(args: DispatchArgs): void {
+    this.throwIfLost();
+    const entries: GPUBindGroupEntry[] = args.buffers.map((b, i) => {
+      const buffer = b instanceof Tensor ? (b.assertLive(), b.buffer) : b;
+      return { binding: i, resource: { buffer } };
+    });
+    if (args.uniforms) {
+      entries.push({ binding: entries.length, resource: this.uniforms.push(args.uniforms) });
+    }
+    const bindGroup = this.device.createBindGroup({ layout: args.pipeline.getBindGroupLayout(0), entries });
+    const [x, y = 1, z = 1] = args.workgroups;
+    const max = this.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new Error(`${args.label}: ${x}x${y}x${z} workgroups exceed maxComputeWorkgroupsPerDimension ${max}`);
+    }
+    const pass = this.commandEncoder().beginComputePass({
+      label: args.label,
+      timestampWrites: this.profiler?.passWrites(args.label),
+    });
+    pass.setPipeline(args.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    this.counters.dispatches++;
+    if (this.trace) process_stderr(`[midas] ${args.label}  workgroups ${x}x${y}x${z}`);
+  }
+
+  /** Submits everything recorded since the last flush as one command buffer. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.profiler?.resolve(this.encoder);
+    this.uniforms.upload();
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    for (const b of this.afterSubmit) b.destroy();
+    this.afterSubmit = [];
+    this.counters.submits++;
+  }
+
+  /** Flushes and waits until the GPU has finished everything submitted. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwIfLost();
+  }
+
+  // ---- profiling ---------------------------------------------------------------
+
+  /** Starts timing every compute pass with timestamp queries (needs the feature). */
+  startProfile(maxPasses = 2048): boolean {
+    if (!this.features.timestamps) return false;
+    this.flush();
+    this.profiler = new Profiler(this.device, maxPasses);
+    return true;
+  }
+
+  /** Stops profiling and returns each pass's GPU time in ms, in dispatch order. */
+  async stopProfile(): Promise<Timing[]> {
+    const p = this.profiler;
+    if (!p) return [];
+    this.profiler = null;
+    this.flush();
+    return p.read();
+  }
+
+  // ---- bookkeeping ---------------------------------------------------------------
+
+  stats(): RuntimeStats {
+    let pooledBuffers = 0;
+    let pooledBytes = 0;
+    for (const list of this.pool.values()) {
+      pooledBuffers += list.length;
+      for (const b of list) pooledBytes += b.size;
+    }
+    return { ...this.counters, pooledBuffers, pooledBytes };
+  }
+
+  /** Frees pooled buffers (live tensors stay). */
+  trim(): void {
+    for (const list of [...this.pool.values(), ...this.stagingPool.values()]) {
+      for (const b of list) b.destroy();
+    }
+    this.counters.allocatedBuffers -= [...this.pool.values(), ...this.stagingPool.values()].reduce((n, l) => n + l.length, 0);
+    this.pool.clear();
+    this.stagingPool.clear();
+  }
+
+  destroy(): void {
+    this.trim();
+    this.uniforms.destroy();
+    this.device.destroy();
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private acquire(pool: Map<number, GPUBuffer[]>, bytes: number, usage: number, label: string): GPUBuffer {
+    const size = bucketSize(bytes);
+    const list = pool.get(size);
+    const reused = list?.pop();
+    if (reused) return reused;
+    if (size > this.limits.maxBufferSize) {
+      throw new Error(`${label}: ${size} bytes exceed this adapter's maxBufferSize (${this.limits.maxBufferSize})`);
+    }
+    this.counters.allocatedBuffers++;
+    return this.device.createBuffer({ size, usage, label });
+  }
+
+  private giveBack(pool: Map<number, GPUBuffer[]>, buffer: GPUBuffer): void {
+    let list = pool.get(buffer.size);
+    if (!list) pool.set(buffer.size, (list = []));
+    list.push(buffer);
+  }
+
+  private throwIfLost(): void {
+    if (this.lost !== null) throw new Error(`WebGPU device lost: ${this.lost}`);
+  }
+}
+
+/** Buffers are pooled by size rounded up to 256 bytes, so a repeated forward pass reuses them exactly. */
+function bucketSize(bytes: number): number {
+  return Math.max(256, Math.ceil(bytes / 256) * 256);
+}
+
+function process_stderr(line: string): void {
+  // `console.error` exists in browsers and Node alike.
+  console.error(line);
+}
