@@ -208,8 +208,8 @@ export class Runtime {
   async stopProfile(): Promise<Timing[]> {
     const p = this.profiler;
     if (!p) return [];
+    this.flush(); // resolves the last passes' queries
     this.profiler = null;
-    this.flush();
     return p.read();
   }
 

@@ -1,0 +1,272 @@
+// Every kernel against the plain CPU reference in test/reference.ts, over a grid
+// of awkward shapes: odd sizes, sizes that do not fill a workgroup, channel counts
+// that are not multiples of 4, 1x1 / 3x3 / 7x7, stride 1 and 2, groups 1 / 32 / C.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Runtime } from '../src/nn/runtime.js';
+import { conv2dNaive } from '../src/kernels/conv2d.js';
+import { conv2dTiled, packConv, disposePacked, tiledSupports } from '../src/kernels/conv2d_tiled.js';
+import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
+import { add, relu } from '../src/kernels/elementwise.js';
+import { maxpool2d } from '../src/kernels/maxpool2d.js';
+import { resize2d, type ResizeMethod } from '../src/kernels/resize.js';
+import { batchnormRef, bilinearAxis, conv2dRef, cubicAxis, maxAbsDiff, maxpoolRef, random, resizeRef } from './reference.js';
+import { testRuntime } from './gpu.js';
+
+let rt: Runtime;
+beforeAll(async () => {
+  rt = await testRuntime();
+});
+afterAll(() => rt?.trim());
+
+// f32 sums of K products of values in [-1, 1] against a float64 reference: the
+// error grows like sqrt(K) * 2^-24 * |terms|; 2e-6 * K bounds it with room to spare
+// and is still far below any indexing mistake (which shows up as O(1) errors).
+const convTol = (k: number) => Math.max(1e-5, 2e-6 * k);
+
+interface ConvCase {
+  n: number; h: number; w: number; cin: number; cout: number; k: number; stride: number; groups: number;
+}
+
+const convGrid: ConvCase[] = [
+  { n: 1, h: 7, w: 9, cin: 3, cout: 5, k: 1, stride: 1, groups: 1 },
+  { n: 2, h: 5, w: 11, cin: 6, cout: 7, k: 1, stride: 2, groups: 1 },
+  { n: 1, h: 13, w: 9, cin: 5, cout: 9, k: 3, stride: 1, groups: 1 },
+  { n: 1, h: 10, w: 17, cin: 8, cout: 16, k: 3, stride: 2, groups: 1 },
+  { n: 1, h: 19, w: 23, cin: 3, cout: 64, k: 7, stride: 2, groups: 1 },
+  { n: 1, h: 9, w: 8, cin: 7, cout: 3, k: 7, stride: 1, groups: 1 },
+  { n: 1, h: 9, w: 11, cin: 256, cout: 256, k: 3, stride: 1, groups: 32 },
+  { n: 1, h: 9, w: 11, cin: 256, cout: 256, k: 3, stride: 2, groups: 32 },
+  { n: 1, h: 6, w: 5, cin: 64, cout: 64, k: 3, stride: 1, groups: 32 },
+  { n: 1, h: 8, w: 7, cin: 12, cout: 12, k: 3, stride: 1, groups: 12 },
+  { n: 1, h: 7, w: 7, cin: 10, cout: 10, k: 3, stride: 2, groups: 10 },
+  { n: 1, h: 33, w: 31, cin: 36, cout: 40, k: 3, stride: 1, groups: 1 },
+  { n: 1, h: 5, w: 5, cin: 64, cout: 1, k: 1, stride: 1, groups: 1 },
+];
+
+function label(c: ConvCase): string {
+  return `${c.k}x${c.k} stride ${c.stride} groups ${c.groups} ${c.cin}->${c.cout} on ${c.n}x${c.h}x${c.w}`;
+}
+
+describe('conv2d against the CPU reference', () => {
+  convGrid.forEach((c, idx) => {
+    const pad = (c.k - 1) / 2;
+    const x = random(c.n * c.h * c.w * c.cin, 100 + idx);
+    const wt = random(c.cout * (c.cin / c.groups) * c.k * c.k, 200 + idx);
+    const bias = random(c.cout, 300 + idx);
+    const kTerms = (c.cin / c.groups) * c.k * c.k;
+    const ref = conv2dRef(x, wt, { ...c, kh: c.k, kw: c.k, pad, bias });
+
+    it(`naive ${label(c)} within ${convTol(kTerms).toExponential(1)}`, async () => {
+      const xt = rt.upload(x, [c.n, c.h, c.w, c.cin]);
+      const wtT = rt.upload(wt, [c.cout, c.cin / c.groups, c.k, c.k]);
+      const bT = rt.upload(bias, [c.cout]);
+      const y = conv2dNaive(rt, xt, wtT, { stride: c.stride, padding: pad, groups: c.groups, bias: bT });
+      expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
+      for (const t of [xt, wtT, bT, y]) t.dispose();
+    });
+
+    if (tiledSupports([c.cout, c.cin / c.groups, c.k, c.k], c.groups)) {
+      it(`tiled ${label(c)} within ${convTol(kTerms).toExponential(1)}`, async () => {
+        const xt = rt.upload(x, [c.n, c.h, c.w, c.cin]);
+        const packed = packConv(rt, wt, [c.cout, c.cin / c.groups, c.k, c.k], c.groups, bias);
+        const y = conv2dTiled(rt, xt, packed, { stride: c.stride, padding: pad });
+        expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
+        for (const t of [xt, y]) t.dispose();
+        disposePacked(packed);
+      });
+    }
+  });
+
+  it('the tiled kernel declines depthwise convs (the naive one runs them)', () => {
+    expect(tiledSupports([12, 1, 3, 3], 12)).toBe(false);
+    expect(() => packConv(rt, new Float32Array(12 * 9), [12, 1, 3, 3], 12)).toThrow(/not a multiple of 8/);
+  });
+
+  // The fused epilogue in both kernels: relu(conv(relu?(x)) + b + relu?(r)).
+  const fusions = [
+    { relu: true },
+    { residual: true },
+    { residual: true, relu: true },
+    { reluInput: true, relu: true },
+    { residual: true, reluResidual: true },
+  ];
+  for (const f of fusions) {
+    const name = Object.keys(f).join(' + ');
+    const c = { n: 1, h: 9, w: 7, cin: 16, cout: 24, k: 3, stride: 1, groups: 1 };
+    const x = random(c.n * c.h * c.w * c.cin, 7);
+    const wt = random(c.cout * c.cin * 9, 8);
+    const bias = random(c.cout, 9);
+    const res = random(c.n * c.h * c.w * c.cout, 10);
+    const ref = conv2dRef(x, wt, { ...c, ...f, kh: 3, kw: 3, pad: 1, bias, residual: f.residual ? res : undefined });
+    for (const kernel of ['naive', 'tiled'] as const) {
+      it(`${kernel} conv with fused ${name} matches the reference`, async () => {
+        const xt = rt.upload(x, [1, 9, 7, 16]);
+        const rT = f.residual ? rt.upload(res, [1, 9, 7, 24]) : undefined;
+        const opts = { padding: 1, residual: rT, relu: f.relu, reluInput: f.reluInput, reluResidual: f.reluResidual };
+        let y;
+        if (kernel === 'naive') {
+          const wT = rt.upload(wt, [24, 16, 3, 3]);
+          const bT = rt.upload(bias, [24]);
+          y = conv2dNaive(rt, xt, wT, { ...opts, bias: bT });
+          wT.dispose();
+          bT.dispose();
+        } else {
+          const packed = packConv(rt, wt, [24, 16, 3, 3], 1, bias);
+          y = conv2dTiled(rt, xt, packed, opts);
+          disposePacked(packed);
+        }
+        expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(16 * 9));
+        xt.dispose();
+        rT?.dispose();
+        y.dispose();
+      });
+    }
+  }
+
+  it('rejects a weight whose channels do not match the input', () => {
+    const xt = rt.upload(new Float32Array(2 * 2 * 6), [1, 2, 2, 6]);
+    const wT = rt.upload(new Float32Array(4 * 4), [4, 4, 1, 1]);
+    expect(() => conv2dNaive(rt, xt, wT)).toThrow(/expects 4 channels per group, input gives 6/);
+    xt.dispose();
+    wT.dispose();
+  });
+});
+
+describe('batch norm', () => {
+  const c = 13;
+  const x = random(2 * 5 * 3 * c, 21);
+  const bn = {
+    weight: random(c, 22),
+    bias: random(c, 23),
+    runningMean: random(c, 24),
+    runningVar: random(c, 25).map((v) => v + 1.5),
+  };
+
+  it('batchnorm2d kernel (eps 1e-5) matches the reference within 1e-5', async () => {
+    const xt = rt.upload(x, [2, 5, 3, c]);
+    const bnT = {
+      weight: rt.upload(bn.weight, [c]),
+      bias: rt.upload(bn.bias, [c]),
+      runningMean: rt.upload(bn.runningMean, [c]),
+      runningVar: rt.upload(bn.runningVar, [c]),
+    };
+    const y = batchnorm2d(rt, xt, bnT);
+    expect(maxAbsDiff(await y.read(), batchnormRef(x, c, bn))).toBeLessThanOrEqual(1e-5);
+    const yr = batchnorm2d(rt, xt, bnT, { relu: true });
+    expect(maxAbsDiff(await yr.read(), batchnormRef(x, c, bn).map((v) => Math.max(v, 0)))).toBeLessThanOrEqual(1e-5);
+    for (const t of [xt, y, yr, ...Object.values(bnT)]) t.dispose();
+  });
+
+  it('folding BN into the conv before it gives bn(conv(x)) within 1e-5', async () => {
+    const cin = 6;
+    const xs = random(1 * 7 * 6 * cin, 31);
+    const wt = random(c * cin * 9, 32);
+    const convBias = random(c, 33);
+    const conv = conv2dRef(xs, wt, { n: 1, h: 7, w: 6, cin, cout: c, kh: 3, kw: 3, stride: 1, pad: 1, groups: 1, bias: convBias });
+    const ref = batchnormRef(conv, c, bn);
+    const folded = foldBatchNorm(wt, c, bn, convBias);
+    const xt = rt.upload(xs, [1, 7, 6, cin]);
+    const packed = packConv(rt, folded.weight, [c, cin, 3, 3], 1, folded.bias);
+    const y = conv2dTiled(rt, xt, packed, { padding: 1 });
+    expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(1e-5);
+    // No conv bias (every conv in ResNeXt): the fold makes one.
+    const noBias = foldBatchNorm(wt, c, bn);
+    const ref2 = batchnormRef(conv2dRef(xs, wt, { n: 1, h: 7, w: 6, cin, cout: c, kh: 3, kw: 3, stride: 1, pad: 1, groups: 1 }), c, bn);
+    const packed2 = packConv(rt, noBias.weight, [c, cin, 3, 3], 1, noBias.bias);
+    const y2 = conv2dTiled(rt, xt, packed2, { padding: 1 });
+    expect(maxAbsDiff(await y2.read(), ref2)).toBeLessThanOrEqual(1e-5);
+    for (const t of [xt, y, y2]) t.dispose();
+    disposePacked(packed);
+    disposePacked(packed2);
+  });
+});
+
+describe('elementwise', () => {
+  it('relu and add (+relu) match the reference exactly on 1000003 values (several workgroup rows)', async () => {
+    const n = 1_000_003;
+    const a = random(n, 41);
+    const b = random(n, 42);
+    const at = rt.upload(a, [n]);
+    const bt = rt.upload(b, [n]);
+    const r = relu(rt, at);
+    const s = add(rt, at, bt);
+    const sr = add(rt, at, bt, { relu: true });
+    expect(maxAbsDiff(await r.read(), a.map((v) => Math.max(v, 0)))).toBe(0);
+    expect(maxAbsDiff(await s.read(), a.map((v, i) => v + b[i]!))).toBe(0);
+    expect(maxAbsDiff(await sr.read(), a.map((v, i) => Math.max(v + b[i]!, 0)))).toBe(0);
+    for (const t of [at, bt, r, s, sr]) t.dispose();
+  });
+
+  it('add refuses tensors of different shapes', () => {
+    const a = rt.empty([2, 3]);
+    const b = rt.empty([3, 2]);
+    expect(() => add(rt, a, b)).toThrow(/shapes \[2, 3\] and \[3, 2\] differ/);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('normalize computes (x/255 - mean)/std per channel within 1e-6', async () => {
+    const x = random(4 * 5 * 3, 51).map((v) => Math.round((v + 1) * 127.5));
+    const mean = [0.485, 0.456, 0.406];
+    const std = [0.229, 0.224, 0.225];
+    const xt = rt.upload(x, [1, 4, 5, 3]);
+    const y = normalize(rt, xt, mean, std, 1 / 255);
+    const ref = x.map((v, i) => (v / 255 - mean[i % 3]!) / std[i % 3]!);
+    expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(1e-6);
+    xt.dispose();
+    y.dispose();
+  });
+});
+
+describe('maxpool2d', () => {
+  const shapes: [number, number, number, number][] = [
+    [1, 13, 10, 8],
+    [2, 7, 9, 5],
+    [1, 2, 3, 1],
+    [1, 96, 95, 3],
+  ];
+  for (const [n, h, w, c] of shapes) {
+    it(`3x3 stride 2 pad 1 on ${n}x${h}x${w}x${c} of negative values (padding never wins)`, async () => {
+      const x = random(n * h * w * c, h * w).map((v) => v - 2); // all in [-3, -1)
+      const xt = rt.upload(x, [n, h, w, c]);
+      const y = maxpool2d(rt, xt);
+      const ref = maxpoolRef(x, n, h, w, c);
+      const got = await y.read();
+      expect(got.every((v) => v < -1)).toBe(true);
+      expect(maxAbsDiff(got, ref)).toBe(0);
+      xt.dispose();
+      y.dispose();
+    });
+  }
+});
+
+describe('resize', () => {
+  const cases: { name: string; method: ResizeMethod; from: [number, number]; to: [number, number]; c: number }[] = [
+    { name: 'bilinear x2 align_corners=True', method: { kind: 'bilinear', alignCorners: true }, from: [5, 7], to: [10, 14], c: 6 },
+    { name: 'bilinear x2 align_corners=False', method: { kind: 'bilinear', alignCorners: false }, from: [5, 7], to: [10, 14], c: 6 },
+    { name: 'bilinear arbitrary align_corners=True', method: { kind: 'bilinear', alignCorners: true }, from: [7, 5], to: [17, 12], c: 3 },
+    { name: 'bilinear arbitrary align_corners=False (down)', method: { kind: 'bilinear', alignCorners: false }, from: [17, 12], to: [7, 5], c: 3 },
+    { name: 'bicubic (PyTorch) up', method: { kind: 'bicubic', alignCorners: false }, from: [6, 9], to: [23, 19], c: 1 },
+    { name: 'bicubic (PyTorch) down', method: { kind: 'bicubic', alignCorners: false }, from: [23, 19], to: [6, 9], c: 2 },
+    { name: 'bicubic (PyTorch) align_corners=True', method: { kind: 'bicubic', alignCorners: true }, from: [6, 9], to: [13, 4], c: 1 },
+    { name: 'OpenCV INTER_CUBIC up', method: { kind: 'opencv-cubic' }, from: [6, 9], to: [32, 32], c: 3 },
+    { name: 'OpenCV INTER_CUBIC down', method: { kind: 'opencv-cubic' }, from: [121, 154], to: [32, 64], c: 3 },
+  ];
+  for (const rc of cases) {
+    it(`${rc.name} ${rc.from.join('x')} -> ${rc.to.join('x')} matches the reference within 1e-5`, async () => {
+      const [h, w] = rc.from;
+      const [oh, ow] = rc.to;
+      const x = random(h * w * rc.c, oh * 31 + ow);
+      const axis = (i: number, o: number) =>
+        rc.method.kind === 'bilinear'
+          ? bilinearAxis(i, o, rc.method.alignCorners)
+          : cubicAxis(i, o, rc.method.kind === 'bicubic' && rc.method.alignCorners);
+      const ref = resizeRef(x, 1, h, w, rc.c, oh, ow, axis(h, oh), axis(w, ow));
+      const xt = rt.upload(x, [1, h, w, rc.c]);
+      const y = resize2d(rt, xt, oh, ow, rc.method);
+      expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(1e-5);
+      xt.dispose();
+      y.dispose();
+    });
+  }
+});
