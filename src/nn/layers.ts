@@ -1,0 +1,249 @@
+// Modules named and shaped like torch.nn's, over channels-last tensors.
+import type { Runtime } from './runtime.js';
+import type { Tensor } from './tensor.js';
+import { Module } from './module.js';
+import { conv2dNaive, type Conv2dOptions } from '../kernels/conv2d.js';
+import { conv2dTiled, disposePacked, packConv, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
+import { batchnorm2d, foldBatchNorm, BN_EPS, type BatchNormTensors } from '../kernels/channelwise.js';
+import { relu } from '../kernels/elementwise.js';
+import { maxpool2d } from '../kernels/maxpool2d.js';
+import { resize2d } from '../kernels/resize.js';
+
+/** What a conv may fuse into its write (and read): see `Conv2dOptions`. */
+export type Epilogue = Pick<Conv2dOptions, 'residual' | 'relu' | 'reluInput' | 'reluResidual'>;
+
+export interface Conv2dConfig {
+  stride?: number;
+  padding?: number;
+  groups?: number;
+  bias?: boolean;
+}
+
+export class Conv2d extends Module {
+  readonly stride: number;
+  readonly padding: number;
+  readonly groups: number;
+  readonly hasBias: boolean;
+  private weight?: Float32Array;
+  private bias?: Float32Array;
+  private rt?: Runtime;
+  private packed?: PackedConv;
+  private naive?: { weight: Tensor; bias?: Tensor };
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    config: Conv2dConfig = {},
+  ) {
+    super();
+    this.stride = config.stride ?? 1;
+    this.padding = config.padding ?? 0;
+    this.groups = config.groups ?? 1;
+    this.hasBias = config.bias ?? true;
+    this.param('weight', this.weightShape);
+    if (this.hasBias) this.param('bias', [outChannels]);
+  }
+
+  get weightShape(): [number, number, number, number] {
+    return [this.outChannels, this.inChannels / this.groups, this.kernelSize, this.kernelSize];
+  }
+
+  protected override setParams(p: Record<string, Float32Array>): void {
+    this.weight = p['weight'];
+    this.bias = p['bias'];
+  }
+
+  /** Folds an inference BatchNorm that follows this conv into its weight and bias. */
+  foldBatchNorm(bn: BatchNorm2d): void {
+    if (!this.weight) throw new Error('Conv2d.foldBatchNorm: load the conv first');
+    const folded = foldBatchNorm(this.weight, this.outChannels, bn.cpuParams(), this.bias, bn.eps);
+    this.weight = folded.weight;
+    this.bias = folded.bias;
+    bn.folded = true;
+  }
+
+  override upload(rt: Runtime): void {
+    if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
+    this.rt = rt;
+    if (tiledSupports(this.weightShape, this.groups)) {
+      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias);
+    } else {
+      this.naive = { weight: rt.upload(this.weight, this.weightShape) };
+      if (this.bias) this.naive.bias = rt.upload(this.bias, [this.outChannels]);
+    }
+    // The CPU copies are not needed once on the GPU.
+    this.weight = undefined;
+    this.bias = undefined;
+  }
+
+  /** Set by `fuseConvBnReLU`: the ReLU after this conv (and its BN) runs in the conv's write. */
+  fusedReLU = false;
+
+  forward(x: Tensor, epilogue: Epilogue = {}): Tensor {
+    const geometry = { stride: this.stride, padding: this.padding, relu: this.fusedReLU };
+    if (this.packed) return conv2dTiled(this.runtime(), x, this.packed, { ...geometry, ...epilogue });
+    if (this.naive) {
+      return conv2dNaive(this.runtime(), x, this.naive.weight, { ...geometry, ...epilogue, groups: this.groups, bias: this.naive.bias });
+    }
+    throw new Error('Conv2d.forward: call upload() first');
+  }
+
+  override dispose(): void {
+    if (this.packed) disposePacked(this.packed);
+    this.naive?.weight.dispose();
+    this.naive?.bias?.dispose();
+    this.packed = undefined;
+    this.naive = undefined;
+  }
+
+  private runtime(): Runtime {
+    return this.rt!;
+  }
+}
+
+export class BatchNorm2d extends Module {
+  readonly eps = BN_EPS;
+  /** Set when a conv absorbed this BN at load time; forward() is then never called. */
+  folded = false;
+  private cpu?: Record<string, Float32Array>;
+  private gpu?: BatchNormTensors;
+  private rt?: Runtime;
+
+  constructor(readonly numFeatures: number) {
+    super();
+    for (const name of ['weight', 'bias', 'running_mean', 'running_var']) this.param(name, [numFeatures]);
+  }
+
+  protected override setParams(p: Record<string, Float32Array>): void {
+    this.cpu = p;
+  }
+
+  cpuParams(): { weight: Float32Array; bias: Float32Array; runningMean: Float32Array; runningVar: Float32Array } {
+    const p = this.cpu;
+    if (!p) throw new Error('BatchNorm2d: not loaded');
+    return { weight: p['weight']!, bias: p['bias']!, runningMean: p['running_mean']!, runningVar: p['running_var']! };
+  }
+
+  override upload(rt: Runtime): void {
+    if (this.folded) return;
+    const p = this.cpuParams();
+    const c = [this.numFeatures];
+    this.rt = rt;
+    this.gpu = {
+      weight: rt.upload(p.weight, c),
+      bias: rt.upload(p.bias, c),
+      runningMean: rt.upload(p.runningMean, c),
+      runningVar: rt.upload(p.runningVar, c),
+    };
+  }
+
+  /** Identity once folded into the conv before it. */
+  forward(x: Tensor, opts: { relu?: boolean } = {}): Tensor {
+    if (this.folded) return x;
+    if (!this.gpu || !this.rt) throw new Error('BatchNorm2d: call upload() first');
+    return batchnorm2d(this.rt, x, this.gpu, { eps: this.eps, relu: opts.relu });
+  }
+
+  override dispose(): void {
+    if (this.gpu) for (const t of Object.values(this.gpu)) t.dispose();
+    this.gpu = undefined;
+  }
+}
+
+/** Modules with no parameters just need the runtime to dispatch on. */
+abstract class Stateless extends Module {
+  protected rt?: Runtime;
+  override upload(rt: Runtime): void {
+    this.rt = rt;
+  }
+  protected runtime(): Runtime {
+    if (!this.rt) throw new Error(`${this.constructor.name}: call upload() first`);
+    return this.rt;
+  }
+  abstract forward(x: Tensor): Tensor;
+}
+
+export class ReLU extends Stateless {
+  /** Set by `fuseConvBnReLU`: the conv before it already applied the ReLU. */
+  fused = false;
+  forward(x: Tensor): Tensor {
+    return this.fused ? x : relu(this.runtime(), x);
+  }
+}
+
+export class MaxPool2d extends Stateless {
+  constructor(readonly kernelSize = 3, readonly stride = 2, readonly padding = 1) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return maxpool2d(this.runtime(), x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
+  }
+}
+
+/** `nn.functional.interpolate(x, scale_factor, mode='bilinear', align_corners)`. */
+export class Interpolate extends Stateless {
+  constructor(readonly scaleFactor: number, readonly alignCorners: boolean) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    const [, h, w] = x.shape as [number, number, number, number];
+    return resize2d(this.runtime(), x, Math.floor(h * this.scaleFactor), Math.floor(w * this.scaleFactor), {
+      kind: 'bilinear',
+      alignCorners: this.alignCorners,
+    });
+  }
+}
+
+/** A module that maps one tensor to one tensor, as Sequential chains them. */
+export interface Forward {
+  forward(x: Tensor): Tensor;
+}
+
+/**
+ * Runs children in order under keys "0", "1", …, disposing each intermediate.
+ * The input is never disposed: it belongs to the caller.
+ */
+export class Sequential extends Module implements Forward {
+  readonly layers: (Module & Forward)[];
+
+  constructor(...layers: (Module & Forward)[]) {
+    super();
+    this.layers = layers;
+    layers.forEach((m, i) => this.child(i, m));
+  }
+
+  forward(x: Tensor): Tensor {
+    let out = x;
+    for (const m of this.layers) {
+      const next = m.forward(out);
+      if (out !== x && next !== out) out.dispose(); // fused layers pass their input through
+      out = next;
+    }
+    return out;
+  }
+}
+
+/**
+ * Load-time fusion over a Sequential, after loading and before upload:
+ * Conv2d → BatchNorm2d folds the BN into the conv; a ReLU right after runs in the
+ * conv's write. The tree keeps its torchvision shape and keys.
+ */
+export function fuseConvBnReLU(seq: Sequential): void {
+  const l = seq.layers;
+  for (let i = 0; i < l.length; i++) {
+    const conv = l[i];
+    if (!(conv instanceof Conv2d)) continue;
+    let j = i + 1;
+    const bn = l[j];
+    if (bn instanceof BatchNorm2d) {
+      conv.foldBatchNorm(bn);
+      j++;
+    }
+    const r = l[j];
+    if (r instanceof ReLU) {
+      conv.fusedReLU = true;
+      r.fused = true;
+    }
+  }
+}

@@ -1,0 +1,73 @@
+import type { Runtime } from './runtime.js';
+import { numel } from './tensor.js';
+
+/** A named float32 array with its PyTorch shape, as read from a checkpoint. */
+export interface WeightEntry {
+  shape: readonly number[];
+  data: Float32Array;
+}
+
+/** Checkpoint tensors by their full key, e.g. `pretrained.layer1.0.weight`. */
+export type Weights = ReadonlyMap<string, WeightEntry>;
+
+/**
+ * The PyTorch `nn.Module` idea, cut to what inference needs: children under
+ * names that are the checkpoint's key segments, parameters read by full key,
+ * and a one-time `upload` to the GPU after load-time rewrites (BN folding).
+ */
+export abstract class Module {
+  private readonly children = new Map<string, Module>();
+  private readonly paramShapes = new Map<string, readonly number[]>();
+
+  /** Registers a child under the key segment the checkpoint uses for it. */
+  protected child<M extends Module>(name: string | number, m: M): M {
+    this.children.set(String(name), m);
+    return m;
+  }
+
+  /** Declares a parameter this module reads from the checkpoint. */
+  protected param(name: string, shape: readonly number[]): void {
+    this.paramShapes.set(name, shape);
+  }
+
+  /** Every key the module tree expects, with its shape, in registration order. */
+  stateShapes(prefix = ''): Map<string, readonly number[]> {
+    const out = new Map<string, readonly number[]>();
+    for (const [name, shape] of this.paramShapes) out.set(prefix + name, shape);
+    for (const [name, m] of this.children) for (const [k, s] of m.stateShapes(`${prefix}${name}.`)) out.set(k, s);
+    return out;
+  }
+
+  /** Reads this module's parameters, then its children's. */
+  loadState(weights: Weights, prefix = ''): void {
+    const own: Record<string, Float32Array> = {};
+    for (const [name, shape] of this.paramShapes) own[name] = take(weights, prefix + name, shape);
+    this.setParams(own);
+    for (const [name, m] of this.children) m.loadState(weights, `${prefix}${name}.`);
+  }
+
+  /** Moves parameters to the GPU (after any load-time rewrites). */
+  upload(rt: Runtime): void {
+    for (const m of this.children.values()) m.upload(rt);
+  }
+
+  dispose(): void {
+    for (const m of this.children.values()) m.dispose();
+  }
+
+  /** Receives the parameters declared with `param`, by local name. */
+  protected setParams(_params: Record<string, Float32Array>): void {}
+
+  namedChildren(): IterableIterator<[string, Module]> {
+    return this.children.entries();
+  }
+}
+
+function take(weights: Weights, key: string, shape: readonly number[]): Float32Array {
+  const w = weights.get(key);
+  if (!w) throw new Error(`weights: missing ${key}`);
+  if (w.shape.join(',') !== shape.join(',') || w.data.length !== numel(shape)) {
+    throw new Error(`weights: ${key} has shape [${w.shape.join(', ')}], expected [${shape.join(', ')}]`);
+  }
+  return w.data;
+}
