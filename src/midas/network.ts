@@ -1,0 +1,80 @@
+// MidasNet (v2): image -> relative inverse depth. Keys: `pretrained.*`, `scratch.*`.
+import { Module } from '../nn/module.js';
+import type { Runtime } from '../nn/runtime.js';
+import type { Tensor } from '../nn/tensor.js';
+import { MIDAS_V2, type MidasConfig } from './config.js';
+import { Decoder } from './decoder.js';
+import { Encoder } from './encoder.js';
+
+/** The intermediate tensors a caller can keep from a forward pass, by name. */
+export const STAGES = [
+  'layer1', 'layer2', 'layer3', 'layer4',
+  'layer1_rn', 'layer2_rn', 'layer3_rn', 'layer4_rn',
+  'path4', 'path3', 'path2', 'path1',
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+export class MidasNet extends Module {
+  readonly pretrained: Encoder;
+  readonly scratch: Decoder;
+
+  constructor(readonly config: MidasConfig = MIDAS_V2) {
+    super();
+    this.pretrained = this.child('pretrained', new Encoder(config));
+    this.scratch = this.child('scratch', new Decoder(config));
+  }
+
+  /** Load-time rewrites: BN folded into convs, ReLUs into conv writes. Call once after loadState. */
+  fuse(): void {
+    this.pretrained.fuse();
+    this.scratch.fuse();
+  }
+
+  /** Loads, fuses and uploads in one go. */
+  prepare(rt: Runtime, weights: Parameters<Module['loadState']>[0]): void {
+    this.loadState(weights);
+    this.fuse();
+    this.upload(rt);
+  }
+
+  /**
+   * x: normalized NHWC `[1, H, W, 3]`, H and W multiples of 32. Returns `[1, H, W, 1]`.
+   * Stages named in `keep` are returned too (the caller disposes them); the rest are
+   * freed as soon as they are consumed.
+   */
+  forward(x: Tensor, keep: ReadonlySet<Stage> = new Set()): { depth: Tensor; stages: Map<Stage, Tensor> } {
+    const stages = new Map<Stage, Tensor>();
+    const done = (name: Stage, t: Tensor) => (keep.has(name) ? stages.set(name, t) : t.dispose());
+    const { pretrained: enc, scratch: dec } = this;
+
+    const layer1 = enc.layer1.forward(x);
+    const layer2 = enc.layer2.forward(layer1);
+    const layer3 = enc.layer3.forward(layer2);
+    const layer4 = enc.layer4.forward(layer3);
+
+    const layer1_rn = dec.layer1_rn.forward(layer1);
+    const layer2_rn = dec.layer2_rn.forward(layer2);
+    const layer3_rn = dec.layer3_rn.forward(layer3);
+    const layer4_rn = dec.layer4_rn.forward(layer4);
+    done('layer1', layer1);
+    done('layer2', layer2);
+    done('layer3', layer3);
+    done('layer4', layer4);
+
+    const path4 = dec.refinenet4.forward(layer4_rn);
+    done('layer4_rn', layer4_rn);
+    const path3 = dec.refinenet3.forward(path4, layer3_rn);
+    done('path4', path4);
+    done('layer3_rn', layer3_rn);
+    const path2 = dec.refinenet2.forward(path3, layer2_rn);
+    done('path3', path3);
+    done('layer2_rn', layer2_rn);
+    const path1 = dec.refinenet1.forward(path2, layer1_rn);
+    done('path2', path2);
+    done('layer1_rn', layer1_rn);
+
+    const depth = dec.output_conv.forward(path1);
+    done('path1', path1);
+    return { depth, stages };
+  }
+}

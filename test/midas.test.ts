@@ -1,0 +1,116 @@
+// The whole network, stage by stage, against the PyTorch reference in
+// test/fixtures/midas (a reduced MidasNet with MiDaS v2's structure and keys; see
+// generate.py there). Tolerance: max|Δ| ≤ 1e-4 of the reference's range per stage.
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MidasNet, STAGES, type Stage } from '../src/midas/network.js';
+import type { MidasConfig } from '../src/midas/config.js';
+import { MIDAS_V2 } from '../src/midas/config.js';
+import type { WeightEntry } from '../src/nn/module.js';
+import { resize2d } from '../src/kernels/resize.js';
+import type { Runtime } from '../src/nn/runtime.js';
+import { testRuntime } from './gpu.js';
+import { nchwToNhwc, readNpy } from './npy.js';
+import { maxAbsDiff } from './reference.js';
+
+const DIR = new URL('./fixtures/midas/', import.meta.url);
+const manifest = JSON.parse(readFileSync(new URL('manifest.json', DIR), 'utf8')) as {
+  config: { blocks: number[]; planes: number[]; stem: number; groups: number; width_per_group: number; features: number; head: number[] };
+  image: [number, number];
+  state_dict_entries: number;
+};
+const c = manifest.config;
+const REDUCED: MidasConfig = {
+  blocks: c.blocks as unknown as MidasConfig['blocks'],
+  planes: c.planes as unknown as MidasConfig['planes'],
+  stemChannels: c.stem,
+  groups: c.groups,
+  widthPerGroup: c.width_per_group,
+  features: c.features,
+  head: c.head as unknown as MidasConfig['head'],
+};
+
+/** The fixture's weights: a safetensors file PyTorch's side wrote by hand (F32 only). */
+function readWeights(): Map<string, WeightEntry> {
+  const bytes = readFileSync(new URL('reduced.safetensors', DIR));
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { shape: number[]; data_offsets: [number, number] }>;
+  const data = new Uint8Array(bytes.subarray(8 + n)).slice().buffer;
+  const out = new Map<string, WeightEntry>();
+  for (const [k, v] of Object.entries(header)) {
+    if (k === '__metadata__') continue;
+    out.set(k, { shape: v.shape, data: new Float32Array(data, v.data_offsets[0], (v.data_offsets[1] - v.data_offsets[0]) / 4) });
+  }
+  return out;
+}
+
+const range = (a: Float32Array) => {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of a) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  return hi - lo;
+};
+
+describe('MidasNet (reduced) against PyTorch', () => {
+  let rt: Runtime;
+  const got = new Map<string, { data: Float32Array; shape: readonly number[] }>();
+
+  beforeAll(async () => {
+    rt = await testRuntime();
+    const net = new MidasNet(REDUCED);
+    net.prepare(rt, readWeights());
+    const input = nchwToNhwc(readNpy(new URL('input.npy', DIR).pathname).data, readNpy(new URL('input.npy', DIR).pathname).shape);
+    const x = rt.upload(input.data, input.shape);
+    const { depth, stages } = net.forward(x, new Set(STAGES));
+    for (const [name, t] of stages) {
+      got.set(name, { data: await t.read(), shape: t.shape });
+      t.dispose();
+    }
+    got.set('depth', { data: await depth.read(), shape: depth.shape });
+    const [h, w] = manifest.image;
+    const final = resize2d(rt, depth, h, w, { kind: 'bicubic', alignCorners: false });
+    got.set('final', { data: await final.read(), shape: final.shape });
+    for (const t of [x, depth, final]) t.dispose();
+    net.dispose();
+  });
+
+  it('declares the same keys as the PyTorch state_dict, less num_batches_tracked', () => {
+    const keys = [...new MidasNet(REDUCED).stateShapes().keys()];
+    const weights = readWeights();
+    expect(keys.sort()).toEqual([...weights.keys()].sort());
+    const bnCount = keys.filter((k) => k.endsWith('.running_mean')).length;
+    expect(keys.length + bnCount).toBe(manifest.state_dict_entries);
+  });
+
+  for (const stage of [...STAGES, 'depth', 'final'] as (Stage | 'depth' | 'final')[]) {
+    it(`${stage} matches PyTorch within 1e-4 of its range`, () => {
+      const ref = readNpy(new URL(stage === 'depth' || stage === 'final' ? `${stage}.npy` : `stage_${stage}.npy`, DIR).pathname);
+      // depth is [1, H, W] and final [h, w] in PyTorch; ours are [1, H, W, 1]: same order.
+      const want = ref.shape.length === 4 ? nchwToNhwc(ref.data, ref.shape).data : ref.data;
+      const mine = got.get(stage)!;
+      expect(mine.data.length).toBe(want.length);
+      const err = maxAbsDiff(mine.data, want);
+      expect(range(want)).toBeGreaterThan(0);
+      expect(err / range(want)).toBeLessThanOrEqual(1e-4);
+    });
+  }
+});
+
+describe('MidasNet (full size) structure', () => {
+  it('has the 666 - 105 = 561 float tensors and 105,565,929 - 105 numbers of MiDaS v2 (num_batches_tracked aside)', () => {
+    const shapes = new MidasNet(MIDAS_V2).stateShapes();
+    const bn = [...shapes.keys()].filter((k) => k.endsWith('.running_mean')).length;
+    let numbers = 0;
+    for (const s of shapes.values()) numbers += s.reduce((a, b) => a * b, 1);
+    expect(shapes.size + bn).toBe(666);
+    expect(numbers + bn).toBe(105_565_929);
+    expect(shapes.get('pretrained.layer1.4.0.conv1.weight')).toEqual([256, 64, 1, 1]);
+    expect(shapes.get('pretrained.layer3.22.bn3.weight')).toEqual([1024]);
+    expect(shapes.get('pretrained.layer2.0.conv2.weight')).toEqual([512, 16, 3, 3]);
+    expect(shapes.get('scratch.refinenet2.resConfUnit1.conv2.weight')).toEqual([256, 256, 3, 3]);
+    expect(shapes.get('scratch.output_conv.4.weight')).toEqual([1, 32, 1, 1]);
+  });
+});
