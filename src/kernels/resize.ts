@@ -1,7 +1,7 @@
 // Separable resizing on NHWC tensors. Every method is a table of source indices
-// and weights per output row and column, computed once on the CPU with the exact
-// arithmetic of the library being matched (PyTorch's float32 index maths, OpenCV's
-// double-then-float), and one GPU kernel that applies the taps: first along x for
+// and weights per output row and column, computed once on the CPU with the
+// arithmetic of the library being matched (PyTorch's double index maths for bilinear and
+// float for bicubic, OpenCV's double-then-float), and one GPU kernel that applies the taps: first along x for
 // each tap row, then along y, in the order both libraries sum.
 import type { Runtime } from '../nn/runtime.js';
 import { nhwc, type Tensor } from '../nn/tensor.js';
@@ -24,7 +24,7 @@ export interface Taps {
 const f = Math.fround;
 const A = -0.75;
 
-/** PyTorch's area_pixel_compute_scale for an output size (no scale_factor given). */
+/** PyTorch's area_pixel_compute_scale for an output size (no scale_factor given), in float as its bicubic kernel does. */
 function torchScale(inSize: number, outSize: number, alignCorners: boolean): number {
   if (alignCorners) return outSize > 1 ? f((inSize - 1) / (outSize - 1)) : 0;
   return f(inSize / outSize);
@@ -49,7 +49,9 @@ export function resizeTaps(inSize: number, outSize: number, method: ResizeMethod
   for (let d = 0; d < outSize; d++) {
     const o = d * taps;
     if (method.kind === 'bilinear') {
-      const src = torchSource(torchScale(inSize, outSize, method.alignCorners), d, method.alignCorners, false);
+      // UpSampleKernel.cpp computes the bilinear source index in double and rounds only the weights.
+      const scale = method.alignCorners ? (outSize > 1 ? (inSize - 1) / (outSize - 1) : 0) : inSize / outSize;
+      const src = method.alignCorners ? scale * d : Math.max(scale * (d + 0.5) - 0.5, 0);
       const i0 = Math.trunc(src);
       const step = i0 < inSize - 1 ? 1 : 0;
       const l1 = f(src - i0);

@@ -197,10 +197,10 @@ export class Runtime {
   // ---- profiling ---------------------------------------------------------------
 
   /** Starts timing every compute pass with timestamp queries (needs the feature). */
-  startProfile(maxPasses = 2048): boolean {
+  startProfile(): boolean {
     if (!this.features.timestamps) return false;
     this.flush();
-    this.profiler = new Profiler(this.device, maxPasses);
+    this.profiler = new Profiler(this.device);
     return true;
   }
 
