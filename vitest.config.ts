@@ -6,6 +6,7 @@ export default defineConfig({
     // Every file opens its own WebGPU device on a 2-core machine: run files one at a time.
     fileParallelism: false,
     testTimeout: 120_000,
-    hookTimeout: 120_000,
+    hookTimeout: 300_000,
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });

@@ -11,6 +11,7 @@ import { maxpool2d } from '../src/kernels/maxpool2d.js';
 import { resize2d, type ResizeMethod } from '../src/kernels/resize.js';
 import { batchnormRef, bilinearAxis, conv2dRef, cubicAxis, maxAbsDiff, maxpoolRef, random, resizeRef } from './reference.js';
 import { testRuntime } from './gpu.js';
+import { Float16Array } from '@petamoriken/float16';
 
 let rt: Runtime;
 beforeAll(async () => {
@@ -122,6 +123,29 @@ describe('conv2d against the CPU reference', () => {
       });
     }
   }
+
+  it('tiled conv with f16-stored weights equals the reference on the f16-rounded weights', async () => {
+    const c = { n: 1, h: 11, w: 9, cin: 32, cout: 24, k: 3, stride: 1, groups: 1 };
+    const x = random(c.n * c.h * c.w * c.cin, 61);
+    const wt = random(c.cout * c.cin * 9, 62);
+    const bias = random(c.cout, 63);
+    const rounded = new Float32Array(new Float16Array(wt));
+    expect(maxAbsDiff(rounded, wt)).toBeGreaterThan(0);
+    const ref = conv2dRef(x, rounded, { ...c, kh: 3, kw: 3, pad: 1, bias });
+    const xt = rt.upload(x, [1, 11, 9, 32]);
+    const packed = packConv(rt, wt, [24, 32, 3, 3], 1, bias, undefined, 'f16');
+    expect(packed.weight.byteLength).toBe(9 * 32 * 24 * 2);
+    const y = conv2dTiled(rt, xt, packed, { padding: 1 });
+    expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(32 * 9));
+    xt.dispose();
+    y.dispose();
+    disposePacked(packed);
+  });
+
+  it('f16 storage refuses values beyond its range by index', () => {
+    const big = Float32Array.from([1, 70000]);
+    expect(() => rt.upload(big, [2], 'f16')).toThrow(/70000 at index 1 is outside float16's range/);
+  });
 
   it('rejects a weight whose channels do not match the input', () => {
     const xt = rt.upload(new Float32Array(2 * 2 * 6), [1, 2, 2, 6]);

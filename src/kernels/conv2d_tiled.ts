@@ -11,7 +11,7 @@
 // time, as [kH][kW][Cin/groups][Cout] (Cout padded to the tile) so that 4 output
 // channels are one vec4 load.
 import type { Runtime } from '../nn/runtime.js';
-import type { Tensor } from '../nn/tensor.js';
+import type { DType, Tensor } from '../nn/tensor.js';
 import { Params } from './common.js';
 import { CONV_PARAMS_WGSL, convGeometry, epilogueBindings, type Conv2dOptions } from './conv2d.js';
 
@@ -71,6 +71,11 @@ export function packConvWeight(
   return { data, coutPad };
 }
 
+/**
+ * Packs and uploads a conv's weights. With `weightDType` 'f16' the weights are
+ * stored in half precision (half the memory and weight traffic); the arithmetic
+ * stays f32 and the bias stays f32.
+ */
 export function packConv(
   rt: Runtime,
   weight: Float32Array,
@@ -78,10 +83,11 @@ export function packConv(
   groups: number,
   bias?: Float32Array,
   tile: TileConfig = DEFAULT_TILE,
+  weightDType: DType = 'f32',
 ): PackedConv {
   const { data, coutPad } = packConvWeight(weight, shape, groups, tile);
   const [, cinG, kh, kw] = shape;
-  const packed: PackedConv = { weight: rt.upload(data, [kh * kw * cinG, coutPad]), shape, groups, coutPad, tile };
+  const packed: PackedConv = { weight: rt.upload(data, [kh * kw * cinG, coutPad], weightDType), shape, groups, coutPad, tile };
   if (bias) {
     const b = new Float32Array(coutPad);
     b.set(bias);
@@ -97,6 +103,7 @@ export function disposePacked(p: PackedConv): void {
 
 interface ShaderKey extends TileConfig {
   vecIn: boolean;
+  f16Weights: boolean;
   bias: boolean;
   residual: boolean;
   reluInput: boolean;
@@ -114,9 +121,11 @@ function tiledShader(k: ShaderKey): string {
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
 
+  if (k.f16Weights) emit('enable f16;');
   emit(CONV_PARAMS_WGSL.replace('cin_g: u32, cout_g: u32,', 'cin_g: u32, cout_g: u32, m: u32, cout_pad4: u32,'));
   emit(`@group(0) @binding(0) var<storage, read> x: array<${k.vecIn ? 'vec4<f32>' : 'f32'}>;`);
-  emit(`@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;`);
+  emit(`@group(0) @binding(1) var<storage, read> w: array<vec4<${k.f16Weights ? 'f16' : 'f32'}>>;`);
+  const W = (index: string) => (k.f16Weights ? `vec4<f32>(w[${index}])` : `w[${index}]`);
   if (k.bias) emit(`@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;`);
   emit(ep.decl);
   emit(`@group(0) @binding(${outBinding}) var<storage, read_write> y: array<f32>;`);
@@ -149,7 +158,7 @@ function tiledShader(k: ShaderKey): string {
   if (k.vecIn) {
     emit(`      for (var ci = 0u; ci < p.cin_g; ci += 4u) {`);
     emit(`        let wr = (krow + ci) * p.cout_pad4 + q0;`);
-    for (const j of J) for (const q of Q) emit(`        let w${j}_${q} = w[wr + ${j}u * p.cout_pad4 + ${q}u];`);
+    for (const j of J) for (const q of Q) emit(`        let w${j}_${q} = ${W(`wr + ${j}u * p.cout_pad4 + ${q}u`)};`);
     for (const i of P) {
       const v = `x[off${i} + ci / 4u]`;
       emit(`        let xv${i} = select(vec4<f32>(0.0), ${k.reluInput ? `max(${v}, vec4<f32>(0.0))` : v}, in${i});`);
@@ -158,7 +167,7 @@ function tiledShader(k: ShaderKey): string {
   } else {
     emit(`      for (var ci = 0u; ci < p.cin_g; ci++) {`);
     emit(`        let wr = (krow + ci) * p.cout_pad4 + q0;`);
-    for (const q of Q) emit(`        let w0_${q} = w[wr + ${q}u];`);
+    for (const q of Q) emit(`        let w0_${q} = ${W(`wr + ${q}u`)};`);
     for (const i of P) {
       const v = `x[off${i} + ci]`;
       emit(`        let xv${i} = select(0.0, ${k.reluInput ? `max(${v}, 0.0)` : v}, in${i});`);
@@ -200,6 +209,7 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const key: ShaderKey = {
     tm, nv, vecIn,
+    f16Weights: packed.weight.dtype === 'f16',
     bias: !!packed.bias,
     residual: !!opts.residual,
     reluInput: !!opts.reluInput,
@@ -210,7 +220,7 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
     .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, m, packed.coutPad / 4)
     .build();
   rt.dispatch({
-    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}`,
+    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Weights ? ' w:f16' : ''}`,
     pipeline: rt.pipeline(tiledShader(key)),
     buffers: [x, packed.weight, ...(packed.bias ? [packed.bias] : []), ...(opts.residual ? [opts.residual] : []), y],
     uniforms: params,

@@ -1,5 +1,6 @@
 // MidasNet (v2): image -> relative inverse depth. Keys: `pretrained.*`, `scratch.*`.
-import { Module } from '../nn/module.js';
+import { Conv2d } from '../nn/layers.js';
+import { Module, type Weights } from '../nn/module.js';
 import type { Runtime } from '../nn/runtime.js';
 import type { Tensor } from '../nn/tensor.js';
 import { MIDAS_V2, type MidasConfig } from './config.js';
@@ -13,6 +14,8 @@ export const STAGES = [
   'path4', 'path3', 'path2', 'path1',
 ] as const;
 export type Stage = (typeof STAGES)[number];
+
+export type Precision = 'f32' | 'f16';
 
 export class MidasNet extends Module {
   readonly pretrained: Encoder;
@@ -30,10 +33,14 @@ export class MidasNet extends Module {
     this.scratch.fuse();
   }
 
-  /** Loads, fuses and uploads in one go. */
-  prepare(rt: Runtime, weights: Parameters<Module['loadState']>[0]): void {
+  /**
+   * Loads, fuses and uploads in one go. `precision` 'f16' stores the conv weights in
+   * half precision on the GPU (half their memory); activations and arithmetic stay f32.
+   */
+  prepare(rt: Runtime, weights: Weights, precision: Precision = 'f32'): void {
     this.loadState(weights);
     this.fuse();
+    for (const m of this.modules()) if (m instanceof Conv2d) m.weightDType = precision;
     this.upload(rt);
   }
 

@@ -1,6 +1,6 @@
 // Modules named and shaped like torch.nn's, over channels-last tensors.
 import type { Runtime } from './runtime.js';
-import type { Tensor } from './tensor.js';
+import type { DType, Tensor } from './tensor.js';
 import { Module } from './module.js';
 import { conv2dNaive, type Conv2dOptions } from '../kernels/conv2d.js';
 import { conv2dTiled, disposePacked, packConv, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
@@ -63,11 +63,14 @@ export class Conv2d extends Module {
     bn.folded = true;
   }
 
+  /** Storage type of the weights on the GPU ('f16' halves their memory; arithmetic stays f32). Set before upload. */
+  weightDType: DType = 'f32';
+
   override upload(rt: Runtime): void {
     if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
     this.rt = rt;
     if (tiledSupports(this.weightShape, this.groups)) {
-      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias);
+      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, undefined, this.weightDType);
     } else {
       this.naive = { weight: rt.upload(this.weight, this.weightShape) };
       if (this.bias) this.naive.bias = rt.upload(this.bias, [this.outChannels]);

@@ -61,6 +61,12 @@ export abstract class Module {
   namedChildren(): IterableIterator<[string, Module]> {
     return this.children.entries();
   }
+
+  /** This module and every descendant, depth first. */
+  *modules(): IterableIterator<Module> {
+    yield this;
+    for (const m of this.children.values()) yield* m.modules();
+  }
 }
 
 function take(weights: Weights, key: string, shape: readonly number[]): Float32Array {

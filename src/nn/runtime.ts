@@ -1,5 +1,6 @@
 import { openDevice, type DeviceFeatures, type OpenDeviceOptions, type RaisedLimit } from './device.js';
-import { Tensor, numel } from './tensor.js';
+import { BYTES_PER_ELEMENT, Tensor, numel, type DType } from './tensor.js';
+import { toFloat16Bits } from './half.js';
 import { UniformArena } from './uniforms.js';
 import { Profiler, type Timing } from './profiler.js';
 
@@ -68,8 +69,8 @@ export class Runtime {
   // ---- tensors -----------------------------------------------------------
 
   /** An uninitialised tensor from the pool. */
-  empty(shape: readonly number[]): Tensor {
-    const bytes = numel(shape) * 4;
+  empty(shape: readonly number[], dtype: DType = 'f32'): Tensor {
+    const bytes = numel(shape) * BYTES_PER_ELEMENT[dtype];
     if (bytes > this.limits.maxStorageBufferBindingSize) {
       throw new Error(
         `tensor [${shape.join(', ')}] needs ${bytes} bytes, over this adapter's maxStorageBufferBindingSize ` +
@@ -80,23 +81,28 @@ export class Runtime {
     this.counters.liveTensors++;
     this.counters.liveBytes += buffer.size;
     this.counters.peakLiveBytes = Math.max(this.counters.peakLiveBytes, this.counters.liveBytes);
-    return new Tensor(this, buffer, [...shape]);
+    return new Tensor(this, buffer, [...shape], dtype);
   }
 
-  upload(data: Float32Array, shape: readonly number[]): Tensor {
-    if (data.length !== numel(shape)) {
-      throw new Error(`upload: ${data.length} values do not fill shape [${shape.join(', ')}]`);
+  /** A tensor holding `data`; with dtype 'f16' the values are rounded to half precision (nearest even). */
+  upload(values: Float32Array, shape: readonly number[], dtype: DType = 'f32'): Tensor {
+    if (values.length !== numel(shape)) {
+      throw new Error(`upload: ${values.length} values do not fill shape [${shape.join(', ')}]`);
     }
-    const t = this.empty(shape);
+    if (dtype === 'f16' && !this.features.f16) throw new Error("upload: f16 tensors need the adapter's shader-f16 feature");
+    const data = dtype === 'f16' ? toFloat16Bits(values) : values;
+    const t = this.empty(shape, dtype);
     if (!this.encoder) {
-      this.device.queue.writeBuffer(t.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+      // writeBuffer wants a multiple of 4 bytes: an odd count of f16 values is padded.
+      const padded = data.byteLength % 4 === 0 ? data : copyPadded(data);
+      this.device.queue.writeBuffer(t.buffer, 0, padded.buffer, padded.byteOffset, padded.byteLength);
       return t;
     }
     // Work is pending and the pooled buffer may be read by it: a queue write would
     // land before that work runs. Copy through a staging buffer in stream order instead.
     const bytes = Math.ceil(data.byteLength / 4) * 4;
     const staging = this.device.createBuffer({ size: bytes, usage: 0x4 | 0x2 /* COPY_SRC | MAP_WRITE */, mappedAtCreation: true });
-    new Float32Array(staging.getMappedRange()).set(data);
+    new Uint8Array(staging.getMappedRange(), 0, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     staging.unmap();
     this.encoder.copyBufferToBuffer(staging, 0, t.buffer, 0, bytes);
     this.afterSubmit.push(staging);
@@ -267,6 +273,12 @@ export class Runtime {
   private throwIfLost(): void {
     if (this.lost !== null) throw new Error(`WebGPU device lost: ${this.lost}`);
   }
+}
+
+function copyPadded(data: Uint16Array | Float32Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return out;
 }
 
 /** Buffers are pooled by size rounded up to 256 bytes, so a repeated forward pass reuses them exactly. */

@@ -1,7 +1,9 @@
 import type { Runtime } from './runtime.js';
 
-/** Element type of a tensor's buffer. Kernels compute in f32. */
-export type DType = 'f32';
+/** Element type of a tensor's buffer. Kernels compute in f32; f16 is a storage type for weights. */
+export type DType = 'f32' | 'f16';
+
+export const BYTES_PER_ELEMENT: Record<DType, number> = { f32: 4, f16: 2 };
 
 /**
  * A tensor is a GPU buffer with a shape. Activations are channels-last:
@@ -23,16 +25,17 @@ export class Tensor {
   }
 
   get byteLength(): number {
-    return this.size * 4;
+    return this.size * BYTES_PER_ELEMENT[this.dtype];
   }
 
   get isDisposed(): boolean {
     return this.disposed;
   }
 
-  /** Copies the tensor back to the CPU (flushes pending work first). */
+  /** Copies an f32 tensor back to the CPU (flushes pending work first). */
   read(): Promise<Float32Array> {
     this.assertLive();
+    if (this.dtype !== 'f32') throw new Error(`read: only f32 tensors are read back (this one is ${this.dtype})`);
     return this.runtime.read(this);
   }
 
