@@ -75,6 +75,12 @@ export function parseOptions<T extends NonNullable<Parameters<typeof parseArgs>[
 
 async function loadCommands(): Promise<void> {
   if (commands.length) return;
-  const { infoCommand } = await import('./info.js');
+  const [{ predictCommand }, { convertCommand }, { infoCommand }] = await Promise.all([
+    import('./predict.js'),
+    import('./convert.js'),
+    import('./info.js'),
+  ]);
+  register(predictCommand);
+  register(convertCommand);
   register(infoCommand);
 }

@@ -1,0 +1,49 @@
+// One progress bar for every long job of the CLI (download, convert, predict),
+// drawn on stderr in place. On anything but a terminal it draws nothing.
+
+export interface ProgressOptions {
+  label: string;
+  total: number;
+  /** 'bytes' shows MB and MB/s; 'items' shows n/total and items/s. */
+  unit: 'bytes' | 'items';
+  stream?: NodeJS.WriteStream;
+}
+
+export class ProgressBar {
+  private readonly stream: NodeJS.WriteStream;
+  private readonly enabled: boolean;
+  private readonly start = performance.now();
+  private lastDraw = 0;
+  private drawn = false;
+
+  constructor(private readonly options: ProgressOptions) {
+    this.stream = options.stream ?? process.stderr;
+    this.enabled = !!this.stream.isTTY;
+  }
+
+  update(done: number, note = ''): void {
+    if (!this.enabled) return;
+    const now = performance.now();
+    if (now - this.lastDraw < 100 && done < this.options.total) return;
+    this.lastDraw = now;
+    const { total, unit, label } = this.options;
+    const frac = total > 0 ? Math.min(1, done / total) : 0;
+    const width = 24;
+    const filled = Math.round(frac * width);
+    const secs = Math.max((now - this.start) / 1000, 1e-3);
+    const amount =
+      unit === 'bytes'
+        ? `${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB ${(done / 1e6 / secs).toFixed(1)} MB/s`
+        : `${done}/${total} ${(done / secs).toFixed(2)}/s`;
+    const line = `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${amount}${note ? ` ${note}` : ''}`;
+    const cols = this.stream.columns || 100;
+    this.stream.write(`\r${line.slice(0, cols - 1)}\x1b[K`);
+    this.drawn = true;
+  }
+
+  /** Clears the bar so the next line starts clean. */
+  clear(): void {
+    if (this.drawn) this.stream.write('\r\x1b[K');
+    this.drawn = false;
+  }
+}

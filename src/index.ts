@@ -1,0 +1,16 @@
+// midas-webgpu, the parts that run wherever WebGPU does (no Node built-ins).
+// In Node, `import { loadMidas } from 'midas-webgpu'` resolves to src/node/index.ts,
+// which re-exports all of this too.
+export { Runtime, type RuntimeStats, type DispatchArgs } from './nn/runtime.js';
+export { openDevice, NoAdapterError, type DeviceFeatures, type OpenDeviceOptions } from './nn/device.js';
+export { Tensor, type DType } from './nn/tensor.js';
+export { Module, type Weights, type WeightEntry } from './nn/module.js';
+export { Conv2d, BatchNorm2d, ReLU, MaxPool2d, Interpolate, Sequential, fuseConvBnReLU } from './nn/layers.js';
+export { SafetensorsFile, SafetensorsError, checkWeights, WeightsMismatchError } from './nn/safetensors.js';
+export { MIDAS_V2, type MidasConfig } from './midas/config.js';
+export { MidasNet, STAGES, type Stage, type Precision } from './midas/network.js';
+export { Midas, type DepthResult, type MidasOptions } from './midas/model.js';
+export { fitSize, preprocess, toRGB, type RgbImage, type RawImage } from './midas/transform.js';
+export { midasWeights, expectedShapes } from './midas/weights.js';
+export { colorize, type ColorMapName } from './midas/colormap.js';
+export * as kernels from './kernels/index.js';

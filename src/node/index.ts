@@ -1,0 +1,8 @@
+// midas-webgpu in Node: everything in src/index.ts, plus weights and images from files.
+export * from '../index.js';
+export { loadMidas, MidasModel, type LoadMidasOptions, type ImageInput } from './load.js';
+export { nodeGpu } from './gpu.js';
+export { decodeImage, ImageError } from './image.js';
+export { writePfm, readPfm, writePng16, writeColorPng } from './outputs.js';
+export { resolveWeights, midasHome, OFFICIAL_V2 } from './weights.js';
+export { convertCheckpoint } from '../../tools/convert-weights/index.js';
