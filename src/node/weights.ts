@@ -67,11 +67,14 @@ export async function resolveWeights(spec: string | undefined, hooks: ResolveHoo
     return cached;
   }
 
-  const converted = path.join(home, OFFICIAL_V2.file.replace(/\.pt$/, '.safetensors'));
+  // As torch.hub: the cached file is named after the URL's last segment, whose
+  // "-<hex>." part is the sha256 prefix the download must match.
+  const url = process.env['MIDAS_WEIGHTS_URL'] || OFFICIAL_V2.url;
+  const name = path.basename(new URL(url).pathname) || OFFICIAL_V2.file;
+  const checkpoint = path.join(home, name);
+  const converted = path.join(home, name.replace(/\.[^.]*$/, '') + '.safetensors');
   if (existsSync(converted)) return converted;
-  const checkpoint = path.join(home, OFFICIAL_V2.file);
   if (!existsSync(checkpoint)) {
-    const url = process.env['MIDAS_WEIGHTS_URL'] || OFFICIAL_V2.url;
     hooks.log?.(`downloading ${url} -> ${checkpoint}`);
     try {
       await download(url, checkpoint, { onProgress: hooks.onDownload });
