@@ -1,0 +1,79 @@
+// The real thing at full size: a random MiDaS v2 checkpoint written by PyTorch
+// (official keys and shapes), ../shared/images/dog.jpg through the CLI at --size 128,
+// compared with the PyTorch hub pipeline on the same file. Both are made at test
+// time by test/fixtures/midas/fullsize.py (Debian python3-torch, python3-opencv).
+// Tolerance: max|Δ| ≤ 1e-3 of the reference's range in f32; f16 weights are measured
+// and bounded below.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readPfm } from '../src/node/outputs.js';
+import { readNpy } from './npy.js';
+import { maxAbsDiff } from './reference.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DOG = path.resolve(ROOT, '../shared/images/dog.jpg');
+const SIZE = 128;
+
+let dir: string;
+let reference: Float32Array;
+let range: number;
+
+function cli(args: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), ...args], {
+    env: { ...process.env, MIDAS_HOME: path.join(dir, 'home') },
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  return { status: r.status, stderr: r.stderr };
+}
+
+beforeAll(() => {
+  expect(existsSync(DOG), `${DOG} is missing: the tests expect ../shared beside the checkout`).toBe(true);
+  expect(existsSync(path.join(ROOT, 'dist/src/cli/main.js')), 'run `npm run build` first (npm test does)').toBe(true);
+  dir = mkdtempSync(path.join(os.tmpdir(), 'midas-e2e-'));
+  const py = spawnSync('/usr/bin/python3', [path.join(ROOT, 'test/fixtures/midas/fullsize.py'), dir, DOG, String(SIZE)], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  expect(py.status, `fullsize.py failed (needs Debian python3-torch and python3-opencv):\n${py.stderr}`).toBe(0);
+  reference = readNpy(path.join(dir, 'reference.npy')).data;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of reference) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  range = hi - lo;
+}, 900_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('full-size MiDaS v2 through the CLI against the PyTorch hub pipeline', () => {
+  it('f32: dog.jpg at --size 128 matches within 1e-3 of the range', () => {
+    const out = path.join(dir, 'out-f32');
+    const r = cli(['predict', DOG, '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q']);
+    expect(r.status, r.stderr).toBe(0);
+    const pfm = readPfm(path.join(out, 'dog.pfm'));
+    expect([pfm.width, pfm.height]).toEqual([1546, 1213]);
+    expect(range).toBeGreaterThan(0);
+    const rel = maxAbsDiff(pfm.data, reference) / range;
+    console.log(`full-size f32: max|Δ| / range = ${rel.toExponential(2)}`);
+    expect(rel).toBeLessThanOrEqual(1e-3);
+  }, 900_000);
+
+  it('f16 weights: measured, and within 2e-2 of the range', () => {
+    const out = path.join(dir, 'out-f16');
+    const r = cli(['predict', DOG, '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q', '--precision', 'f16']);
+    expect(r.status, r.stderr).toBe(0);
+    const pfm = readPfm(path.join(out, 'dog.pfm'));
+    const rel = maxAbsDiff(pfm.data, reference) / range;
+    console.log(`full-size f16 weights: max|Δ| / range = ${rel.toExponential(2)}`);
+    expect(rel).toBeLessThanOrEqual(2e-2);
+  }, 900_000);
+});
