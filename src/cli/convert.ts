@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { parseOptions } from './main.js';
+import { ProgressBar } from './progress.js';
 import { convertCheckpoint, type ConvertProgress, type OutputDtype } from '../../tools/convert-weights/index.js';
 
 const USAGE = `Usage: midas convert <checkpoint.pt> [-o out.safetensors] [--dtype f32|f16]
@@ -31,29 +32,6 @@ function mb(bytes: number): string {
   return (bytes / 1e6).toFixed(1);
 }
 
-/** A one-line progress bar for a terminal (stderr), redrawn in place. */
-function progressBar(stream: NodeJS.WriteStream): { update(p: ConvertProgress): void; clear(): void } {
-  let last = 0;
-  return {
-    update(p) {
-      const now = Date.now();
-      if (now - last < 100 && p.tensorsDone < p.tensorsTotal) return;
-      last = now;
-      const frac = p.bytesTotal ? p.bytesDone / p.bytesTotal : 1;
-      const width = 30;
-      const fill = Math.round(frac * width);
-      const rate = p.elapsedSeconds > 0 ? p.bytesDone / 1e6 / p.elapsedSeconds : 0;
-      const line =
-        `converting [${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  ` +
-        `${mb(p.bytesDone)}/${mb(p.bytesTotal)} MB  ${rate.toFixed(0)} MB/s  ${p.tensorsDone}/${p.tensorsTotal} tensors`;
-      stream.write(`\r${line.slice(0, Math.max(20, (stream.columns || 100) - 1))}\x1b[K`);
-    },
-    clear() {
-      stream.write('\r\x1b[K');
-    },
-  };
-}
-
 export const convertCommand: Command = {
   name: 'convert',
   summary: 'convert a PyTorch checkpoint (.pt) into safetensors weights',
@@ -75,7 +53,7 @@ export const convertCommand: Command = {
     if (output === input) throw new UsageError('the output would overwrite the checkpoint');
     const quiet = values['quiet'] === true;
 
-    const bar = !quiet && process.stderr.isTTY ? progressBar(process.stderr) : null;
+    const bar = quiet ? null : new ProgressBar({ label: 'converting', total: 0, unit: 'bytes' });
     // Ctrl-C stops between tensors and removes the temporary file.
     const abort = new AbortController();
     const onSignal = (): void => abort.abort(new Error('interrupted'));
@@ -85,7 +63,7 @@ export const convertCommand: Command = {
       const stats = await convertCheckpoint(input, output, {
         dtype,
         signal: abort.signal,
-        ...(bar ? { onProgress: (p: ConvertProgress) => bar.update(p) } : {}),
+        ...(bar ? { onProgress: (p: ConvertProgress) => bar.update(p.bytesDone, `${p.tensorsDone}/${p.tensorsTotal} tensors`, p.bytesTotal) } : {}),
       });
       bar?.clear();
       if (!quiet) {

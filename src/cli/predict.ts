@@ -149,15 +149,18 @@ export const predictCommand: Command = {
     if (skipped && !quiet) console.error(`skipping ${skipped} image(s) whose outputs exist (use --overwrite to redo them)`);
 
     if (todo.length) {
-      const download = new ProgressBar({ label: 'weights', total: 0, unit: 'bytes' });
+      const download = new ProgressBar({ label: 'downloading', total: 0, unit: 'bytes' });
+      const convert = new ProgressBar({ label: 'converting', total: 0, unit: 'bytes' });
       const model = await loadMidas({
         weights: values['weights'] as string | undefined,
         size,
         precision,
         log: quiet ? undefined : (line) => console.error(line),
-        onDownload: quiet ? undefined : (done, total) => download.update(done, total ? undefined : ''),
+        onDownload: quiet ? undefined : (done, total) => download.update(done, '', total),
+        onConvert: quiet ? undefined : (p) => convert.update(p.bytesDone, `${p.tensorsDone}/${p.tensorsTotal} tensors`, p.bytesTotal),
       });
       download.clear();
+      convert.clear();
       const bar = new ProgressBar({ label: 'predict', total: todo.length, unit: 'items' });
       try {
         for (let i = 0; i < todo.length; i++) {

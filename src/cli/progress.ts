@@ -15,18 +15,20 @@ export class ProgressBar {
   private readonly start = performance.now();
   private lastDraw = 0;
   private drawn = false;
+  private finished = false;
 
   constructor(private readonly options: ProgressOptions) {
     this.stream = options.stream ?? process.stderr;
     this.enabled = !!this.stream.isTTY;
   }
 
-  update(done: number, note = ''): void {
-    if (!this.enabled) return;
+  /** Redraws at most every 100 ms. `total` may be given late (a download learns it from the response). */
+  update(done: number, note = '', total = this.options.total): void {
+    if (!this.enabled || this.finished) return;
     const now = performance.now();
-    if (now - this.lastDraw < 100 && done < this.options.total) return;
+    if (now - this.lastDraw < 100 && done < total) return;
     this.lastDraw = now;
-    const { total, unit, label } = this.options;
+    const { unit, label } = this.options;
     const frac = total > 0 ? Math.min(1, done / total) : 0;
     const width = 24;
     const filled = Math.round(frac * width);
@@ -39,6 +41,12 @@ export class ProgressBar {
     const cols = this.stream.columns || 100;
     this.stream.write(`\r${line.slice(0, cols - 1)}\x1b[K`);
     this.drawn = true;
+    // A finished byte transfer stays on screen as a record of its size and speed.
+    if (unit === 'bytes' && total > 0 && done >= total) {
+      this.stream.write('\n');
+      this.drawn = false;
+      this.finished = true;
+    }
   }
 
   /** Clears the bar so the next line starts clean. */
