@@ -118,24 +118,35 @@ fn main(${FLAT_BUILTINS}) {
   y[i] = acc;
 }`;
 
-/** Resizes an NHWC tensor to `outH x outW` with `method`. */
-export function resize2d(rt: Runtime, x: Tensor, outH: number, outW: number, method: ResizeMethod): Tensor {
+/**
+ * Resizes an NHWC tensor to `outH x outW` with `method`. With `rows` = [start, end)
+ * only those output rows are computed (the result is `end - start` rows high): a
+ * result too big for one buffer is made in strips.
+ */
+export function resize2d(rt: Runtime, x: Tensor, outH: number, outW: number, method: ResizeMethod, rows?: readonly [number, number]): Tensor {
   const [n, h, w, c] = nhwc(x, 'resize input');
-  const ty = resizeTaps(h, outH, method);
+  const [r0, r1] = rows ?? [0, outH];
+  if (!(0 <= r0 && r0 < r1 && r1 <= outH)) throw new Error(`resize: rows [${r0}, ${r1}) are outside 0..${outH}`);
+  const full = resizeTaps(h, outH, method);
+  const ty: Taps = {
+    taps: full.taps,
+    index: full.index.subarray(r0 * full.taps, r1 * full.taps),
+    weight: full.weight.subarray(r0 * full.taps, r1 * full.taps),
+  };
   const tx = resizeTaps(w, outW, method);
   const tables = [
-    rt.upload(new Float32Array(ty.index.buffer), [ty.index.length]),
+    rt.upload(new Float32Array(ty.index.buffer, ty.index.byteOffset, ty.index.length), [ty.index.length]),
     rt.upload(ty.weight, [ty.weight.length]),
-    rt.upload(new Float32Array(tx.index.buffer), [tx.index.length]),
+    rt.upload(new Float32Array(tx.index.buffer, tx.index.byteOffset, tx.index.length), [tx.index.length]),
     rt.upload(tx.weight, [tx.weight.length]),
   ];
-  const y = rt.empty([n, outH, outW, c]);
+  const y = rt.empty([n, r1 - r0, outW, c]);
   const name = method.kind === 'opencv-cubic' ? 'opencv-cubic' : `${method.kind}${method.alignCorners ? ' align_corners' : ''}`;
   rt.dispatch({
-    label: `resize ${name} ${h}x${w}->${outH}x${outW} c${c}`,
+    label: `resize ${name} ${h}x${w}->${outH}x${outW} c${c}${rows ? ` rows ${r0}..${r1}` : ''}`,
     pipeline: rt.pipeline(RESIZE(ty.taps)),
     buffers: [x, ...tables, y],
-    uniforms: new Params().u32(n, h, w, c, outH, outW).build(),
+    uniforms: new Params().u32(n, h, w, c, r1 - r0, outW).build(),
     workgroups: grid1d(y.size),
   });
   for (const t of tables) t.dispose();

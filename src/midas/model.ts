@@ -2,10 +2,11 @@
 // at the image's own size out. Node's file/Buffer handling lives in src/node.
 import { resize2d } from '../kernels/resize.js';
 import type { Runtime } from '../nn/runtime.js';
+import type { Tensor } from '../nn/tensor.js';
 import type { Weights } from '../nn/module.js';
 import { MIDAS_V2, type MidasConfig } from './config.js';
-import { MidasNet, type Precision } from './network.js';
-import { preprocess, type RgbImage } from './transform.js';
+import { largestActivation, MidasNet, type Precision } from './network.js';
+import { fitSize, preprocess, type RgbImage } from './transform.js';
 
 /**
  * Relative inverse depth at the input's size: larger is nearer. The scale and shift
@@ -25,6 +26,28 @@ export interface MidasOptions {
   config?: MidasConfig;
 }
 
+/**
+ * Refuses an image whose largest activation at `size` would exceed `limit` bytes
+ * (the adapter's maxStorageBufferBindingSize), naming the limit and the largest
+ * size that fits.
+ */
+export function checkInputFits(config: MidasConfig, size: number, limit: number, width: number, height: number): void {
+  const need = (s: number) => {
+    const f = fitSize(width, height, s);
+    return { ...f, bytes: largestActivation(config, f.height, f.width) * 4 };
+  };
+  const n = need(size);
+  if (n.bytes <= limit) return;
+  let fits = size - 32;
+  while (fits >= 32 && need(fits).bytes > limit) fits -= 32;
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+  throw new Error(
+    `a ${n.width}x${n.height} network input needs a ${mib(n.bytes)} activation, over this adapter's ` +
+      `maxStorageBufferBindingSize (${mib(limit)}); ` +
+      (fits >= 32 ? `use --size ${fits} or less for this image` : 'no size fits this image'),
+  );
+}
+
 export class Midas {
   readonly size: number;
   readonly precision: Precision;
@@ -41,24 +64,48 @@ export class Midas {
       throw new Error(`size must be a positive multiple of 32 (got ${options.size})`);
     }
     this.precision = options.precision ?? 'f32';
-    this.net = new MidasNet(options.config ?? MIDAS_V2);
+    this.config = options.config ?? MIDAS_V2;
+    this.net = new MidasNet(this.config);
     this.net.prepare(runtime, weights, this.precision);
+  }
+
+  private readonly config: MidasConfig;
+
+  /** Throws, before any work, when this image's largest activation would not fit one storage binding. */
+  checkFits(width: number, height: number): void {
+    checkInputFits(this.config, this.size, this.runtime.limits.maxStorageBufferBindingSize, width, height);
   }
 
   /** Runs the hub pipeline: transform, network, PyTorch bicubic back to the image's size. */
   async predict(image: RgbImage): Promise<DepthResult> {
     if (this.disposed) throw new Error('predict: this model was disposed');
     const rt = this.runtime;
+    this.checkFits(image.width, image.height);
     const x = preprocess(rt, image, this.size);
     const { depth } = this.net.forward(x);
     x.dispose();
-    const full = resize2d(rt, depth, image.height, image.width, { kind: 'bicubic', alignCorners: false });
-    depth.dispose();
     try {
-      return { depth: await full.read(), width: image.width, height: image.height };
+      return { depth: await this.resizeBack(depth, image.width, image.height), width: image.width, height: image.height };
     } finally {
-      full.dispose();
+      depth.dispose();
     }
+  }
+
+  /** PyTorch bicubic to the image's size, in strips of rows when the map is bigger than one buffer. */
+  private async resizeBack(depth: Tensor, width: number, height: number): Promise<Float32Array> {
+    const limit = Math.min(this.runtime.limits.maxStorageBufferBindingSize, this.runtime.limits.maxBufferSize);
+    const rowsPerStrip = Math.max(1, Math.floor(limit / (width * 4)));
+    const out = new Float32Array(width * height);
+    for (let r0 = 0; r0 < height; r0 += rowsPerStrip) {
+      const r1 = Math.min(height, r0 + rowsPerStrip);
+      const strip = resize2d(this.runtime, depth, height, width, { kind: 'bicubic', alignCorners: false }, [r0, r1]);
+      try {
+        out.set(await strip.read(), r0 * width);
+      } finally {
+        strip.dispose();
+      }
+    }
+    return out;
   }
 
   dispose(): void {

@@ -3,7 +3,7 @@ import { Conv2d } from '../nn/layers.js';
 import { Module, type Weights } from '../nn/module.js';
 import type { Runtime } from '../nn/runtime.js';
 import type { Tensor } from '../nn/tensor.js';
-import { MIDAS_V2, type MidasConfig } from './config.js';
+import { bottleneckWidth, MIDAS_V2, stageChannels, type MidasConfig } from './config.js';
 import { Decoder } from './decoder.js';
 import { Encoder } from './encoder.js';
 
@@ -84,4 +84,23 @@ export class MidasNet extends Module {
     done('path1', path1);
     return { depth, stages };
   }
+}
+
+/**
+ * Floats in the largest single activation of a forward pass at h x w (both multiples
+ * of 32), so a caller can refuse an input before any work when it would not fit a
+ * storage binding. Mirrors `forward`: the stem at stride 2, each stage's first
+ * bottleneck widening at the previous stage's resolution, the decoder at strides
+ * 32..2, and the head's first conv upsampled to full size.
+ */
+export function largestActivation(c: MidasConfig, h: number, w: number): number {
+  const at = (stride: number) => (h / stride) * (w / stride);
+  const out = stageChannels(c);
+  const sizes = [c.stemChannels * at(2), c.features * at(2), c.head[0] * at(1), c.head[1] * at(1), 3 * at(1)];
+  c.planes.forEach((planes, k) => {
+    const stride = 4 << k; // layer1 at 4 ... layer4 at 32
+    const inputStride = k === 0 ? 4 : stride / 2;
+    sizes.push(bottleneckWidth(c, planes) * at(inputStride), out[k]! * at(stride));
+  });
+  return Math.max(...sizes);
 }

@@ -14,6 +14,8 @@ export interface OpenDeviceOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for these features when the adapter has them (default: all three). */
   wantFeatures?: Partial<Record<keyof DeviceFeatures, boolean>>;
+  /** Cap limits below the adapter's (tests use this to reach a limit with small inputs). */
+  capLimits?: Partial<Record<RaisedLimit, number>>;
 }
 
 export class NoAdapterError extends Error {
@@ -72,7 +74,8 @@ export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Pro
 
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const limits = {} as Record<RaisedLimit, number>;
-  for (const name of RAISED_LIMITS) limits[name] = device.limits[name];
+  // A cap applies to what our code plans with (WebGPU never lowers a limit below its default).
+  for (const name of RAISED_LIMITS) limits[name] = Math.min(device.limits[name], options.capLimits?.[name] ?? Infinity);
 
   const info = adapter.info;
   const adapterName =

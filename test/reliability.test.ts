@@ -1,0 +1,128 @@
+// Long runs, resource limits and faults, on the reduced network of test/fixtures/midas.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { checkInputFits } from '../src/midas/model.js';
+import { MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
+import { Runtime } from '../src/nn/runtime.js';
+import { nodeGpu } from '../src/node/gpu.js';
+import { loadMidas, type MidasModel } from '../src/node/load.js';
+import { maxAbsDiff, random } from './reference.js';
+
+const FIXTURE = new URL('./fixtures/midas/', import.meta.url);
+const manifest = JSON.parse(readFileSync(new URL('manifest.json', FIXTURE), 'utf8'));
+const m = manifest.config;
+const REDUCED: MidasConfig = {
+  blocks: m.blocks, planes: m.planes, stemChannels: m.stem, groups: m.groups,
+  widthPerGroup: m.width_per_group, features: m.features, head: m.head,
+};
+const WEIGHTS = new URL('reduced.safetensors', FIXTURE).pathname;
+
+function rawImage(width: number, height: number, seed: number) {
+  const v = random(width * height * 3, seed);
+  return { data: Uint8Array.from(v, (x) => Math.round((x + 1) * 127.5)), width, height, channels: 3 as const };
+}
+
+describe('long runs', () => {
+  let model: MidasModel;
+  beforeAll(async () => {
+    model = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: 128 });
+  });
+  afterAll(() => model?.dispose());
+
+  // RSS climbs for the first ~200 predictions while the native allocators, Mesa and
+  // V8 warm up (measured: 181 -> 255 MiB), then stays within a few MiB to 600.
+  it('100 predictions in one process: live GPU buffers stay flat after warm-up, RSS within 24 MiB', async () => {
+    const img = rawImage(83, 61, 1);
+    for (let i = 0; i < 200; i++) await model.predict(img);
+    const before = model.runtime.stats();
+    global.gc?.();
+    const rssBefore = process.memoryUsage().rss;
+    for (let i = 0; i < 100; i++) {
+      const r = await model.predict(img);
+      expect(r.depth.length).toBe(83 * 61);
+    }
+    global.gc?.();
+    const after = model.runtime.stats();
+    const rssGrowth = process.memoryUsage().rss - rssBefore;
+    console.log(
+      `100 predictions: live tensors ${before.liveTensors} -> ${after.liveTensors}, buffers allocated ` +
+        `${before.allocatedBuffers} -> ${after.allocatedBuffers}, pooled ${before.pooledBytes} -> ${after.pooledBytes} bytes, ` +
+        `RSS ${(rssGrowth / 2 ** 20).toFixed(1)} MiB`,
+    );
+    expect(after.liveTensors).toBe(before.liveTensors);
+    expect(after.allocatedBuffers).toBe(before.allocatedBuffers);
+    expect(after.pooledBytes).toBe(before.pooledBytes);
+    expect(rssGrowth).toBeLessThan(24 * 2 ** 20); // measured 4-11 MiB here
+  });
+
+  it('images of different sizes reuse the pool: a repeat of the same sizes allocates nothing', async () => {
+    const sizes = [[83, 61], [40, 90], [128, 33]] as const;
+    for (const [w, h] of sizes) await model.predict(rawImage(w, h, w));
+    const before = model.runtime.stats().allocatedBuffers;
+    for (const [w, h] of sizes) await model.predict(rawImage(w, h, w));
+    expect(model.runtime.stats().allocatedBuffers).toBe(before);
+  });
+});
+
+describe('activation size against the adapter limit', () => {
+  const LAVAPIPE_LIMIT = 128 * 2 ** 20;
+
+  it('full-size v2: a square image runs at --size 512 and is refused at 544 with the limit and the largest size that fits', () => {
+    expect(() => checkInputFits(MIDAS_V2, 512, LAVAPIPE_LIMIT, 1000, 1000)).not.toThrow();
+    expect(() => checkInputFits(MIDAS_V2, 544, LAVAPIPE_LIMIT, 1000, 1000)).toThrow(
+      'a 544x544 network input needs a 145 MiB activation, over this adapter\'s maxStorageBufferBindingSize (128 MiB); use --size 512 or less for this image',
+    );
+    expect(() => checkInputFits(MIDAS_V2, 1536, LAVAPIPE_LIMIT, 1546, 1213)).toThrow(/use --size 576 or less/);
+  });
+
+  it('on a runtime capped at 4 MiB, predict runs just under the edge and refuses just over it, before any work', async () => {
+    const rt = await Runtime.create(nodeGpu(), { capLimits: { maxStorageBufferBindingSize: 4 * 2 ** 20 } });
+    // Reduced head: 8 channels at full size = 32 bytes a pixel: 352x352 fits 4 MiB, 384x384 does not.
+    const under = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: 352, runtime: rt });
+    const r = await under.predict(rawImage(400, 400, 3));
+    expect([r.width, r.height]).toEqual([400, 400]);
+    under.dispose();
+    const over = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: 384, runtime: rt });
+    const dispatches = rt.stats().dispatches;
+    await expect(over.predict(rawImage(400, 400, 3))).rejects.toThrow(/over this adapter's maxStorageBufferBindingSize \(4 MiB\); use --size 352 or less/);
+    expect(rt.stats().dispatches).toBe(dispatches);
+    over.dispose();
+    rt.destroy();
+  });
+
+  it('an output map bigger than one buffer is resized back in strips and equals the one-piece result', async () => {
+    // 600x400 floats = 938 KiB of output: a 256 KiB cap makes strips of 109 rows. The
+    // network runs at size 32 so every activation and weight fits that cap.
+    const img = rawImage(600, 400, 5);
+    const rt = await Runtime.create(nodeGpu(), { capLimits: { maxStorageBufferBindingSize: 256 * 1024 } });
+    const strips = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: 32, runtime: rt });
+    const whole = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: 32 });
+    const s = await strips.predict(img);
+    const o = await whole.predict(img);
+    // The capped runtime also takes the CPU x-pass of the transform (the image is over
+    // the cap), which differs from the GPU's by float rounding only.
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of o.depth) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+    expect(maxAbsDiff(s.depth, o.depth)).toBeLessThanOrEqual(1e-5 * (hi - lo));
+    strips.dispose();
+    whole.dispose();
+    rt.destroy();
+  });
+});
+
+describe('faults', () => {
+  it('device lost in the middle of a run: predict rejects (no hang), and a new model works', async () => {
+    const model = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: 128 });
+    const img = rawImage(83, 61, 7);
+    await model.predict(img);
+    const pending = model.predict(img);
+    model.runtime.device.destroy();
+    await expect(pending).rejects.toThrow();
+    await expect(model.predict(img)).rejects.toThrow(/device (was )?(lost|destroyed)|WebGPU device lost/i);
+    const fresh = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: 128 });
+    const r = await fresh.predict(img);
+    expect(r.depth.length).toBe(83 * 61);
+    fresh.dispose();
+  });
+});
