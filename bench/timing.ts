@@ -15,22 +15,38 @@ export interface MeasureOptions {
   maxRuns: number;
   /** Keep running (up to maxRuns) until the timed runs add up to this many ms. */
   targetMs: number;
-  /** Skip the warm-up run (the caller has already run the kernel once). */
+  /** Skip the warm-up run (default: one untimed run first). */
   noWarmup?: boolean;
+  /** Keep the warm-up run's outputs and return them as `kept` (the caller disposes them). */
+  keepWarmup?: boolean;
+  /** Sleep before waiting on the GPU (see `waitGpu`); default true. */
+  nap?: boolean;
+  /** A first guess of one call's GPU time, for the first nap (else taken from the warm-up). */
+  estimateMs?: number;
+  /** Size batches so that one run takes about this long (default: one call per run). */
+  batchTargetMs?: number;
+  /** At most this many calls per run (default 32). */
+  maxBatch?: number;
 }
 
 export interface Measurement {
   method: TimingMethod;
-  /** The figure reported: GPU pass time (timestamp) or wall time (wall), per run. */
+  /** The figure reported, per call of `fn`: GPU pass time (timestamp) or wall time (wall). */
   ms: number[];
-  /** Wall-clock per run: record + submit + wait for the GPU. */
+  /** Per run: record + submit + wait for the GPU, divided by the batch. */
   wallMs: number[];
-  /** Sum of the run's compute-pass times from timestamp queries, when profiled. */
+  /** Per call: the sum of its compute-pass times from timestamp queries, when profiled. */
   gpuMs: number[] | null;
-  /** Compute passes per run. */
+  /** Calls of `fn` per run (one submit). */
+  batch: number;
+  /** Compute passes per call. */
   passes: number;
   median: number;
   min: number;
+  /** Whether the runs slept before awaiting the GPU. */
+  nap: boolean;
+  /** The warm-up's outputs, with `keepWarmup`. */
+  kept?: RunResult;
 }
 
 /** How the bench times passes: decided once, from the FMA ceiling run. */
@@ -53,31 +69,72 @@ function disposeResult(r: RunResult): void {
   else (r as Tensor).dispose();
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 /**
- * Runs `fn` (which records dispatches) once untimed, then `minRuns..maxRuns` times,
- * each run on its own submit followed by a wait. With `profile`, every compute pass
- * carries timestamp writes and a run's GPU time is the sum of its passes.
+ * Flushes, then waits until the GPU is done. While a WebGPU promise is pending, Dawn's
+ * Node binding polls for events from `setImmediate` on the main thread, which keeps a
+ * CPU core busy; lavapipe runs compute on the same cores, so an immediate await slows
+ * the kernel itself (up to 2x on 2 cores). With `napMs`, sleep that long first (no
+ * promise pending, the core stays free) and only then await the rest.
+ */
+export async function waitGpu(rt: Runtime, napMs = 0): Promise<void> {
+  rt.flush();
+  if (napMs >= 1) await sleep(napMs);
+  await rt.sync();
+}
+
+/**
+ * Runs `fn` (which records dispatches) once untimed, then `minRuns..maxRuns` times.
+ * Each run records `fn` `batch` times into one submit and waits for it; with
+ * `batchTargetMs`, the batch is sized so that a run takes about that long, so short
+ * kernels are timed back to back as in a forward pass rather than one submit each.
+ * With `profile`, every compute pass carries timestamp writes and a sample is the sum
+ * of one call's passes. With `nap` (the default), each wait first sleeps 90% of the
+ * expected time, so the main thread does not compete with lavapipe (see `waitGpu`).
  */
 export async function measure(rt: Runtime, fn: () => RunResult, opts: MeasureOptions, profile: boolean): Promise<Measurement> {
-  if (!opts.noWarmup) {
-    await rt.sync();
-    disposeResult(fn());
-    await rt.sync();
-  }
+  const nap = opts.nap ?? true;
+  /** Expected GPU time of one call, ms. */
+  let estimate = opts.estimateMs ?? NaN;
+  let kept: RunResult = undefined;
+  let passesPerCall = 1;
   await rt.sync();
-  const profiling = profile && rt.startProfile(4096);
-  const wallMs: number[] = [];
-  const passCounts: number[] = [];
-  let total = 0;
-  while (wallMs.length < opts.maxRuns && (wallMs.length < opts.minRuns || total < opts.targetMs)) {
+  if (!opts.noWarmup) {
     const d0 = rt.stats().dispatches;
-    const t0 = performance.now();
     const r = fn();
-    await rt.sync();
+    passesPerCall = Math.max(1, rt.stats().dispatches - d0);
+    const t0 = performance.now();
+    await waitGpu(rt, nap && Number.isFinite(estimate) ? 0.9 * estimate : 0);
+    // An un-napped wait runs up to ~2x slow (less for short kernels): a first guess.
+    if (!Number.isFinite(estimate)) estimate = 0.7 * (performance.now() - t0);
+    if (opts.keepWarmup) kept = r;
+    else disposeResult(r);
+  }
+  let batch = 1;
+  if (opts.batchTargetMs && Number.isFinite(estimate)) {
+    batch = Math.min(opts.maxBatch ?? 32, Math.max(1, Math.round(opts.batchTargetMs / Math.max(estimate, 0.05))));
+  }
+  // The profiler holds 2048 passes.
+  const maxRuns = Math.max(1, Math.min(opts.maxRuns, Math.floor(2000 / (batch * passesPerCall))));
+  const profiling = profile && rt.startProfile();
+  const wallMs: number[] = [];
+  const callPasses: number[] = [];
+  let total = 0;
+  while (wallMs.length < maxRuns && (wallMs.length < opts.minRuns || total < opts.targetMs)) {
+    const t0 = performance.now();
+    for (let b = 0; b < batch; b++) {
+      const d0 = rt.stats().dispatches;
+      // Disposed at once: the next call may reuse the buffer, queue order keeps that safe.
+      disposeResult(fn());
+      callPasses.push(rt.stats().dispatches - d0);
+    }
+    const t1 = performance.now();
+    await waitGpu(rt, nap && Number.isFinite(estimate) ? 0.9 * estimate * batch : 0);
     const dt = performance.now() - t0;
-    disposeResult(r);
-    passCounts.push(rt.stats().dispatches - d0);
-    wallMs.push(dt);
+    // The GPU part of the wall time bounds the GPU time from above.
+    estimate = Math.min(Number.isFinite(estimate) ? estimate : Infinity, (performance.now() - t1) / batch);
+    wallMs.push(dt / batch);
     total += dt;
   }
   let gpuMs: number[] | null = null;
@@ -85,7 +142,7 @@ export async function measure(rt: Runtime, fn: () => RunResult, opts: MeasureOpt
     const timings = await rt.stopProfile();
     gpuMs = [];
     let k = 0;
-    for (const n of passCounts) {
+    for (const n of callPasses) {
       let s = 0;
       for (let i = 0; i < n; i++) s += timings[k++]?.ms ?? NaN;
       gpuMs.push(s);
@@ -97,9 +154,12 @@ export async function measure(rt: Runtime, fn: () => RunResult, opts: MeasureOpt
     ms,
     wallMs,
     gpuMs,
-    passes: passCounts[0] ?? 0,
+    batch,
+    passes: callPasses[0] ?? 0,
     median: median(ms),
     min: Math.min(...ms),
+    nap,
+    kept,
   };
 }
 
@@ -110,12 +170,19 @@ export async function measure(rt: Runtime, fn: () => RunResult, opts: MeasureOpt
  */
 export function judgeTimestamps(m: Measurement): TimingPolicy {
   if (!m.gpuMs) return { useTimestamps: false, note: 'timestamp-query not available' };
-  for (let i = 0; i < m.gpuMs.length; i++) {
-    const g = m.gpuMs[i]!;
+  for (let i = 0; i < m.wallMs.length; i++) {
+    let g = 0;
+    for (let b = 0; b < m.batch; b++) g += m.gpuMs[i * m.batch + b]!;
+    g /= m.batch;
     const w = m.wallMs[i]!;
     if (!Number.isFinite(g) || g <= 0) return { useTimestamps: false, note: `timestamp gave ${g} ms (wall ${w.toFixed(2)} ms)` };
     if (g > w * 1.05 + 0.05) return { useTimestamps: false, note: `timestamp ${g.toFixed(3)} ms exceeds wall ${w.toFixed(3)} ms` };
     if (g < w * 0.5) return { useTimestamps: false, note: `timestamp ${g.toFixed(3)} ms is under half of wall ${w.toFixed(3)} ms` };
   }
   return { useTimestamps: true, note: 'ok' };
+}
+
+/** The same runs, reported by wall-clock (when timestamps were judged unusable). */
+export function asWall(m: Measurement): Measurement {
+  return { ...m, method: 'wall', ms: m.wallMs, median: median(m.wallMs), min: Math.min(...m.wallMs) };
 }

@@ -39,6 +39,8 @@ export class Runtime {
   readonly adapterName: string;
   /** Print each dispatch to stderr (MIDAS_DEBUG style tracing). */
   trace = false;
+  /** Milliseconds the last `read` waited from submit to data (see `read`). */
+  lastWaitMs = 0;
 
   private encoder: GPUCommandEncoder | null = null;
   private readonly modules = new Map<string, GPUShaderModule>();
@@ -116,18 +118,28 @@ export class Runtime {
     this.giveBack(this.pool, t.buffer);
   }
 
-  async read(t: Tensor): Promise<Float32Array> {
+  /**
+   * Copies a tensor back to the CPU. `expectMs`: how long the pending work should
+   * take. Awaiting a WebGPU promise in Node makes Dawn poll on the main thread, which
+   * takes a core from a software adapter (lavapipe) and slows it down up to 2x, so
+   * the wait sleeps most of the expected time first. `lastWaitMs` tells how long the
+   * work took, to estimate the next time.
+   */
+  async read(t: Tensor, expectMs = 0): Promise<Float32Array> {
     t.assertLive();
     const bytes = t.byteLength;
     const staging = this.acquire(this.stagingPool, bytes, MAP_READ_DST, 'readback');
     this.commandEncoder().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
     this.flush();
+    const started = performance.now();
+    if (expectMs >= 2) await new Promise((resolve) => setTimeout(resolve, 0.9 * expectMs));
     try {
       await staging.mapAsync(0x1 /* GPUMapMode.READ */, 0, bytes);
     } catch (e) {
       this.throwIfLost();
       throw e;
     }
+    this.lastWaitMs = performance.now() - started;
     const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
     staging.unmap();
     this.giveBack(this.stagingPool, staging);

@@ -1,0 +1,560 @@
+// `bench kernels`: every WGSL kernel at the shapes MiDaS v2 runs for a 384x384 input
+// (SPEC §2), against the adapter's measured FMA ceiling and copy bandwidth.
+import { Runtime } from '../src/nn/runtime.js';
+import type { Tensor } from '../src/nn/tensor.js';
+import { conv2dNaive } from '../src/kernels/conv2d.js';
+import { conv2dTiled, DEFAULT_TILE, disposePacked, packConv, tiledSupports, type TileConfig } from '../src/kernels/conv2d_tiled.js';
+import { maxpool2d } from '../src/kernels/maxpool2d.js';
+import { resize2d, upsample2x } from '../src/kernels/resize.js';
+import { batchnorm2d, IMAGENET_MEAN, IMAGENET_STD, normalize } from '../src/kernels/channelwise.js';
+import { add, relu } from '../src/kernels/elementwise.js';
+import { measureCeilings, type CeilingResult } from './ceiling.js';
+import { benchGpu } from './gpu.js';
+import { waitQuiet, watchLoad, type MachineLoad } from './machine.js';
+import { measure, median, type Measurement, type RunResult, type TimingMethod } from './timing.js';
+import { fmt, table, writeJson, type Column } from './report.js';
+
+export interface KernelsOptions {
+  json: string;
+  quick: boolean;
+  /** Only cases whose group or name contains this (case-insensitive). */
+  filter?: string;
+  /** Await the GPU at once instead of sleeping first (slower on lavapipe: see waitGpu). */
+  spin?: boolean;
+  /** Do not ask for timestamp queries: time by wall clock. */
+  noTimestamps?: boolean;
+  /** Before each case, wait up to this many seconds for other processes to leave the CPU. */
+  waitQuietS?: number;
+}
+
+/** A naive conv expected to run longer than this (one run) is skipped. */
+const NAIVE_BUDGET_MS = 3000;
+/**
+ * Kernels shorter than this are timed in batches of back-to-back dispatches in one
+ * submit (as a forward pass runs them), about this long per batch.
+ */
+const BATCH_MS = 50;
+
+interface ConvCase {
+  kind: 'conv';
+  group: string;
+  name: string;
+  /** Input side (square) and channels. */
+  size: number;
+  cin: number;
+  cout: number;
+  k: number;
+  stride: number;
+  groups: number;
+  bias?: boolean;
+  reluInput?: boolean;
+  relu?: boolean;
+  quick?: boolean;
+  headline?: boolean;
+  tile?: TileConfig;
+  /** Bench only the tiled kernel (the tile sweep). */
+  tiledOnly?: boolean;
+}
+
+interface OpSetup {
+  shape: string;
+  /** Compulsory traffic: every input element read once, every output written once. */
+  bytes: number;
+  run: () => RunResult;
+  dispose: () => void;
+}
+
+interface OpCase {
+  kind: 'op';
+  group: string;
+  name: string;
+  quick?: boolean;
+  setup: (rt: Runtime) => OpSetup;
+}
+
+type Case = ConvCase | OpCase;
+
+export interface KernelRow {
+  group: string;
+  name: string;
+  /** `tiled` / `naive` for convs, `wgsl` for the other kernels. */
+  impl: string;
+  shape: string;
+  headline?: boolean;
+  flop?: number;
+  bytes: number;
+  method?: TimingMethod;
+  /** Whether each run slept before awaiting the GPU (see waitGpu). */
+  nap?: boolean;
+  /** Timed calls (samples). */
+  runs?: number;
+  /** Calls per submit. */
+  batch?: number;
+  passes?: number;
+  medianMs?: number;
+  minMs?: number;
+  wallMedianMs?: number;
+  /** From the median time. */
+  gflops?: number;
+  gbps?: number;
+  pctFma?: number;
+  pctCopy?: number;
+  /** max |tiled - naive| / max |naive| where both ran. */
+  relDiff?: number;
+  skipped?: string;
+  /** CPU share other processes took while this row ran (see MachineLoad). */
+  othersCpuShare?: number | null;
+  samplesMs?: number[];
+  wallSamplesMs?: number[];
+}
+
+// ---- the cases -------------------------------------------------------------------
+
+const conv = (group: string, name: string, c: Omit<ConvCase, 'kind' | 'group' | 'name'>): ConvCase => ({
+  kind: 'conv', group, name, ...c,
+});
+
+function convCases(): ConvCase[] {
+  const cases: ConvCase[] = [
+    conv('stem', 'conv1 7x7/2 3->64', { size: 384, cin: 3, cout: 64, k: 7, stride: 2, groups: 1, quick: true }),
+  ];
+  // ResNeXt-101 32x8d: width = out = 4 * planes; the stride-2 grouped conv opens layers 2-4.
+  const stages = [
+    { name: 'layer1', inC: 64, width: 256, inSize: 96, stride: 1 },
+    { name: 'layer2', inC: 256, width: 512, inSize: 96, stride: 2 },
+    { name: 'layer3', inC: 512, width: 1024, inSize: 48, stride: 2 },
+    { name: 'layer4', inC: 1024, width: 2048, inSize: 24, stride: 2 },
+  ];
+  for (const s of stages) {
+    const out = s.inSize / s.stride;
+    cases.push(
+      conv(s.name, `conv1 1x1 ${s.inC}->${s.width} (block 1)`, { size: s.inSize, cin: s.inC, cout: s.width, k: 1, stride: 1, groups: 1, relu: true }),
+      conv(s.name, `conv2 3x3/${s.stride} g32 ${s.width} (block 1)`, { size: s.inSize, cin: s.width, cout: s.width, k: 3, stride: s.stride, groups: 32, relu: true }),
+    );
+    if (s.stride !== 1) {
+      cases.push(conv(s.name, `conv2 3x3 g32 ${s.width} (blocks 2+)`, { size: out, cin: s.width, cout: s.width, k: 3, stride: 1, groups: 32, relu: true, quick: s.name === 'layer3' }));
+    }
+    cases.push(
+      conv(s.name, `conv3 1x1 ${s.width}->${s.width} (= conv1 of blocks 2+)`, { size: out, cin: s.width, cout: s.width, k: 1, stride: 1, groups: 1, quick: s.name === 'layer3' }),
+      conv(s.name, `downsample 1x1/${s.stride} ${s.inC}->${s.width}`, { size: s.inSize, cin: s.inC, cout: s.width, k: 1, stride: s.stride, groups: 1 }),
+    );
+  }
+  cases.push(
+    conv('decoder', 'layer4_rn 3x3 2048->256', { size: 12, cin: 2048, cout: 256, k: 3, stride: 1, groups: 1 }),
+    conv('decoder', 'layer3_rn 3x3 1024->256', { size: 24, cin: 1024, cout: 256, k: 3, stride: 1, groups: 1 }),
+    conv('decoder', 'layer2_rn 3x3 512->256', { size: 48, cin: 512, cout: 256, k: 3, stride: 1, groups: 1 }),
+    conv('decoder', 'RCU 3x3 256->256 @12', { size: 12, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true }),
+    conv('decoder', 'RCU 3x3 256->256 @24', { size: 24, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true, quick: true }),
+    conv('decoder', 'RCU 3x3 256->256 @48', { size: 48, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true }),
+    conv('decoder', '3x3 256->256 @96 (layer1_rn, RCU path1)', { size: 96, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true, quick: true, headline: true }),
+    conv('decoder', 'output_conv.0 3x3 256->128 @192', { size: 192, cin: 256, cout: 128, k: 3, stride: 1, groups: 1, bias: true }),
+    conv('decoder', 'output_conv.2 3x3 128->32 @384 +relu', { size: 384, cin: 128, cout: 32, k: 3, stride: 1, groups: 1, bias: true, relu: true }),
+    conv('decoder', 'output_conv.4 1x1 32->1 @384 +relu', { size: 384, cin: 32, cout: 1, k: 1, stride: 1, groups: 1, bias: true, relu: true, quick: true }),
+  );
+  return cases;
+}
+
+/** The headline conv with other tile shapes (full runs only). */
+function tileSweep(): ConvCase[] {
+  const tiles: TileConfig[] = [
+    { tm: 2, nv: 2 }, { tm: 4, nv: 1 }, { tm: 8, nv: 1 }, { tm: 2, nv: 4 }, { tm: 4, nv: 4 }, { tm: 8, nv: 2 },
+  ];
+  return tiles.map((tile) =>
+    conv('tile-sweep', `3x3 256->256 @96 tm${tile.tm} nv${tile.nv}`, { size: 96, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true, tile, tiledOnly: true }),
+  );
+}
+
+function opCases(): OpCase[] {
+  const F = 4;
+  return [
+    {
+      kind: 'op', group: 'pool', name: 'maxpool 3x3/2', quick: true,
+      setup: (rt) => {
+        const x = randomTensor(rt, [1, 192, 192, 64]);
+        return { shape: '192x192x64 -> 96x96x64', bytes: (192 * 192 + 96 * 96) * 64 * F, run: () => maxpool2d(rt, x), dispose: () => x.dispose() };
+      },
+    },
+    {
+      kind: 'op', group: 'resize', name: 'bilinear x2 align_corners=True', quick: true,
+      setup: (rt) => {
+        const x = randomTensor(rt, [1, 96, 96, 256]);
+        return { shape: '96x96x256 -> 192x192', bytes: (96 * 96 + 192 * 192) * 256 * F, run: () => upsample2x(rt, x, true), dispose: () => x.dispose() };
+      },
+    },
+    {
+      kind: 'op', group: 'resize', name: 'bilinear x2 align_corners=False',
+      setup: (rt) => {
+        const x = randomTensor(rt, [1, 192, 192, 128]);
+        return { shape: '192x192x128 -> 384x384', bytes: (192 * 192 + 384 * 384) * 128 * F, run: () => upsample2x(rt, x, false), dispose: () => x.dispose() };
+      },
+    },
+    {
+      kind: 'op', group: 'resize', name: 'bicubic (output to image size)',
+      setup: (rt) => {
+        const x = randomTensor(rt, [1, 384, 384, 1]);
+        return {
+          shape: '384x384x1 -> 1213x1546', bytes: (384 * 384 + 1213 * 1546) * F,
+          run: () => resize2d(rt, x, 1213, 1546, { kind: 'bicubic', alignCorners: false }),
+          dispose: () => x.dispose(),
+        };
+      },
+    },
+    {
+      kind: 'op', group: 'resize', name: 'opencv-cubic (input transform)', quick: true,
+      setup: (rt) => {
+        const x = randomTensor(rt, [1, 1213, 1546, 3]);
+        return {
+          shape: '1213x1546x3 -> 384x480', bytes: (1213 * 1546 + 384 * 480) * 3 * F,
+          run: () => resize2d(rt, x, 384, 480, { kind: 'opencv-cubic' }),
+          dispose: () => x.dispose(),
+        };
+      },
+    },
+    {
+      kind: 'op', group: 'channelwise', name: 'batchnorm2d', quick: true,
+      setup: (rt) => {
+        const x = randomTensor(rt, [1, 96, 96, 256]);
+        const bn = {
+          weight: randomTensor(rt, [256]),
+          bias: randomTensor(rt, [256]),
+          runningMean: randomTensor(rt, [256]),
+          runningVar: rt.upload(new Float32Array(256).fill(1), [256]),
+        };
+        return {
+          shape: '96x96x256', bytes: 2 * x.byteLength,
+          run: () => batchnorm2d(rt, x, bn),
+          dispose: () => [x, ...Object.values(bn)].forEach((t) => t.dispose()),
+        };
+      },
+    },
+    {
+      kind: 'op', group: 'channelwise', name: 'normalize (mean/std)', quick: true,
+      setup: (rt) => {
+        const x = randomTensor(rt, [1, 384, 480, 3]);
+        return { shape: '384x480x3', bytes: 2 * x.byteLength, run: () => normalize(rt, x, IMAGENET_MEAN, IMAGENET_STD), dispose: () => x.dispose() };
+      },
+    },
+    {
+      kind: 'op', group: 'elementwise', name: 'relu', quick: true,
+      setup: (rt) => {
+        const x = randomTensor(rt, [1, 96, 96, 256]);
+        return { shape: '96x96x256', bytes: 2 * x.byteLength, run: () => relu(rt, x), dispose: () => x.dispose() };
+      },
+    },
+    {
+      kind: 'op', group: 'elementwise', name: 'add', quick: true,
+      setup: (rt) => {
+        const a = randomTensor(rt, [1, 96, 96, 256]);
+        const b = randomTensor(rt, [1, 96, 96, 256]);
+        return { shape: '96x96x256', bytes: 3 * a.byteLength, run: () => add(rt, a, b), dispose: () => (a.dispose(), b.dispose()) };
+      },
+    },
+  ];
+}
+
+// ---- helpers ----------------------------------------------------------------------------
+
+let seed = 0x12345678;
+/** Deterministic values in [-scale, scale) (xorshift32). */
+function randomData(n: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    a[i] = ((s >>> 0) / 4294967296 * 2 - 1) * scale;
+  }
+  seed = s;
+  return a;
+}
+
+function randomTensor(rt: Runtime, shape: number[], scale = 1): Tensor {
+  return rt.upload(randomData(shape.reduce((a, b) => a * b, 1), scale), shape);
+}
+
+function convGeom(c: ConvCase) {
+  const pad = (c.k - 1) / 2;
+  const out = Math.floor((c.size + 2 * pad - c.k) / c.stride) + 1;
+  const macs = out * out * c.cout * (c.cin / c.groups) * c.k * c.k;
+  const bytes = 4 * (c.size * c.size * c.cin + c.cout * (c.cin / c.groups) * c.k * c.k + out * out * c.cout + (c.bias ? c.cout : 0));
+  return { pad, out, macs, flop: 2 * macs, bytes };
+}
+
+function convShape(c: ConvCase, out: number): string {
+  return `${c.size}x${c.size}x${c.cin} -> ${out}x${out}x${c.cout}`;
+}
+
+async function maxRelDiff(a: Tensor, b: Tensor): Promise<number> {
+  const [x, y] = [await a.read(), await b.read()];
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < x.length; i++) {
+    num = Math.max(num, Math.abs(x[i]! - y[i]!));
+    den = Math.max(den, Math.abs(y[i]!));
+  }
+  return den > 0 ? num / den : num;
+}
+
+function fillRow(row: KernelRow, m: Measurement, ceil: CeilingResult): void {
+  row.method = m.method;
+  row.nap = m.nap;
+  row.runs = m.wallMs.length * m.batch;
+  row.batch = m.batch;
+  row.passes = m.passes;
+  row.medianMs = m.median;
+  row.minMs = m.min;
+  row.wallMedianMs = median(m.wallMs);
+  row.samplesMs = m.ms;
+  row.wallSamplesMs = m.wallMs;
+  row.gbps = row.bytes / m.median / 1e6;
+  row.pctCopy = (100 * row.gbps) / ceil.copy.rate;
+  if (row.flop !== undefined) {
+    row.gflops = row.flop / m.median / 1e6;
+    row.pctFma = (100 * row.gflops) / ceil.fma.rate;
+  }
+}
+
+function progress(row: KernelRow): void {
+  const what = row.skipped
+    ? `skipped: ${row.skipped}`
+    : `${fmt(row.medianMs)} ms` + (row.gflops !== undefined ? `, ${fmt(row.gflops)} GFLOP/s` : `, ${fmt(row.gbps)} GB/s`);
+  process.stderr.write(`  ${row.group} | ${row.name} | ${row.impl}: ${what}\n`);
+}
+
+// ---- the run ------------------------------------------------------------------------------
+
+export async function runKernels(opts: KernelsOptions): Promise<void> {
+  const started = performance.now();
+  const stopWatch = watchLoad();
+  const { gpu, flags } = benchGpu();
+  const rt = await Runtime.create(gpu, opts.noTimestamps ? { wantFeatures: { timestamps: false } } : undefined);
+  process.stderr.write(`adapter: ${rt.adapterName}\n`);
+
+  let waitedMs = 0;
+  if (opts.waitQuietS) waitedMs += (await waitQuiet(opts.waitQuietS * 1000)) ?? 0;
+  process.stderr.write('measuring ceilings...\n');
+  const nap = !opts.spin;
+  const ceil = await measureCeilings(rt, opts.quick, nap);
+  const useTs = ceil.timing.useTimestamps;
+  process.stderr.write(
+    `  FMA ${fmt(ceil.fma.rate)} GFLOP/s (${fmt(ceil.fmaSpin.rate)} awaited at once), copy ${fmt(ceil.copy.rate)} GB/s; ` +
+      `timing by ${useTs ? 'timestamp queries' : `wall clock (${ceil.timing.note})`}\n`,
+  );
+
+  const filter = opts.filter?.toLowerCase();
+  const selected = (c: Case) =>
+    (!opts.quick || c.quick === true) && (!filter || `${c.group} ${c.name}`.toLowerCase().includes(filter));
+  const cases: Case[] = [...convCases(), ...(opts.quick ? [] : tileSweep()), ...opCases()].filter(selected);
+
+  const rows: KernelRow[] = [];
+  // The slowest rates seen so far (FLOP/ms), to size repeats and to skip slow naive
+  // runs; tiny convs (under 0.1 GFLOP) do not count.
+  let tiledRate = 5e6;
+  let naiveRate = 1e6;
+  let tiledSeen = false;
+  let naiveSeen = false;
+
+  for (const c of cases) {
+    if (opts.waitQuietS) waitedMs += (await waitQuiet(opts.waitQuietS * 1000)) ?? 0;
+    if (c.kind === 'conv') {
+      const g = convGeom(c);
+      const tile = c.tile ?? DEFAULT_TILE;
+      const base = { group: c.group, name: c.name, shape: convShape(c, g.out), flop: g.flop, bytes: g.bytes, headline: c.headline };
+      const w = randomData(c.cout * (c.cin / c.groups) * c.k * c.k, 1 / Math.sqrt((c.cin / c.groups) * c.k * c.k));
+      const b = c.bias ? randomData(c.cout, 0.1) : undefined;
+      const x = randomTensor(rt, [1, c.size, c.size, c.cin]);
+      const convOpts = { stride: c.stride, padding: g.pad, reluInput: c.reluInput, relu: c.relu };
+
+      // tiled
+      let yTiled: Tensor | undefined;
+      const tiledRow: KernelRow = { ...base, impl: c.tile ? `tiled ${tile.tm}x${tile.nv}` : 'tiled' };
+      if (!tiledSupports([c.cout, c.cin / c.groups, c.k, c.k], c.groups, tile)) {
+        tiledRow.skipped = `tiled kernel does not support ${c.cout / c.groups} channels per group`;
+      } else {
+        const packed = packConv(rt, w, [c.cout, c.cin / c.groups, c.k, c.k], c.groups, b, tile);
+        const run = () => conv2dTiled(rt, x, packed, convOpts);
+        const watch = watchLoad();
+        const est = g.flop / tiledRate;
+        // The headline case gets 3 runs whatever it costs; the rest 3-5 runs or ~1 s.
+        const repeats = {
+          minRuns: opts.quick ? 1 : c.headline ? 3 : est > 1000 ? 1 : 3,
+          maxRuns: opts.quick ? 1 : c.headline ? 3 : est > 1000 ? 2 : 5,
+          targetMs: 1000,
+          keepWarmup: true, // for the comparison with the naive kernel below
+          nap,
+          batchTargetMs: BATCH_MS,
+        };
+        const m = await measure(rt, run, repeats, useTs);
+        yTiled = m.kept as Tensor;
+        fillRow(tiledRow, m, ceil);
+        tiledRow.othersCpuShare = watch().othersCpuShare;
+        if (g.flop >= 1e8) {
+          tiledRate = tiledSeen ? Math.min(tiledRate, g.flop / m.median) : g.flop / m.median;
+          tiledSeen = true;
+        }
+        disposePacked(packed);
+        // Fresh (zeroed) buffers for the naive run: a failed naive dispatch must not
+        // leave a pooled buffer holding the tiled kernel's result.
+        await rt.sync();
+        rt.trim();
+      }
+      rows.push(tiledRow);
+      progress(tiledRow);
+
+      // naive
+      if (!c.tiledOnly) {
+        const naiveRow: KernelRow = { ...base, impl: 'naive' };
+        const est = g.flop / naiveRate;
+        if (est > NAIVE_BUDGET_MS) {
+          naiveRow.skipped = `est. ${fmt(est / 1000, 2)} s per run > ${NAIVE_BUDGET_MS / 1000} s`;
+        } else {
+          const wt = rt.upload(w, [c.cout, c.cin / c.groups, c.k, c.k]);
+          const bt = b ? rt.upload(b, [c.cout]) : undefined;
+          const run = () => conv2dNaive(rt, x, wt, { ...convOpts, groups: c.groups, bias: bt });
+          const watch = watchLoad();
+          const repeats = { minRuns: 1, maxRuns: opts.quick ? 1 : est > 1000 ? 1 : 3, targetMs: 1000, keepWarmup: true, nap, batchTargetMs: BATCH_MS };
+          const m = await measure(rt, run, repeats, useTs);
+          const y = m.kept as Tensor;
+          fillRow(naiveRow, m, ceil);
+          naiveRow.othersCpuShare = watch().othersCpuShare;
+          if (g.flop >= 1e8) {
+            naiveRate = naiveSeen ? Math.min(naiveRate, g.flop / m.median) : g.flop / m.median;
+            naiveSeen = true;
+          }
+          if (yTiled) {
+            naiveRow.relDiff = await maxRelDiff(yTiled, y);
+            tiledRow.relDiff = naiveRow.relDiff;
+          }
+          y.dispose();
+          wt.dispose();
+          bt?.dispose();
+        }
+        rows.push(naiveRow);
+        progress(naiveRow);
+      }
+      yTiled?.dispose();
+      x.dispose();
+    } else {
+      const s = c.setup(rt);
+      const row: KernelRow = { group: c.group, name: c.name, impl: 'wgsl', shape: s.shape, bytes: s.bytes };
+      const watch = watchLoad();
+      const repeats = { minRuns: opts.quick ? 1 : 3, maxRuns: opts.quick ? 1 : 20, targetMs: opts.quick ? 0 : 500, nap, batchTargetMs: BATCH_MS };
+      const m = await measure(rt, s.run, repeats, useTs);
+      fillRow(row, m, ceil);
+      row.othersCpuShare = watch().othersCpuShare;
+      s.dispose();
+      rows.push(row);
+      progress(row);
+    }
+    await rt.sync();
+    rt.trim();
+  }
+
+  const seconds = (performance.now() - started) / 1000;
+  if (opts.waitQuietS) process.stderr.write(`waited ${(waitedMs / 1000).toFixed(1)} s in all for a quiet CPU\n`);
+  const load = stopWatch();
+  console.log(header(rt, ceil, flags, opts, load));
+  console.log(table(rows, COLUMNS));
+  console.log(footer(rows, seconds));
+
+  writeJson(opts.json, {
+    bench: 'kernels',
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    machineLoad: load,
+    quick: opts.quick,
+    filter: opts.filter ?? null,
+    adapter: rt.adapterName,
+    features: rt.features,
+    limits: rt.limits,
+    dawnFlags: flags,
+    timing: ceil.timing,
+    nap,
+    ceilings: {
+      fmaGflops: ceil.fma.rate,
+      fmaMs: ceil.fma.ms,
+      fmaFlop: ceil.fma.flop,
+      fmaSamplesMs: ceil.fma.measurement.ms,
+      fmaAwaitedAtOnceGflops: ceil.fmaSpin.rate,
+      fmaAwaitedAtOnceSamplesMs: ceil.fmaSpin.measurement.ms,
+      copyGBps: ceil.copy.rate,
+      copyMs: ceil.copy.ms,
+      copyBytes: ceil.copy.bytes,
+      copySamplesMs: ceil.copy.measurement.ms,
+    },
+    notes: [
+      'GFLOP/s and GB/s use the median time; GFLOP = 2 * MACs; GB = compulsory bytes (inputs read once, outputs written once).',
+      '%FMA is against the measured FMA ceiling, %copy against the measured copy bandwidth (read + write bytes).',
+      `Naive convs estimated to take over ${NAIVE_BUDGET_MS / 1000} s per run are skipped.`,
+    ],
+    seconds,
+    waitedForQuietSeconds: opts.waitQuietS ? waitedMs / 1000 : null,
+    rows,
+  });
+  process.stderr.write(`wrote ${opts.json}\n`);
+  rt.destroy();
+}
+
+const COLUMNS: Column<KernelRow>[] = [
+  { title: 'group', value: (r) => r.group, align: 'left' },
+  { title: 'kernel', value: (r) => (r.headline ? `* ${r.name}` : r.name), align: 'left' },
+  { title: 'impl', value: (r) => r.impl, align: 'left' },
+  { title: 'shape', value: (r) => r.shape, align: 'left' },
+  { title: 'GFLOP', value: (r) => (r.flop !== undefined ? fmt(r.flop / 1e9) : '') },
+  { title: 'n', value: (r) => (r.skipped ? '' : r.batch && r.batch > 1 ? `${r.runs}/${r.batch}` : String(r.runs)) },
+  { title: 'med ms', value: (r) => fmt(r.medianMs) },
+  { title: 'min ms', value: (r) => fmt(r.minMs) },
+  { title: 'wall ms', value: (r) => fmt(r.wallMedianMs) },
+  { title: 'GFLOP/s', value: (r) => fmt(r.gflops) },
+  { title: '%FMA', value: (r) => (r.pctFma !== undefined ? r.pctFma.toFixed(1) : '') },
+  { title: 'GB/s', value: (r) => fmt(r.gbps) },
+  { title: '%copy', value: (r) => (r.pctCopy !== undefined ? r.pctCopy.toFixed(1) : '') },
+  { title: 'other%', value: (r) => (r.othersCpuShare != null ? (100 * r.othersCpuShare).toFixed(0) : '') },
+  { title: 'note', value: note, align: 'left' },
+];
+
+function note(r: KernelRow): string {
+  if (r.skipped) return `skipped: ${r.skipped}`;
+  if (r.relDiff !== undefined && r.impl !== 'naive') return `vs naive: ${r.relDiff === 0 ? 'identical' : `rel diff ${r.relDiff.toExponential(1)}`}`;
+  return '';
+}
+
+function header(rt: Runtime, ceil: CeilingResult, flags: string[], opts: KernelsOptions, load: MachineLoad): string {
+  const f = rt.features;
+  const feats = [f.f16 && 'shader-f16', f.timestamps && 'timestamp-query', f.subgroups && 'subgroups'].filter(Boolean).join(', ');
+  const t = ceil.timing;
+  return [
+    `midas-webgpu kernel bench${opts.quick ? ' (--quick)' : ''}`,
+    `adapter:  ${rt.adapterName}`,
+    `features: ${feats || 'none'}${flags.length ? `; dawn flags: ${flags.join(' ')}` : ''}`,
+    `timing:   ${t.useTimestamps ? `timestamp queries (GPU pass time; resolution ${t.granularityNs} ns)` : `wall clock around rt.sync() (${t.note})`}`,
+    `ceilings: FMA ${fmt(ceil.fma.rate)} GFLOP/s (${fmt(ceil.fma.flop / 1e9)} GFLOP in ${fmt(ceil.fma.ms)} ms, best run); ` +
+      `copy ${fmt(ceil.copy.rate)} GB/s (${ceil.copy.bytes / 2 ** 20} MiB read+write in ${fmt(ceil.copy.ms)} ms, best run)`,
+    ceil.nap
+      ? `waiting:  each run sleeps ~90% of its expected time before awaiting the GPU: an awaited WebGPU promise makes ` +
+        `Dawn poll on the main thread, which takes a core from lavapipe (FMA awaited at once: ${fmt(ceil.fmaSpin.rate)} GFLOP/s)`
+      : `waiting:  --spin: runs await the GPU at once (Dawn polls on the main thread meanwhile)`,
+    `machine:  ${load.cores} CPU cores; other processes used ${load.othersCpuShare === null ? '?' : `${(100 * load.othersCpuShare).toFixed(0)}%`} of them during the run` +
+      ((load.othersCpuShare ?? 0) > 0.1 && !opts.waitQuietS ? ' -- BUSY: timings are skewed (lavapipe computes on the same CPU)' : ''),
+    ...(opts.waitQuietS ? [`          (that includes the waits: --wait-quiet ${opts.waitQuietS} let each case wait for a quiet CPU first; see other% per row)`] : []),
+    '',
+  ].join('\n');
+}
+
+function footer(rows: KernelRow[], seconds: number): string {
+  const lines = [
+    '',
+    '* = headline case. GFLOP/s and GB/s from the median; GB = compulsory bytes (inputs once + outputs once).',
+    'other% = CPU share other processes took while the row ran (lavapipe shares the CPU: over ~10% skews the row).',
+    'n = timed calls (/ calls per submit, when short kernels were batched back to back).',
+    'wall ms = record + submit + wait, per call (a batch\'s wall time / its calls). rel diff = max|tiled - naive| / max|naive| where both ran.',
+  ];
+  const skipped = rows.filter((r) => r.skipped);
+  if (skipped.length) lines.push(`${skipped.length} naive run(s) skipped as too slow (see "skipped").`);
+  const busy = rows.filter((r) => (r.othersCpuShare ?? 0) > 0.1);
+  if (busy.length) lines.push(`${busy.length} row(s) ran while other processes took over 10% of the CPU (other%): treat them with care.`);
+  lines.push(`total ${seconds.toFixed(1)} s`);
+  return lines.join('\n');
+}
