@@ -1,7 +1,8 @@
 // `midas predict`: images or folders in, depth maps out, one bad image never stops the rest.
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { COLOR_MAPS, type ColorMapName } from '../midas/colormap.js';
+import type { MidasConfig } from '../midas/config.js';
 import type { Precision } from '../midas/network.js';
 import { loadMidas } from '../node/load.js';
 import { writeColorPng, writePfm, writePng16 } from '../node/outputs.js';
@@ -108,6 +109,36 @@ function planJobs(inputs: string[], outDir: string, formats: Format[], errors: s
   return jobs;
 }
 
+/**
+ * Temporary files (`.<name>.tmp-<pid>-<hex>`, see writeFileAtomic) left by a run that
+ * was killed: removed when their process is gone.
+ */
+function removeStaleTemporaries(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const m = /^\..+\.tmp-(\d+)-[0-9a-f]+$/.exec(name);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(path.join(dir, name), { force: true });
+    }
+  }
+}
+
+/**
+ * `MIDAS_ARCH=file.json`: a MidasConfig of another shape (reduced networks in tests).
+ * Unset: MiDaS v2.
+ */
+function archFromEnv(): MidasConfig | undefined {
+  const file = process.env['MIDAS_ARCH'];
+  if (!file) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as MidasConfig;
+  } catch (e) {
+    throw new Error(`MIDAS_ARCH=${file}: ${(e as Error).message}`);
+  }
+}
+
 export const predictCommand: Command = {
   name: 'predict',
   summary: 'depth maps for images or folders of images',
@@ -141,6 +172,7 @@ export const predictCommand: Command = {
       throw new Error(`${outDir}: cannot write to the output folder (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
 
+    removeStaleTemporaries(outDir);
     const errors: string[] = [];
     let failed = 0;
     const jobs = planJobs(collectInputs(positionals, errors), outDir, formats, errors);
@@ -153,6 +185,7 @@ export const predictCommand: Command = {
       const convert = new ProgressBar({ label: 'converting', total: 0, unit: 'bytes' });
       const model = await loadMidas({
         weights: values['weights'] as string | undefined,
+        config: archFromEnv(),
         size,
         precision,
         log: quiet ? undefined : (line) => console.error(line),

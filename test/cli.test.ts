@@ -1,0 +1,201 @@
+// The `midas` command as a user runs it (a child process on dist/), with the reduced
+// network of test/fixtures/midas (MIDAS_ARCH) so a folder of 50 images takes seconds.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadMidas } from '../src/node/load.js';
+import { readPfm } from '../src/node/outputs.js';
+import type { MidasConfig } from '../src/midas/config.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FIXTURE = path.join(ROOT, 'test/fixtures/midas');
+const WEIGHTS = path.join(FIXTURE, 'reduced.safetensors');
+const m = JSON.parse(readFileSync(path.join(FIXTURE, 'manifest.json'), 'utf8')).config;
+const REDUCED: MidasConfig = {
+  blocks: m.blocks, planes: m.planes, stemChannels: m.stem, groups: m.groups,
+  widthPerGroup: m.width_per_group, features: m.features, head: m.head,
+};
+
+let dir: string;
+let env: NodeJS.ProcessEnv;
+
+function midas(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), ...args], { env, encoding: 'utf8', timeout: 300_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => !l.startsWith('Warning: maxDynamic')).join('\n') };
+}
+
+function png(file: string, w: number, h: number, seed: number): void {
+  const p = new PNG({ width: w, height: h });
+  for (let i = 0; i < w * h * 4; i++) p.data[i] = (i * 31 + seed * 17) % 256;
+  writeFileSync(file, PNG.sync.write(p));
+}
+
+beforeAll(() => {
+  expect(existsSync(path.join(ROOT, 'dist/src/cli/main.js')), 'run `npm run build` first (npm test does)').toBe(true);
+  dir = mkdtempSync(path.join(os.tmpdir(), 'midas-cli-'));
+  writeFileSync(path.join(dir, 'arch.json'), JSON.stringify(REDUCED));
+  env = { ...process.env, MIDAS_ARCH: path.join(dir, 'arch.json'), MIDAS_HOME: path.join(dir, 'home') };
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('arguments', () => {
+  it('--help lists the commands and exits 0; no command exits 2', () => {
+    const r = midas(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/predict .*\n.*convert .*\n.*info/);
+    expect(midas([]).status).toBe(2);
+  });
+
+  const bad: [string, string[], RegExp][] = [
+    ['an unknown command', ['frobnicate'], /unknown command 'frobnicate'/],
+    ['an unknown flag', ['predict', 'x.jpg', '--bogus'], /Unknown option '--bogus'/],
+    ['--size not a multiple of 32', ['predict', 'x.jpg', '--size', '100'], /--size must be a positive multiple of 32 \(got '100'\)/],
+    ['--size zero', ['predict', 'x.jpg', '--size', '0'], /--size must be a positive multiple of 32/],
+    ['an unknown --format', ['predict', 'x.jpg', '--format', 'png,tiff'], /unknown --format 'tiff'/],
+    ['an unknown --precision', ['predict', 'x.jpg', '--precision', 'f8'], /--precision must be f32 or f16/],
+    ['no images', ['predict'], /no images given/],
+  ];
+  for (const [what, args, msg] of bad) {
+    it(`${what}: one line, exit 2`, () => {
+      const r = midas(args);
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(msg);
+    });
+  }
+
+  it('an output folder that cannot be written: one line naming it, exit 1', () => {
+    const file = path.join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    const r = midas(['predict', path.join(FIXTURE, 'x.png'), '-o', path.join(file, 'out'), '--weights', WEIGHTS]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toMatch(new RegExp(`^midas predict: ${file}/out: cannot write to the output folder \\(ENOTDIR\\)$`));
+  });
+
+  it('weights for another architecture: the differences by name, exit 1', () => {
+    const img = path.join(dir, 'one.png');
+    png(img, 20, 10, 1);
+    const r = midas(['predict', img, '-o', path.join(dir, 'o-arch'), '--weights', WEIGHTS, '-q']);
+    expect(r.status).toBe(0);
+    const wrong = { ...env };
+    delete wrong['MIDAS_ARCH'];
+    const r2 = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'predict', img, '-o', path.join(dir, 'o-arch2'), '--weights', WEIGHTS], {
+      env: wrong,
+      encoding: 'utf8',
+    });
+    expect(r2.status).toBe(1);
+    expect(r2.stderr).toMatch(/the weights do not match the network: 420 missing: pretrained\.layer1\.4\.2\.conv1\.weight.*; 141 with the wrong shape: pretrained\.layer1\.0\.weight \[8, 3, 7, 7\] \(expected \[64, 3, 7, 7\]\)/);
+    expect(existsSync(path.join(dir, 'o-arch2', 'one.png'))).toBe(false);
+  });
+});
+
+describe('a folder of 50 images with 3 bad ones', () => {
+  let images: string;
+  let out: string;
+  const bad = new Map([
+    ['img10.png', (f: string) => writeFileSync(f, '')],
+    ['img25.jpg', (f: string) => writeFileSync(f, 'this is not a jpeg\n')],
+    ['img40.png', (f: string) => {
+      png(f, 30, 20, 40);
+      writeFileSync(f, readFileSync(f).subarray(0, 60));
+    }],
+  ]);
+
+  beforeAll(() => {
+    images = path.join(dir, 'photos');
+    out = path.join(dir, 'out');
+    mkdirSync(images);
+    for (let i = 0; i < 50; i++) {
+      const name = `img${String(i).padStart(2, '0')}.${i === 25 ? 'jpg' : 'png'}`;
+      const make = bad.get(name);
+      if (make) make(path.join(images, name));
+      else png(path.join(images, name), 24 + (i % 7) * 5, 16 + (i % 5) * 3, i);
+    }
+    writeFileSync(path.join(images, 'notes.txt'), 'not an image, not picked up');
+  });
+
+  it('writes 47 x 2 outputs, lists the 3 errors at the end, exits 1', () => {
+    const r = midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64']);
+    expect(r.status).toBe(1);
+    const files = readdirSync(out).sort();
+    expect(files.filter((f) => f.endsWith('-color.png'))).toHaveLength(47);
+    expect(files.filter((f) => !f.endsWith('-color.png') && f.endsWith('.png'))).toHaveLength(47);
+    expect(files.some((f) => f.startsWith('.'))).toBe(false); // no temporaries left
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.slice(-4)[0]).toMatch(/47 written, 0 skipped, 3 failed/);
+    expect(lines.slice(-3)).toEqual([
+      expect.stringMatching(/^error: .*img10\.png: .*empty/),
+.*not a PNG or JPEG image \(starts with "this is "\)/),
+      expect.stringMatching(/^error: .*img40\.png: .*(truncated|corrupt)/),
+    ]);
+  });
+
+  it('run again: skips what is done, exits 1 for the same 3; --overwrite redoes all', () => {
+    const r = midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/skipping 47 image\(s\) whose outputs exist/);
+    expect(r.stderr).toMatch(/0 written, 47 skipped, 3 failed/);
+    const r2 = midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64', '--overwrite']);
+    expect(r2.stderr).toMatch(/47 written, 0 skipped, 3 failed/);
+  });
+
+  it('killed half way and run again: finishes the rest, leaves no temporary files', async () => {
+    const out2 = path.join(dir, 'out-killed');
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'predict', images, '-o', out2, '--weights', WEIGHTS, '--size', '64', '-q'], {
+      env,
+      stdio: 'ignore',
+    });
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (existsSync(out2) && readdirSync(out2).filter((f) => f.endsWith('-color.png')).length >= 20) {
+          clearInterval(t);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      }, 5);
+    });
+    await new Promise((r) => child.on('exit', r));
+    const done = readdirSync(out2).filter((f) => f.endsWith('-color.png')).length;
+    expect(done).toBeLessThan(47);
+    const r = midas(['predict', images, '-o', out2, '--weights', WEIGHTS, '--size', '64']);
+    expect(r.stderr).toMatch(/skipping \d+ image\(s\)/);
+    expect(r.stderr).toMatch(/3 failed/);
+    const files = readdirSync(out2);
+    expect(files.filter((f) => f.endsWith('-color.png'))).toHaveLength(47);
+    expect(files.some((f) => f.startsWith('.'))).toBe(false);
+  });
+});
+
+describe('outputs', () => {
+  it('the PFM the CLI writes equals what the library returns, and the PNGs have the image size', async () => {
+    const img = path.join(dir, 'pic.png');
+    png(img, 45, 31, 9);
+    const out = path.join(dir, 'o-formats');
+    const r = midas(['predict', img, '-o', out, '--weights', WEIGHTS, '--format', 'pfm,png,color', '--size', '64', '-q']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['pic-color.png', 'pic.pfm', 'pic.png']);
+    const model = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: 64 });
+    const lib = await model.predict(img);
+    model.dispose();
+    const pfm = readPfm(path.join(out, 'pic.pfm'));
+    expect([pfm.width, pfm.height]).toEqual([45, 31]);
+    expect(pfm.data).toEqual(lib.depth);
+    const gray = PNG.sync.read(readFileSync(path.join(out, 'pic.png')), { skipRescale: true } as never);
+    expect([gray.width, gray.height, gray.depth]).toEqual([45, 31, 16]);
+  });
+
+  it('an input is never an output: -o pointing at the input folder is refused for that image', () => {
+    const folder = path.join(dir, 'same');
+    mkdirSync(folder);
+    png(path.join(folder, 'x.png'), 20, 20, 3);
+    const before = readFileSync(path.join(folder, 'x.png'));
+    const r = midas(['predict', folder, '-o', folder, '--weights', WEIGHTS, '--format', 'png', '--size', '64']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/x\.png: its output .*x\.png would overwrite an input/);
+    expect(readFileSync(path.join(folder, 'x.png')).equals(before)).toBe(true);
+  });
+});
