@@ -99,6 +99,27 @@ describe('MidasNet (reduced) against PyTorch', () => {
   }
 });
 
+describe('MidasNet dispatch labels', () => {
+  it('name the checkpoint key of the module that dispatched each kernel', async () => {
+    const rt = await testRuntime();
+    const net = new MidasNet(REDUCED);
+    net.prepare(rt, readWeights());
+    const x = rt.upload(new Float32Array(64 * 64 * 3), [1, 64, 64, 3]);
+    await rt.sync();
+    expect(rt.startProfile()).toBe(true);
+    const { depth } = net.forward(x);
+    const labels = (await rt.stopProfile()).map((t) => t.label);
+    expect(labels[0]).toMatch(/^pretrained\.layer1\.0: conv2d_tiled 7x7\/2/);
+    expect(labels).toContainEqual(expect.stringMatching(/^pretrained\.layer2\.0\.conv2: conv2d_naive 3x3\/2 g4 16->16 /));
+    expect(labels).toContainEqual(expect.stringMatching(/^scratch\.refinenet2\.resConfUnit1\.conv2: conv2d_tiled 3x3/));
+    expect(labels).toContainEqual(expect.stringMatching(/^scratch\.refinenet2: add /));
+    expect(labels.at(-1)).toMatch(/^scratch\.output_conv\.4: conv2d_tiled 1x1/);
+    x.dispose();
+    depth.dispose();
+    net.dispose();
+  });
+});
+
 describe('MidasNet (reduced) with f16 weights', () => {
   // Half-precision weights carry ~2^-11 relative rounding; through ~20 layers of the
   // reduced network the depth map moved by 3.2e-3 of its range when measured; 1e-2 bounds it.

@@ -49,15 +49,17 @@ export class FeatureFusionBlock extends Module {
   }
 
   forward(x0: Tensor, x1?: Tensor): Tensor {
+    const rt = this.rt;
+    if (!rt) throw new Error('FeatureFusionBlock: call upload() first');
     let output = x0;
     if (x1) {
       const r = this.resConfUnit1.forward(x1);
-      output = add(this.rt!, x0, r);
+      output = rt.withScope(this.key, () => add(rt, x0, r));
       r.dispose();
     }
     const refined = this.resConfUnit2.forward(output);
     if (output !== x0) output.dispose();
-    const up = upsample2x(this.rt!, refined, true);
+    const up = rt.withScope(this.key, () => upsample2x(rt, refined, true));
     refined.dispose();
     return up;
   }

@@ -25,6 +25,7 @@ export class MidasNet extends Module {
     super();
     this.pretrained = this.child('pretrained', new Encoder(config));
     this.scratch = this.child('scratch', new Decoder(config));
+    this.assignKeys();
   }
 
   /** Load-time rewrites: BN folded into convs, ReLUs into conv writes. Call once after loadState. */

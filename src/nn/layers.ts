@@ -85,9 +85,13 @@ export class Conv2d extends Module {
 
   forward(x: Tensor, epilogue: Epilogue = {}): Tensor {
     const geometry = { stride: this.stride, padding: this.padding, relu: this.fusedReLU };
-    if (this.packed) return conv2dTiled(this.runtime(), x, this.packed, { ...geometry, ...epilogue });
-    if (this.naive) {
-      return conv2dNaive(this.runtime(), x, this.naive.weight, { ...geometry, ...epilogue, groups: this.groups, bias: this.naive.bias });
+    const rt = this.runtime();
+    const { packed, naive } = this;
+    if (packed) return rt.withScope(this.key, () => conv2dTiled(rt, x, packed, { ...geometry, ...epilogue }));
+    if (naive) {
+      return rt.withScope(this.key, () =>
+        conv2dNaive(rt, x, naive.weight, { ...geometry, ...epilogue, groups: this.groups, bias: naive.bias }),
+      );
     }
     throw new Error('Conv2d.forward: call upload() first');
   }
@@ -101,7 +105,8 @@ export class Conv2d extends Module {
   }
 
   private runtime(): Runtime {
-    return this.rt!;
+    if (!this.rt) throw new Error('Conv2d.forward: call upload() first');
+    return this.rt;
   }
 }
 
@@ -144,8 +149,9 @@ export class BatchNorm2d extends Module {
   /** Identity once folded into the conv before it. */
   forward(x: Tensor, opts: { relu?: boolean } = {}): Tensor {
     if (this.folded) return x;
-    if (!this.gpu || !this.rt) throw new Error('BatchNorm2d: call upload() first');
-    return batchnorm2d(this.rt, x, this.gpu, { eps: this.eps, relu: opts.relu });
+    const { gpu, rt } = this;
+    if (!gpu || !rt) throw new Error('BatchNorm2d: call upload() first');
+    return rt.withScope(this.key, () => batchnorm2d(rt, x, gpu, { eps: this.eps, relu: opts.relu }));
   }
 
   override dispose(): void {
@@ -171,7 +177,8 @@ export class ReLU extends Stateless {
   /** Set by `fuseConvBnReLU`: the conv before it already applied the ReLU. */
   fused = false;
   forward(x: Tensor): Tensor {
-    return this.fused ? x : relu(this.runtime(), x);
+    const rt = this.runtime();
+    return this.fused ? x : rt.withScope(this.key, () => relu(rt, x));
   }
 }
 
@@ -180,7 +187,8 @@ export class MaxPool2d extends Stateless {
     super();
   }
   forward(x: Tensor): Tensor {
-    return maxpool2d(this.runtime(), x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding });
+    const rt = this.runtime();
+    return rt.withScope(this.key, () => maxpool2d(rt, x, { kernel: this.kernelSize, stride: this.stride, padding: this.padding }));
   }
 }
 
@@ -191,10 +199,9 @@ export class Interpolate extends Stateless {
   }
   forward(x: Tensor): Tensor {
     const [, h, w] = x.shape as [number, number, number, number];
-    return resize2d(this.runtime(), x, Math.floor(h * this.scaleFactor), Math.floor(w * this.scaleFactor), {
-      kind: 'bilinear',
-      alignCorners: this.alignCorners,
-    });
+    const rt = this.runtime();
+    const method = { kind: 'bilinear', alignCorners: this.alignCorners } as const;
+    return rt.withScope(this.key, () => resize2d(rt, x, Math.floor(h * this.scaleFactor), Math.floor(w * this.scaleFactor), method));
   }
 }
 

@@ -18,6 +18,14 @@ export type Weights = ReadonlyMap<string, WeightEntry>;
 export abstract class Module {
   private readonly children = new Map<string, Module>();
   private readonly paramShapes = new Map<string, readonly number[]>();
+  /** This module's checkpoint key prefix (`pretrained.layer3.22.conv2`), set by `assignKeys` on the root. */
+  key = '';
+
+  /** Gives every module in the tree its full key; call once on the root. */
+  assignKeys(prefix = ''): void {
+    this.key = prefix;
+    for (const [name, m] of this.children) m.assignKeys(prefix ? `${prefix}.${name}` : name);
+  }
 
   /** Registers a child under the key segment the checkpoint uses for it. */
   protected child<M extends Module>(name: string | number, m: M): M {

@@ -41,6 +41,8 @@ export class Runtime {
   trace = false;
   /** Milliseconds the last `read` waited from submit to data (see `read`). */
   lastWaitMs = 0;
+  /** Prefixed to dispatch labels: the checkpoint key of the module running (see `withScope`). */
+  private scope = '';
 
   private encoder: GPUCommandEncoder | null = null;
   private readonly modules = new Map<string, GPUShaderModule>();
@@ -166,8 +168,23 @@ export class Runtime {
 
   // ---- command batching ------------------------------------------------------
 
+  /**
+   * Runs `fn` with `name` (a module's checkpoint key, e.g. `pretrained.layer3.22.conv2`)
+   * in front of every dispatch label, so traces and profiles say which layer ran what.
+   */
+  withScope<T>(name: string, fn: () => T): T {
+    const prev = this.scope;
+    this.scope = name;
+    try {
+      return fn();
+    } finally {
+      this.scope = prev;
+    }
+  }
+
   dispatch(args: DispatchArgs): void {
     this.throwIfLost();
+    const label = this.scope ? `${this.scope}: ${args.label}` : args.label;
     const entries: GPUBindGroupEntry[] = args.buffers.map((b, i) => {
       const buffer = b instanceof Tensor ? (b.assertLive(), b.buffer) : b;
       return { binding: i, resource: { buffer } };
@@ -182,15 +199,15 @@ export class Runtime {
       throw new Error(`${args.label}: ${x}x${y}x${z} workgroups exceed maxComputeWorkgroupsPerDimension ${max}`);
     }
     const pass = this.commandEncoder().beginComputePass({
-      label: args.label,
-      timestampWrites: this.profiler?.passWrites(args.label),
+      label,
+      timestampWrites: this.profiler?.passWrites(label),
     });
     pass.setPipeline(args.pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
     this.counters.dispatches++;
-    if (this.trace) process_stderr(`[midas] ${args.label}  workgroups ${x}x${y}x${z}`);
+    if (this.trace) process_stderr(`[midas] ${label}  workgroups ${x}x${y}x${z}`);
   }
 
   /** Submits everything recorded since the last flush as one command buffer. */

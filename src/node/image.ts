@@ -2,17 +2,14 @@
 // BGR -> RGB) gives them to the MiDaS hub transform. Node-only (reads files).
 //
 // - The format comes from the first bytes, never from the file name.
-// - JPEG: jpeg-js decodes the coefficients; the colour space choice, libjpeg's
-//   "fancy" (triangle) chroma upsampling and its fixed-point YCbCr -> RGB are done
-//   here, so the pixels match libjpeg-turbo's but for its integer IDCT: jpeg-js's
-//   rounds differently, up to 3 levels (dog.jpg: mean 0.14, 88% of samples equal;
-//   measured in test/image.test.ts). A file must reach its EOI marker: a cut-off
-//   file is refused where libjpeg would warn and fill in gray.
-//   Baseline, extended and progressive Huffman JPEGs; gray, YCbCr, RGB, CMYK and
-//   YCCK (Adobe APP14; jpeg-js converts those to RGB with OpenCV's formula, within a
-//   level, and upsamples their chroma by repetition). Arithmetic coding, lossless
-//   and 12-bit JPEGs are refused by name. EXIF orientation 1-8 is applied like
-//   OpenCV: from the first APP1 segment, IFD0 tag 0x0112.
+// - JPEG: our own decoder (jpeg.ts), whose pixels are libjpeg-turbo's bit for bit
+//   as OpenCV gets them (islow IDCT, fancy upsampling, libjpeg's colour spaces and
+//   fixed-point YCbCr -> RGB; CMYK/YCCK with an Adobe marker converted as OpenCV
+//   does). Baseline, extended and progressive Huffman JPEGs; arithmetic coding,
+//   lossless, hierarchical and 12-bit JPEGs are refused by name. Corrupt data, or a
+//   file cut off before its EOI marker, is refused where libjpeg would warn and fill
+//   in gray. EXIF orientation 1-8 is applied like OpenCV: from the first APP1
+//   segment, IFD0 tag 0x0112.
 // - PNG: pngjs; every colour type and bit depth. 16-bit samples keep their high byte
 //   (libpng's png_set_strip_16, as OpenCV uses); alpha is dropped, not composited
 //   (IMREAD_COLOR strips it); a tRNS colour key leaves the colours alone; an eXIf
@@ -20,8 +17,8 @@
 // - Size limits come from the header, before any pixel buffer is allocated.
 import { readFileSync, statSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
-import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { decodeJpeg, JpegError, type JpegImage } from './jpeg.js';
 import { toRGB, type RawImage, type RgbImage } from '../midas/transform.js';
 
 export { toRGB, type RawImage } from '../midas/transform.js';
@@ -98,7 +95,7 @@ function fsProblem(e: unknown): string {
 function decodeBytes(bytes: Uint8Array, file: string, maxPixels: number): DecodedImage {
   if (bytes.length === 0) throw new ImageError(file, 'empty file (0 bytes)');
   const format = sniff(bytes);
-  if (format === 'jpeg') return decodeJpeg(bytes, file, maxPixels);
+  if (format === 'jpeg') return decodeJpegFile(bytes, file, maxPixels);
   if (format === 'png') return decodePng(bytes, file, maxPixels);
   if (format) throw new ImageError(file, `unsupported image format (${format}); convert it to PNG or JPEG`);
   throw new ImageError(file, `not a PNG or JPEG image (starts with ${describeStart(bytes)})`);
@@ -206,274 +203,22 @@ export function applyOrientation(img: DecodedImage, orientation: number): Decode
 
 // ---- JPEG ----------------------------------------------------------------------
 
-interface JpegComponent {
-  id: number;
-  h: number;
-  v: number;
-}
-
-interface JpegInfo {
-  width: number;
-  height: number;
-  precision: number;
-  components: JpegComponent[];
-  jfif: boolean;
-  /** Offset of the Adobe APP14 transform byte, when there is such a segment. */
-  adobeTransformAt: number;
-  adobeTransform: number;
-  orientation: number;
-}
-
-const SOF_NAMES: Record<number, string> = {
-  0xc3: 'lossless',
-  0xc5: 'differential sequential',
-  0xc6: 'differential progressive',
-  0xc7: 'differential lossless',
-  0xc9: 'arithmetic-coded sequential',
-  0xca: 'arithmetic-coded progressive',
-  0xcb: 'arithmetic-coded lossless',
-  0xcd: 'arithmetic-coded differential sequential',
-  0xce: 'arithmetic-coded differential progressive',
-  0xcf: 'arithmetic-coded differential lossless',
-};
-
-/**
- * Walks the JPEG's segments (without decoding) for the frame header, the colour
- * markers and the EXIF orientation, and checks the stream reaches its EOI marker.
- */
-function scanJpeg(b: Uint8Array, file: string, maxPixels: number): JpegInfo {
-  const truncated = () => new ImageError(file, 'truncated JPEG (the data ends before the end-of-image marker)');
-  const info: JpegInfo = {
-    width: 0,
-    height: 0,
-    precision: 8,
-    components: [],
-    jfif: false,
-    adobeTransformAt: -1,
-    adobeTransform: -1,
-    orientation: 1,
-  };
-  let sawApp1 = false;
-  let sawFrame = false;
-  let sawScan = false;
-  let p = 2;
-  for (;;) {
-    if (p >= b.length) throw truncated();
-    // Stray bytes before a marker: libjpeg skips them with a warning, and so do we.
-    while (p < b.length && b[p] !== 0xff) p++;
-    while (p < b.length && b[p] === 0xff) p++; // fill bytes
-    if (p >= b.length) throw truncated();
-    const marker = b[p++]!;
-    if (marker === 0xd9) break; // EOI
-    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) continue; // no length
-    if (marker === 0xd8 || marker === 0x00) throw new ImageError(file, `corrupt JPEG (unexpected marker ff${hex(marker)} at byte ${p - 2})`);
-    if (p + 2 > b.length) throw truncated();
-    const len = (b[p]! << 8) | b[p + 1]!;
-    if (len < 2) throw new ImageError(file, `corrupt JPEG (segment length ${len} at byte ${p})`);
-    const end = p + len;
-    if (end > b.length) throw truncated();
-    const seg = b.subarray(p + 2, end);
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      if (sawFrame) throw new ImageError(file, 'unsupported JPEG (more than one frame)');
-      sawFrame = true;
-      const kind = SOF_NAMES[marker];
-      if (kind) throw new ImageError(file, `unsupported JPEG coding (${kind}); re-save it as a baseline or progressive JPEG`);
-      if (seg.length < 6) throw new ImageError(file, 'corrupt JPEG (short frame header)');
-      info.precision = seg[0]!;
-      info.height = (seg[1]! << 8) | seg[2]!;
-      info.width = (seg[3]! << 8) | seg[4]!;
-      const n = seg[5]!;
-      if (seg.length < 6 + 3 * n) throw new ImageError(file, 'corrupt JPEG (short frame header)');
-      for (let i = 0; i < n; i++) {
-        const s = seg[7 + 3 * i]!;
-        info.components.push({ id: seg[6 + 3 * i]!, h: s >> 4, v: s & 15 });
-      }
-      if (info.precision !== 8) throw new ImageError(file, `unsupported JPEG sample precision (${info.precision} bits; only 8)`);
-      if (info.height === 0) throw new ImageError(file, 'unsupported JPEG (height given by a DNL marker)');
-      checkPixels(info.width, info.height, maxPixels, file);
-      if (n !== 1 && n !== 3 && n !== 4) throw new ImageError(file, `unsupported JPEG with ${n} colour components`);
-      if (info.components.some((c) => c.h < 1 || c.h > 4 || c.v < 1 || c.v > 4)) {
-        throw new ImageError(file, 'corrupt JPEG (bad sampling factors)');
-      }
-    } else if (marker === 0xe0 && ascii(seg, 0, 'JFIF\0')) {
-      info.jfif = true;
-    } else if (marker === 0xe1 && !sawApp1 && !sawScan) {
-      // OpenCV reads the first APP1 segment before the image data only, whatever it holds.
-      sawApp1 = true;
-      if (ascii(seg, 0, 'Exif\0')) info.orientation = exifOrientation(seg.subarray(6));
-    } else if (marker === 0xee && ascii(seg, 0, 'Adobe') && seg.length >= 12) {
-      info.adobeTransformAt = p + 2 + 11;
-      info.adobeTransform = seg[11]!;
-    }
-    p = end;
-    if (marker === 0xda) {
-      if (!sawFrame) throw new ImageError(file, 'corrupt JPEG (scan before the frame header)');
-      sawScan = true;
-      // Entropy-coded data runs to the next marker that is not a stuffed 0xff00 or a restart.
-      for (;;) {
-        while (p < b.length && b[p] !== 0xff) p++;
-        if (p + 1 >= b.length) throw truncated();
-        const next = b[p + 1]!;
-        if (next === 0x00 || (next >= 0xd0 && next <= 0xd7) || next === 0xff) {
-          p += next === 0xff ? 1 : 2;
-          continue;
-        }
-        break;
-      }
-    }
-  }
-  if (!sawFrame || !sawScan) throw new ImageError(file, 'corrupt JPEG (no image data before the end-of-image marker)');
-  return info;
-}
-
-function decodeJpeg(bytes: Uint8Array, file: string, maxPixels: number): DecodedImage {
-  const info = scanJpeg(bytes, file, maxPixels);
-  const { width, height, components } = info;
-  const n = components.length;
-  const maxH = Math.max(...components.map((c) => c.h));
-  const maxV = Math.max(...components.map((c) => c.v));
-
-  // libjpeg's choice of colour space (jdapimin.c default_decompress_parms).
-  let space: 'gray' | 'ycc' | 'rgb' | 'cmyk' | 'ycck';
-  if (n === 1) space = 'gray';
-  else if (n === 3) {
-    if (info.jfif) space = 'ycc';
-    else if (info.adobeTransformAt >= 0) space = info.adobeTransform === 0 ? 'rgb' : 'ycc';
-    else {
-      const [a, b, c] = components.map((x) => x.id);
-      space = a === 82 && b === 71 && c === 66 ? 'rgb' : 'ycc';
-    }
-  } else {
-    if (info.adobeTransformAt < 0) {
-      throw new ImageError(file, 'unsupported JPEG (4 colour components without an Adobe marker: unknown CMYK variant)');
-    }
-    space = info.adobeTransform === 0 ? 'cmyk' : 'ycck';
-  }
-
-  // For 3 components, ask jpeg-js for the raw component samples: it would convert
-  // whenever an Adobe marker has a non-zero transform, so hand it a copy with 0.
-  let src = bytes;
-  if (n === 3 && info.adobeTransformAt >= 0 && info.adobeTransform !== 0) {
-    src = Uint8Array.from(bytes);
-    src[info.adobeTransformAt] = 0;
-  }
-  // jpeg-js keeps an Int32Array(64) per 8x8 block of every component, plus lines.
-  const blocks = components.reduce((s, c) => s + (c.h / maxH) * (c.v / maxV), 0);
-  const memoryMB = Math.ceil((width * height * (blocks * 6 + 4)) / 2 ** 20) + 64;
-  let raw: { width: number; height: number; data: Uint8Array };
+function decodeJpegFile(bytes: Uint8Array, file: string, maxPixels: number): DecodedImage {
+  let img: JpegImage;
   try {
-    raw = jpeg.decode(src, {
-      useTArray: true,
-      formatAsRGBA: false,
-      colorTransform: n === 3 ? false : undefined,
-      maxResolutionInMP: maxPixels / 1e6,
-      maxMemoryUsageInMB: Math.max(512, memoryMB),
-    });
+    img = decodeJpeg(bytes, { maxPixels });
   } catch (e) {
-    throw new ImageError(file, `corrupt JPEG (${(e as Error).message})`);
+    if (e instanceof JpegError) throw new ImageError(file, e.message);
+    throw new ImageError(file, `cannot decode JPEG (${(e as Error).message})`);
   }
-  if (raw.width !== width || raw.height !== height || raw.data.length !== width * height * 3) {
-    throw new ImageError(file, `corrupt JPEG (decoded ${raw.width}x${raw.height}, header says ${width}x${height})`);
+  if (img.components === 4 && !img.adobe) {
+    // libjpeg (and so OpenCV) would take these as plain CMYK; we do not guess.
+    throw new ImageError(file, 'unsupported JPEG (4 colour components without an Adobe marker: unknown CMYK variant)');
   }
-  let rgb = raw.data;
-  if (n === 3) {
-    // jpeg-js upsampled subsampled components by repeating samples; libjpeg
-    // interpolates (h2v1, h1v2, h2v2 "fancy" upsampling). Redo those from the samples.
-    for (let ci = 0; ci < 3; ci++) fancyUpsample(rgb, width, height, ci, components[ci]!, maxH, maxV);
-    if (space === 'ycc') yccToRgb(rgb);
-  }
-  // gray: jpeg-js already replicated Y; CMYK/YCCK: jpeg-js converted to RGB with
-  // the same formula as OpenCV's icvCvt_CMYK2BGR (R = C·K/255 on Adobe's inverted
-  // samples), to within a level of rounding.
-  return applyOrientation({ data: rgb, width, height }, info.orientation);
-}
-
-/**
- * libjpeg-turbo's fancy upsampling (jdsample.c) of component `ci`, in place in the
- * interleaved buffer where jpeg-js left each sample repeated over its box.
- */
-function fancyUpsample(buf: Uint8Array, width: number, height: number, ci: number, c: JpegComponent, maxH: number, maxV: number): void {
-  const h2 = c.h * 2 === maxH;
-  const v2 = c.v * 2 === maxV;
-  const h1 = c.h === maxH;
-  const v1 = c.v === maxV;
-  const dw = Math.ceil((width * c.h) / maxH); // libjpeg's downsampled_width
-  const dh = Math.ceil((height * c.v) / maxV);
-  let mode: 'h2v1' | 'h1v2' | 'h2v2' | null = null;
-  if (h2 && v1 && dw > 2) mode = 'h2v1';
-  else if (h1 && v2) mode = 'h1v2';
-  else if (h2 && v2 && dw > 2) mode = 'h2v2';
-  if (!mode) return; // full size, or box replication, which is what jpeg-js did
-  const sx = mode === 'h1v2' ? 1 : 2;
-  const sy = mode === 'h2v1' ? 1 : 2;
-  const samples = new Uint8Array(dw * dh);
-  for (let y = 0; y < dh; y++) {
-    for (let x = 0; x < dw; x++) samples[y * dw + x] = buf[((y * sy) * width + x * sx) * 3 + ci]!;
-  }
-  const put = (x: number, y: number, v: number) => {
-    if (x < width && y < height) buf[(y * width + x) * 3 + ci] = v;
-  };
-  const at = (x: number, y: number) => samples[Math.min(Math.max(y, 0), dh - 1) * dw + x]!;
-  if (mode === 'h2v1') {
-    for (let y = 0; y < dh; y++) {
-      for (let x = 0; x < dw; x++) {
-        const v = at(x, y);
-        put(2 * x, y, x === 0 ? v : (v * 3 + at(x - 1, y) + 1) >> 2);
-        put(2 * x + 1, y, x === dw - 1 ? v : (v * 3 + at(x + 1, y) + 2) >> 2);
-      }
-    }
-  } else if (mode === 'h1v2') {
-    for (let y = 0; y < dh; y++) {
-      for (let x = 0; x < dw; x++) {
-        const v3 = at(x, y) * 3;
-        put(x, 2 * y, (v3 + at(x, y - 1) + 1) >> 2);
-        put(x, 2 * y + 1, (v3 + at(x, y + 1) + 2) >> 2);
-      }
-    }
-  } else {
-    // Vertical neighbour first (the row above for even output rows, below for odd),
-    // then the horizontal triangle on the column sums.
-    for (let y = 0; y < dh; y++) {
-      for (let half = 0; half < 2; half++) {
-        const ny = half === 0 ? y - 1 : y + 1;
-        const sum = (x: number) => at(x, y) * 3 + at(x, ny);
-        const oy = 2 * y + half;
-        for (let x = 0; x < dw; x++) {
-          const t = sum(x);
-          const left = x === 0 ? (t * 4 + 8) >> 4 : (t * 3 + sum(x - 1) + 8) >> 4;
-          const right = x === dw - 1 ? (t * 4 + 7) >> 4 : (t * 3 + sum(x + 1) + 7) >> 4;
-          put(2 * x, oy, left);
-          put(2 * x + 1, oy, right);
-        }
-      }
-    }
-  }
-}
-
-// libjpeg's YCbCr -> RGB tables (jdcolor.c build_ycc_rgb_table), 16-bit fixed point.
-const FIX = (x: number) => Math.floor(x * 65536 + 0.5);
-const CR_R = new Int32Array(256);
-const CB_B = new Int32Array(256);
-const CR_G = new Int32Array(256);
-const CB_G = new Int32Array(256);
-for (let i = 0; i < 256; i++) {
-  const x = i - 128;
-  CR_R[i] = (FIX(1.402) * x + 32768) >> 16;
-  CB_B[i] = (FIX(1.772) * x + 32768) >> 16;
-  CR_G[i] = -FIX(0.71414) * x;
-  CB_G[i] = -FIX(0.34414) * x + 32768;
-}
-
-function yccToRgb(buf: Uint8Array): void {
-  const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
-  for (let i = 0; i < buf.length; i += 3) {
-    const y = buf[i]!;
-    const cb = buf[i + 1]!;
-    const cr = buf[i + 2]!;
-    buf[i] = clamp(y + CR_R[cr]!);
-    buf[i + 1] = clamp(y + ((CB_G[cb]! + CR_G[cr]!) >> 16));
-    buf[i + 2] = clamp(y + CB_B[cb]!);
-  }
+  // OpenCV reads EXIF from the first APP1 segment before the image data only, whatever it holds.
+  const app1 = img.app1;
+  const orientation = app1 && ascii(app1, 0, 'Exif\0') ? exifOrientation(app1.subarray(6)) : 1;
+  return applyOrientation({ data: img.data, width: img.width, height: img.height }, orientation);
 }
 
 // ---- PNG -----------------------------------------------------------------------
@@ -630,8 +375,4 @@ function ascii(b: Uint8Array, at: number, s: string): boolean {
   if (at + s.length > b.length) return false;
   for (let i = 0; i < s.length; i++) if (b[at + i] !== s.charCodeAt(i)) return false;
   return true;
-}
-
-function hex(v: number): string {
-  return v.toString(16).padStart(2, '0');
 }
