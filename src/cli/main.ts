@@ -75,12 +75,14 @@ export function parseOptions<T extends NonNullable<Parameters<typeof parseArgs>[
 
 async function loadCommands(): Promise<void> {
   if (commands.length) return;
-  const [{ predictCommand }, { convertCommand }, { infoCommand }] = await Promise.all([
+  const [{ predictCommand }, { convertCommand }, { summaryCommand }, { infoCommand }] = await Promise.all([
     import('./predict.js'),
     import('./convert.js'),
+    import('./summary.js'),
     import('./info.js'),
   ]);
   register(predictCommand);
   register(convertCommand);
+  register(summaryCommand);
   register(infoCommand);
 }

@@ -1,12 +1,12 @@
 // `midas predict`: images or folders in, depth maps out, one bad image never stops the rest.
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { COLOR_MAPS, type ColorMapName } from '../midas/colormap.js';
-import type { MidasConfig } from '../midas/config.js';
 import type { Precision } from '../midas/network.js';
 import { loadMidas } from '../node/load.js';
 import { writeColorPng, writePfm, writePng16 } from '../node/outputs.js';
 import { UsageError, type Command } from './command.js';
+import { archFromEnv } from './arch.js';
 import { parseOptions } from './main.js';
 import { ProgressBar } from './progress.js';
 
@@ -122,20 +122,6 @@ function removeStaleTemporaries(dir: string): void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(path.join(dir, name), { force: true });
     }
-  }
-}
-
-/**
- * `MIDAS_ARCH=file.json`: a MidasConfig of another shape (reduced networks in tests).
- * Unset: MiDaS v2.
- */
-function archFromEnv(): MidasConfig | undefined {
-  const file = process.env['MIDAS_ARCH'];
-  if (!file) return undefined;
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as MidasConfig;
-  } catch (e) {
-    throw new Error(`MIDAS_ARCH=${file}: ${(e as Error).message}`);
   }
 }
 

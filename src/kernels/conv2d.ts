@@ -53,6 +53,21 @@ export function convGeometry(x: Tensor, weightShape: readonly number[], opts: Co
   return { n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, ph, pw, groups, cinG, coutG: cout / groups };
 }
 
+/** The fused work of a conv, for labels: `relu(x)`, `+res`, `relu(res)`, `relu`. */
+export function epilogueText(opts: Conv2dOptions): string {
+  const parts = [
+    opts.reluInput ? 'relu(x)' : '',
+    opts.residual ? (opts.reluResidual ? '+relu(res)' : '+res') : '',
+    opts.relu ? 'relu' : '',
+  ].filter(Boolean);
+  return parts.length ? ` [${parts.join(' ')}]` : '';
+}
+
+/** Multiply-accumulates of a convolution. */
+export function convMacs(g: ConvGeometry): number {
+  return g.n * g.oh * g.ow * g.cout * g.cinG * g.kh * g.kw;
+}
+
 export function convParams(g: ConvGeometry): ArrayBuffer {
   return new Params()
     .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG)
@@ -132,11 +147,12 @@ export function conv2dNaive(rt: Runtime, x: Tensor, weight: Tensor, opts: Conv2d
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const buffers = [x, weight, ...(opts.bias ? [opts.bias] : []), ...(opts.residual ? [opts.residual] : []), y];
   rt.dispatch({
-    label: `conv2d_naive ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}`,
+    label: `conv2d_naive ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${epilogueText(opts)}`,
     pipeline: rt.pipeline(naiveShader(opts)),
     buffers,
     uniforms: convParams(g),
     workgroups: grid1d(g.n * g.oh * g.ow * g.cout),
+    macs: convMacs(g),
   });
   return y;
 }

@@ -13,7 +13,7 @@
 import type { Runtime } from '../nn/runtime.js';
 import type { DType, Tensor } from '../nn/tensor.js';
 import { Params } from './common.js';
-import { CONV_PARAMS_WGSL, convGeometry, epilogueBindings, type Conv2dOptions } from './conv2d.js';
+import { CONV_PARAMS_WGSL, convGeometry, convMacs, epilogueBindings, epilogueText, type Conv2dOptions } from './conv2d.js';
 
 export interface TileConfig {
   /** Output pixels per thread. */
@@ -220,11 +220,12 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
     .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, m, packed.coutPad / 4)
     .build();
   rt.dispatch({
-    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Weights ? ' w:f16' : ''}`,
+    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
     pipeline: rt.pipeline(tiledShader(key)),
     buffers: [x, packed.weight, ...(packed.bias ? [packed.bias] : []), ...(opts.residual ? [opts.residual] : []), y],
     uniforms: params,
     workgroups: [Math.ceil(m / (WGX * tm)), packed.coutPad / (4 * nv)],
+    macs: convMacs(g),
   });
   return y;
 }

@@ -3,7 +3,7 @@ import type { Runtime } from './runtime.js';
 import type { DType, Tensor } from './tensor.js';
 import { Module } from './module.js';
 import { conv2dNaive, type Conv2dOptions } from '../kernels/conv2d.js';
-import { conv2dTiled, disposePacked, packConv, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
+import { conv2dTiled, DEFAULT_TILE, disposePacked, packConv, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, BN_EPS, type BatchNormTensors } from '../kernels/channelwise.js';
 import { relu } from '../kernels/elementwise.js';
 import { maxpool2d } from '../kernels/maxpool2d.js';
@@ -55,20 +55,46 @@ export class Conv2d extends Module {
   }
 
   /** Folds an inference BatchNorm that follows this conv into its weight and bias. */
+  /** The BatchNorm folded into this conv at load time, if any. */
+  foldedBatchNorm?: BatchNorm2d;
+
+  /**
+   * Folds an inference BatchNorm that follows this conv into its weight and bias.
+   * Without loaded weights (a shapes-only tree for a meta runtime) only the structure changes.
+   */
   foldBatchNorm(bn: BatchNorm2d): void {
-    if (!this.weight) throw new Error('Conv2d.foldBatchNorm: load the conv first');
-    const folded = foldBatchNorm(this.weight, this.outChannels, bn.cpuParams(), this.bias, bn.eps);
-    this.weight = folded.weight;
-    this.bias = folded.bias;
+    if (this.weight) {
+      const folded = foldBatchNorm(this.weight, this.outChannels, bn.cpuParams(), this.bias, bn.eps);
+      this.weight = folded.weight;
+      this.bias = folded.bias;
+    } else if (bn.isLoaded) {
+      throw new Error('Conv2d.foldBatchNorm: load the conv first');
+    }
     bn.folded = true;
+    this.foldedBatchNorm = bn;
   }
 
   /** Storage type of the weights on the GPU ('f16' halves their memory; arithmetic stays f32). Set before upload. */
   weightDType: DType = 'f32';
 
   override upload(rt: Runtime): void {
-    if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
     this.rt = rt;
+    if (rt.meta && !this.weight) {
+      // Shapes only: a meta runtime's tensors hold no data.
+      this.weight = new Float32Array(0);
+      const [cout, cinG, kh, kw] = this.weightShape;
+      if (tiledSupports(this.weightShape, this.groups)) {
+        const coutPad = Math.ceil(cout / (4 * DEFAULT_TILE.nv)) * 4 * DEFAULT_TILE.nv;
+        this.packed = { weight: rt.empty([kh * kw * cinG, coutPad], this.weightDType), shape: this.weightShape, groups: this.groups, coutPad, tile: DEFAULT_TILE };
+        if (this.hasBias || this.foldedBatchNorm) this.packed.bias = rt.empty([coutPad]);
+      } else {
+        this.naive = { weight: rt.empty(this.weightShape) };
+        if (this.hasBias || this.foldedBatchNorm) this.naive.bias = rt.empty([cout]);
+      }
+      this.weight = undefined;
+      return;
+    }
+    if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
     if (tiledSupports(this.weightShape, this.groups)) {
       this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, undefined, this.weightDType);
     } else {
@@ -127,6 +153,10 @@ export class BatchNorm2d extends Module {
     this.cpu = p;
   }
 
+  get isLoaded(): boolean {
+    return !!this.cpu;
+  }
+
   cpuParams(): { weight: Float32Array; bias: Float32Array; runningMean: Float32Array; runningVar: Float32Array } {
     const p = this.cpu;
     if (!p) throw new Error('BatchNorm2d: not loaded');
@@ -135,9 +165,13 @@ export class BatchNorm2d extends Module {
 
   override upload(rt: Runtime): void {
     if (this.folded) return;
-    const p = this.cpuParams();
-    const c = [this.numFeatures];
     this.rt = rt;
+    const c = [this.numFeatures];
+    if (rt.meta && !this.cpu) {
+      this.gpu = { weight: rt.empty(c), bias: rt.empty(c), runningMean: rt.empty(c), runningVar: rt.empty(c) };
+      return;
+    }
+    const p = this.cpuParams();
     this.gpu = {
       weight: rt.upload(p.weight, c),
       bias: rt.upload(p.bias, c),

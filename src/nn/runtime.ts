@@ -13,6 +13,20 @@ export interface DispatchArgs {
   /** Bound as a uniform at @binding(n), right after the storage buffers. */
   uniforms?: ArrayBuffer;
   workgroups: readonly [number, number?, number?];
+  /** Multiply-accumulates the dispatch performs (convolutions report theirs). */
+  macs?: number;
+}
+
+/** What a dispatch did, as kept by a meta runtime or when `record` is on. */
+export interface DispatchRecord {
+  /** The checkpoint key of the module that dispatched it ('' outside any module). */
+  scope: string;
+  /** The kernel's own label, e.g. `conv2d_tiled 3x3/1 g32 256->256 @96x96`. */
+  kernel: string;
+  /** The output's shape (the last buffer bound, by our kernels' convention). */
+  output: readonly number[];
+  workgroups: readonly [number, number, number];
+  macs: number;
 }
 
 export interface RuntimeStats {
@@ -55,19 +69,47 @@ export class Runtime {
   private lost: string | null = null;
   private counters = { liveTensors: 0, liveBytes: 0, peakLiveBytes: 0, allocatedBuffers: 0, dispatches: 0, submits: 0 };
 
-  private constructor(readonly device: GPUDevice, opened: Omit<Awaited<ReturnType<typeof openDevice>>, 'device' | 'adapter'>) {
+  /** Dispatches so far, when recording (always in a meta runtime). */
+  records: DispatchRecord[] | null = null;
+
+  private constructor(
+    readonly device: GPUDevice,
+    opened: Omit<Awaited<ReturnType<typeof openDevice>>, 'device' | 'adapter'>,
+    /** A meta runtime has no device: tensors are shapes only and dispatches are only recorded. */
+    readonly meta = false,
+  ) {
     this.features = opened.features;
     this.limits = opened.limits;
     this.adapterName = opened.adapterName;
     this.uniforms = new UniformArena(device);
-    void device.lost.then((info) => {
-      this.lost = info.message || String(info.reason);
-    });
+    if (meta) this.records = [];
+    else {
+      void device.lost.then((info) => {
+        this.lost = info.message || String(info.reason);
+      });
+    }
   }
 
   static async create(gpu: GPU, options?: OpenDeviceOptions): Promise<Runtime> {
     const opened = await openDevice(gpu, options);
     return new Runtime(opened.device, opened);
+  }
+
+  /**
+   * A runtime with no GPU: a forward pass on it allocates nothing and runs nothing,
+   * but records every dispatch with its output shape and MACs, and the live-bytes
+   * counters still track memory. `summary` and planning use it; weights need no data.
+   */
+  static meta(limits: Partial<Record<RaisedLimit, number>> = {}): Runtime {
+    const unlimited = Number.MAX_SAFE_INTEGER;
+    const all = {
+      maxStorageBufferBindingSize: unlimited, maxBufferSize: unlimited, maxComputeWorkgroupStorageSize: unlimited,
+      maxComputeInvocationsPerWorkgroup: unlimited, maxComputeWorkgroupSizeX: unlimited, maxComputeWorkgroupSizeY: unlimited,
+      maxComputeWorkgroupSizeZ: unlimited, maxComputeWorkgroupsPerDimension: unlimited, maxStorageBuffersPerShaderStage: unlimited,
+      ...limits,
+    };
+    const features = { f16: true, timestamps: false, subgroups: false };
+    return new Runtime(null as unknown as GPUDevice, { features, limits: all, adapterName: 'meta (no device)' }, true);
   }
 
   // ---- tensors -----------------------------------------------------------
@@ -81,7 +123,7 @@ export class Runtime {
           `(${this.limits.maxStorageBufferBindingSize})`,
       );
     }
-    const buffer = this.acquire(this.pool, bytes, STORAGE, 'tensor');
+    const buffer = this.meta ? ({ size: bucketSize(bytes) } as GPUBuffer) : this.acquire(this.pool, bytes, STORAGE, 'tensor');
     this.counters.liveTensors++;
     this.counters.liveBytes += buffer.size;
     this.counters.peakLiveBytes = Math.max(this.counters.peakLiveBytes, this.counters.liveBytes);
@@ -94,6 +136,7 @@ export class Runtime {
       throw new Error(`upload: ${values.length} values do not fill shape [${shape.join(', ')}]`);
     }
     if (dtype === 'f16' && !this.features.f16) throw new Error("upload: f16 tensors need the adapter's shader-f16 feature");
+    if (this.meta) return this.empty(shape, dtype);
     const data = dtype === 'f16' ? toFloat16Bits(values) : values;
     const t = this.empty(shape, dtype);
     if (!this.encoder) {
@@ -117,7 +160,7 @@ export class Runtime {
   release(t: Tensor): void {
     this.counters.liveTensors--;
     this.counters.liveBytes -= t.buffer.size;
-    this.giveBack(this.pool, t.buffer);
+    if (!this.meta) this.giveBack(this.pool, t.buffer);
   }
 
   /**
@@ -129,6 +172,7 @@ export class Runtime {
    */
   async read(t: Tensor, expectMs = 0): Promise<Float32Array> {
     t.assertLive();
+    if (this.meta) throw new Error('read: a meta runtime holds no data');
     const bytes = t.byteLength;
     const staging = this.acquire(this.stagingPool, bytes, MAP_READ_DST, 'readback');
     this.commandEncoder().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
@@ -152,6 +196,7 @@ export class Runtime {
 
   /** A compute pipeline for `code`, cached by the code and its override constants. */
   pipeline(code: string, constants: Record<string, number> = {}, entryPoint = 'main'): GPUComputePipeline {
+    if (this.meta) return {} as GPUComputePipeline;
     const key = `${entryPoint}|${JSON.stringify(constants)}|${code}`;
     let p = this.pipelines.get(key);
     if (!p) {
@@ -185,6 +230,21 @@ export class Runtime {
   dispatch(args: DispatchArgs): void {
     this.throwIfLost();
     const label = this.scope ? `${this.scope}: ${args.label}` : args.label;
+    const [x, y = 1, z = 1] = args.workgroups;
+    if (this.records) {
+      const out = args.buffers.at(-1);
+      this.records.push({
+        scope: this.scope,
+        kernel: args.label,
+        output: out instanceof Tensor ? out.shape : [],
+        workgroups: [x, y, z],
+        macs: args.macs ?? 0,
+      });
+    }
+    if (this.meta) {
+      this.counters.dispatches++;
+      return;
+    }
     const entries: GPUBindGroupEntry[] = args.buffers.map((b, i) => {
       const buffer = b instanceof Tensor ? (b.assertLive(), b.buffer) : b;
       return { binding: i, resource: { buffer } };
@@ -193,7 +253,6 @@ export class Runtime {
       entries.push({ binding: entries.length, resource: this.uniforms.push(args.uniforms) });
     }
     const bindGroup = this.device.createBindGroup({ layout: args.pipeline.getBindGroupLayout(0), entries });
-    const [x, y = 1, z = 1] = args.workgroups;
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) {
       throw new Error(`${args.label}: ${x}x${y}x${z} workgroups exceed maxComputeWorkgroupsPerDimension ${max}`);
@@ -212,7 +271,7 @@ export class Runtime {
 
   /** Submits everything recorded since the last flush as one command buffer. */
   flush(): void {
-    if (!this.encoder) return;
+    if (!this.encoder || this.meta) return;
     this.profiler?.resolve(this.encoder);
     this.uniforms.upload();
     this.device.queue.submit([this.encoder.finish()]);
@@ -224,6 +283,7 @@ export class Runtime {
 
   /** Flushes and waits until the GPU has finished everything submitted. */
   async sync(): Promise<void> {
+    if (this.meta) return;
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     this.throwIfLost();
@@ -233,7 +293,7 @@ export class Runtime {
 
   /** Starts timing every compute pass with timestamp queries (needs the feature). */
   startProfile(): boolean {
-    if (!this.features.timestamps) return false;
+    if (!this.features.timestamps || this.meta) return false;
     this.flush();
     this.profiler = new Profiler(this.device);
     return true;
@@ -271,6 +331,7 @@ export class Runtime {
   }
 
   destroy(): void {
+    if (this.meta) return;
     this.trim();
     this.uniforms.destroy();
     this.device.destroy();

@@ -56,6 +56,21 @@ const MAX_HEADER = 100_000_000;
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
+/**
+ * A header value for an error message: short, and safe at any nesting depth (found by
+ * fuzzing: JSON.stringify of a deeply nested `dtype` threw "Maximum call stack size
+ * exceeded", a RangeError, instead of a SafetensorsError; test/fixtures/fuzz/safetensors).
+ */
+function brief(v: unknown): string {
+  if (Array.isArray(v)) {
+    const items = v.slice(0, 8).map((x) => (Array.isArray(x) ? '[…]' : x !== null && typeof x === 'object' ? '{…}' : brief(x)));
+    return `[${items.join(',')}${v.length > 8 ? ',…' : ''}]`;
+  }
+  if (v !== null && typeof v === 'object') return '{…}';
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 64 ? `${s.slice(0, 64)}…` : s;
+}
+
 function shapeNumel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
@@ -117,10 +132,11 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileLength: number, w
     const entry = raw as Record<string, unknown>;
     for (const k of Object.keys(entry)) if (k !== 'dtype' && k !== 'shape' && k !== 'data_offsets') bad(`unknown field '${k}'`);
     const dtype = entry['dtype'];
-    if (typeof dtype !== 'string' || !(dtype in SAFETENSORS_ELEMENT_SIZE)) bad(`unknown dtype ${JSON.stringify(dtype)}`);
+    // Own keys only: `in` also let "toString", "constructor", ... through to a confusing error.
+    if (typeof dtype !== 'string' || !Object.hasOwn(SAFETENSORS_ELEMENT_SIZE, dtype)) bad(`unknown dtype ${brief(dtype)}`);
     const shape = entry['shape'];
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+      bad(`shape ${brief(shape)} is not a list of non-negative integers`);
     }
     const offsets = entry['data_offsets'];
     if (
@@ -129,7 +145,7 @@ export function parseSafetensorsHeader(prefix: Uint8Array, fileLength: number, w
       !offsets.every((d) => Number.isSafeInteger(d) && (d as number) >= 0) ||
       (offsets[0] as number) > (offsets[1] as number)
     ) {
-      bad(`data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 <= begin <= end`);
+      bad(`data_offsets ${brief(offsets)} is not [begin, end] with 0 <= begin <= end`);
     }
     const [begin, end] = offsets as [number, number];
     const es = SAFETENSORS_ELEMENT_SIZE[dtype as SafetensorsDtype];

@@ -28,10 +28,12 @@
 // APP14 transform flag, else component ids 'R','G','B'; 4 components are CMYK
 // unless Adobe's transform says YCCK.
 //
-// Left out: libjpeg's block smoothing for progressive images whose scans never send
-// or never finish refining some of the first AC coefficients (it only applies then:
-// a complete progression, as every encoder writes, has nothing to smooth). Such an
-// image decodes here without the smoothing; `JpegImage.unsmoothed` says so.
+// Left out: libjpeg's block smoothing (jdcoefct.c) for progressive images whose
+// scans never send, or never finish refining, one of the first nine AC coefficients
+// of a component. It only applies then: a complete progression, as every encoder
+// writes by default, has nothing to smooth. Such an image decodes here without the
+// smoothing (test/image.test.ts measures one: max 67 levels off cv2's);
+// `JpegImage.unsmoothed` says so.
 
 /** A decoding failure; the message is one line, without the file name. */
 export class JpegError extends Error {
@@ -41,6 +43,12 @@ export class JpegError extends Error {
 export interface JpegDecodeOptions {
   /** Refuse images with more pixels than this, from the frame header (default 100 megapixels). */
   maxPixels?: number;
+  /**
+   * Refuse files with more scans than this (default 1000; encoders write at most a
+   * few dozen): each scan of a progressive file can make the decoder visit every
+   * block again for a few bytes of data.
+   */
+  maxScans?: number;
 }
 
 export type JpegColorSpace = 'gray' | 'ycbcr' | 'rgb' | 'cmyk' | 'ycck';
@@ -77,10 +85,11 @@ export interface JpegImage {
 }
 
 export const JPEG_DEFAULT_MAX_PIXELS = 100_000_000;
+export const JPEG_DEFAULT_MAX_SCANS = 1000;
 
 /** Decodes a JPEG file's bytes to RGB as libjpeg-turbo (through OpenCV) does. */
 export function decodeJpeg(bytes: Uint8Array, opts: JpegDecodeOptions = {}): JpegImage {
-  return new Decoder(bytes, opts.maxPixels ?? JPEG_DEFAULT_MAX_PIXELS).decode();
+  return new Decoder(bytes, opts.maxPixels ?? JPEG_DEFAULT_MAX_PIXELS, opts.maxScans ?? JPEG_DEFAULT_MAX_SCANS).decode();
 }
 
 // ---- tables ------------------------------------------------------------------------
@@ -297,6 +306,7 @@ function corrupt(what: string): JpegError {
 class Decoder {
   private readonly b: Uint8Array;
   private readonly maxPixels: number;
+  private readonly maxScans: number;
 
   private width = 0;
   private height = 0;
@@ -331,9 +341,10 @@ class Decoder {
   private readonly block = new Int16Array(64);
   private readonly ws = new Int32Array(64);
 
-  constructor(bytes: Uint8Array, maxPixels: number) {
+  constructor(bytes: Uint8Array, maxPixels: number, maxScans: number) {
     this.b = bytes;
     this.maxPixels = maxPixels;
+    this.maxScans = maxScans;
   }
 
   decode(): JpegImage {
@@ -529,6 +540,17 @@ class Decoder {
       kind = ss === 0 ? (ah === 0 ? DC_FIRST : DC_REFINE) : ah === 0 ? AC_FIRST : AC_REFINE;
       for (const c of scanComps) {
         for (let k = ss; k <= se; k++) c.coefBits[k] = al;
+      }
+    }
+    if (this.scanCount >= this.maxScans) throw new JpegError(`unsupported JPEG (more than ${this.maxScans} scans)`);
+    if (kind !== AC_FIRST && kind !== AC_REFINE) {
+      // Every block of a DC or sequential scan takes at least one bit: a header that
+      // claims more blocks than the rest of the file can code is cut off (or a bomb),
+      // and is refused before the buffers are allocated.
+      const blocks = ns > 1 ? this.mcusX * this.mcusY * scanComps.reduce((s, c) => s + c.h * c.v, 0) : scanComps[0]!.bw * scanComps[0]!.bh;
+      const bytes = this.b.length - dataStart;
+      if (blocks > bytes * 8) {
+        throw new JpegError(`truncated JPEG (${bytes} bytes are left for the ${blocks} blocks of scan ${this.scanCount + 1}, each of which takes at least a bit)`);
       }
     }
     if (ns > 1) {
@@ -913,9 +935,12 @@ class Decoder {
  * z4 = z4 * -FIX(0.390180644) + z5; outputs a + z1 + z3, b + z2 + z4, c + z2 + z3,
  * d + z1 + z4 pair with the even part's t13, t12, t11, t10 as sum and difference.
  *
- * Arithmetic is exact in doubles and then shifted as 32-bit integers: for any
- * coefficients a real encoder makes, nothing comes near 2^31 (libjpeg's JLONG is
- * wider, its SIMD code narrower; they agree with each other on such data too).
+ * This is libjpeg-turbo's C code path. OpenCV on x86-64 runs its SIMD version
+ * (16-bit lanes, saturating), which gives the same samples whenever no intermediate
+ * leaves 16 bits: for every file an encoder makes (checked down to cjpeg -quality 1,
+ * quantizers up to 6050), not for hand-edited quantization tables with AC
+ * quantizers in the thousands on nonzero coefficients, where the two disagree.
+ * Products and sums are exact in doubles, then shifted as 32-bit integers.
  */
 function idctBlock(coef: Int16Array, co: number, q: Int32Array, out: Uint8Array, oo: number, stride: number, ws: Int32Array): void {
   // Pass 1: columns, into ws.
