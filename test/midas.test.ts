@@ -120,6 +120,27 @@ describe('MidasNet dispatch labels', () => {
   });
 });
 
+describe('capturing a module output by key', () => {
+  it('gives the same tensor as the stage forward() keeps', async () => {
+    const rt = await testRuntime();
+    const net = new MidasNet(REDUCED);
+    net.prepare(rt, readWeights());
+    const input = readNpy(new URL('input.npy', DIR).pathname);
+    const nhwc = nchwToNhwc(input.data, input.shape);
+    const x = rt.upload(nhwc.data, nhwc.shape);
+    rt.capture(['pretrained.layer2', 'scratch.refinenet2', 'scratch.layer1_rn', 'pretrained.layer3.0.conv2']);
+    const { depth, stages } = net.forward(x, new Set(['layer2', 'path2', 'layer1_rn'] as const));
+    const captured = rt.takeCaptured();
+    expect([...captured.keys()].sort()).toEqual(['pretrained.layer2', 'pretrained.layer3.0.conv2', 'scratch.layer1_rn', 'scratch.refinenet2']);
+    for (const [key, stage] of [['pretrained.layer2', 'layer2'], ['scratch.refinenet2', 'path2'], ['scratch.layer1_rn', 'layer1_rn']] as const) {
+      expect(await captured.get(key)!.read()).toEqual(await stages.get(stage)!.read());
+    }
+    expect(captured.get('pretrained.layer3.0.conv2')!.shape).toEqual([1, 6, 8, 32]);
+    for (const t of [...captured.values(), ...stages.values(), x, depth]) t.dispose();
+    net.dispose();
+  });
+});
+
 describe('MidasNet (reduced) with f16 weights', () => {
   // Half-precision weights carry ~2^-11 relative rounding; through ~20 layers of the
   // reduced network the depth map moved by 3.2e-3 of its range when measured; 1e-2 bounds it.

@@ -71,6 +71,12 @@ export class Runtime {
 
   /** Dispatches so far, when recording (always in a meta runtime). */
   records: DispatchRecord[] | null = null;
+  /**
+   * Module keys whose outputs to keep (see `capture`), and what was kept: the output
+   * of the last dispatch run under that key or under any key below it.
+   */
+  private captureKeys: readonly string[] = [];
+  private readonly captured = new Map<string, Tensor>();
 
   private constructor(
     readonly device: GPUDevice,
@@ -265,6 +271,7 @@ export class Runtime {
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
+    if (this.captureKeys.length) this.keepOutput(args);
     this.counters.dispatches++;
     if (this.trace) process_stderr(`[midas] ${label}  workgroups ${x}x${y}x${z}`);
   }
@@ -287,6 +294,35 @@ export class Runtime {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
     this.throwIfLost();
+  }
+
+  /**
+   * Keeps a copy of the output of every module in `keys` (checkpoint key prefixes such
+   * as `pretrained.layer2` or `scratch.refinenet1`) during the next forward passes:
+   * the output of the last dispatch under each key. `takeCaptured` returns them.
+   */
+  capture(keys: readonly string[]): void {
+    this.captureKeys = [...keys];
+  }
+
+  /** The kept outputs by key (the caller owns and disposes them); stops capturing. */
+  takeCaptured(): Map<string, Tensor> {
+    const out = new Map(this.captured);
+    this.captured.clear();
+    this.captureKeys = [];
+    return out;
+  }
+
+  private keepOutput(args: DispatchArgs): void {
+    const out = args.buffers.at(-1);
+    if (!(out instanceof Tensor)) return;
+    for (const key of this.captureKeys) {
+      if (this.scope !== key && !this.scope.startsWith(`${key}.`)) continue;
+      this.captured.get(key)?.dispose();
+      const copy = this.empty(out.shape, out.dtype);
+      this.commandEncoder().copyBufferToBuffer(out.buffer, 0, copy.buffer, 0, out.byteLength);
+      this.captured.set(key, copy);
+    }
   }
 
   // ---- profiling ---------------------------------------------------------------
