@@ -58,6 +58,7 @@ describe('arguments', () => {
     ['an unknown --format', ['predict', 'x.jpg', '--format', 'png,tiff'], /unknown --format 'tiff'/],
     ['an unknown --precision', ['predict', 'x.jpg', '--precision', 'f8'], /--precision must be f32 or f16/],
     ['no images', ['predict'], /no images given/],
+    ['a bad --normalize', ['predict', 'x.jpg', '--normalize', 'fixed:3,1'], /--normalize must be image, batch or fixed:MIN,MAX with MIN < MAX/],
   ];
   for (const [what, args, msg] of bad) {
     it(`${what}: one line, exit 2`, () => {
@@ -197,5 +198,51 @@ describe('outputs', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/x\.png: its output .*x\.png would overwrite an input/);
     expect(readFileSync(path.join(folder, 'x.png')).equals(before)).toBe(true);
+  });
+
+  function png16(file: string): Uint16Array {
+    const p = PNG.sync.read(readFileSync(file), { skipRescale: true } as never);
+    const d = p.data as unknown as Buffer;
+    // pngjs gives 16-bit gray as RGBA 16-bit samples in a Uint16Array-like buffer
+    return Uint16Array.from({ length: p.width * p.height }, (_, i) => (d as unknown as Uint16Array)[4 * i]!);
+  }
+
+  it('--normalize fixed:MIN,MAX maps that range to 0..65535 and clips; batch uses one range over all images', () => {
+    const a = path.join(dir, 'na.png');
+    const b = path.join(dir, 'nb.png');
+    png(a, 40, 30, 11);
+    png(b, 40, 30, 12);
+    const out = path.join(dir, 'o-norm');
+    const r = midas(['predict', a, b, '-o', out, '--weights', WEIGHTS, '--format', 'pfm,png', '--size', '64', '-q', '--normalize', 'batch']);
+    expect(r.status, r.stderr).toBe(0);
+    const da = readPfm(path.join(out, 'na.pfm')).data;
+    const db = readPfm(path.join(out, 'nb.pfm')).data;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const v of [...da, ...db]) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+    const expect16 = (d: Float32Array, min: number, max: number) =>
+      Uint16Array.from(d, (v) => Math.min(65535, Math.max(0, Math.round(((v - min) / (max - min)) * 65535))));
+    expect(png16(path.join(out, 'na.png'))).toEqual(expect16(da, lo, hi));
+    expect(png16(path.join(out, 'nb.png'))).toEqual(expect16(db, lo, hi));
+    expect(readdirSync(out).some((f) => f.startsWith('.'))).toBe(false);
+    // batch redoes every picture: refused over existing outputs without --overwrite
+    expect(midas(['predict', a, b, '-o', out, '--weights', WEIGHTS, '--format', 'pfm,png', '--size', '64', '--normalize', 'batch']).status).toBe(2);
+    const mid = (lo + hi) / 2;
+    const f = midas(['predict', a, '-o', out, '--weights', WEIGHTS, '--format', 'png', '--size', '64', '-q', '--overwrite', '--normalize', `fixed:${lo},${mid}`]);
+    expect(f.status, f.stderr).toBe(0);
+    expect(png16(path.join(out, 'na.png'))).toEqual(expect16(da, lo, mid));
+  });
+
+  it('--profile prints the GPU time and slowest layers of each image; --trace every dispatch', () => {
+    const img = path.join(dir, 'prof.png');
+    png(img, 40, 30, 13);
+    const p = midas(['predict', img, '-o', path.join(dir, 'o-prof'), '--weights', WEIGHTS, '--size', '64', '--profile']);
+    expect(p.status, p.stderr).toBe(0);
+    expect(p.stderr).toMatch(/prof\.png: \d+ ms, \d+ ms on the GPU in \d+ dispatches/);
+    expect(p.stderr).toMatch(/ms +\d+\.\d%  (pretrained|scratch)\./);
+    const t = midas(['predict', img, '-o', path.join(dir, 'o-trace'), '--weights', WEIGHTS, '--size', '64', '--trace']);
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stderr).toMatch(/^\[midas\] pretrained\.layer1\.0: conv2d_tiled 7x7\/2 g1 3->8 @32x32 \[relu\]  workgroups \d+x\d+x1$/m);
+    expect(t.stderr).toMatch(/^ +\d+\.\d{3} ms  scratch\.output_conv\.4: conv2d_tiled 1x1/m);
   });
 });

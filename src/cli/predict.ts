@@ -1,7 +1,9 @@
 // `midas predict`: images or folders in, depth maps out, one bad image never stops the rest.
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { COLOR_MAPS, type ColorMapName } from '../midas/colormap.js';
+import { randomBytes } from 'node:crypto';
+import { COLOR_MAPS, finiteRange, type ColorMapName, type ValueRange } from '../midas/colormap.js';
+import type { Timing } from '../nn/profiler.js';
 import type { Precision } from '../midas/network.js';
 import { loadMidas } from '../node/load.js';
 import { writeColorPng, writePfm, writePng16 } from '../node/outputs.js';
@@ -32,6 +34,13 @@ Options:
       --precision P      f32 or f16 (f16: half-precision weights on the GPU) (default: f32)
       --overwrite        replace existing outputs (default: images whose outputs all
                          exist are skipped)
+      --normalize MODE   how png and color pictures are scaled: image (each image's own
+                         min..max, the default), batch (one range over all images of the
+                         run, so video frames do not flicker; redoes every image), or
+                         fixed:MIN,MAX (a set range, values outside clip; reproducible)
+      --profile          print each image's GPU time and its 10 slowest layers
+      --trace            print every dispatch as it is recorded, then its GPU time
+                         (also MIDAS_DEBUG=1)
   -q, --quiet            no progress bar
 
 Exit status: 0 when every image was written, 1 when any failed, 2 on bad arguments.`;
@@ -80,6 +89,36 @@ function collectInputs(args: string[], errors: string[]): string[] {
     }
   }
   return out;
+}
+
+type Normalize = { kind: 'image' } | { kind: 'batch' } | { kind: 'fixed'; range: ValueRange };
+
+function parseNormalize(text: string): Normalize {
+  if (text === 'image' || text === 'batch') return { kind: text };
+  const m = /^fixed:([^,]+),([^,]+)$/.exec(text);
+  const min = m ? Number(m[1]) : NaN;
+  const max = m ? Number(m[2]) : NaN;
+  if (!Number.isFinite(min) || !Number.isFinite(max) || !(max > min)) {
+    throw new UsageError(`--normalize must be image, batch or fixed:MIN,MAX with MIN < MAX (got '${text}')`);
+  }
+  return { kind: 'fixed', range: { min, max } };
+}
+
+/** --profile / --trace: each image's GPU time, its slowest layers, or (trace) every dispatch. */
+function reportTimes(input: string, timings: Timing[], wallMs: number, all: boolean): void {
+  const total = timings.reduce((a, t) => a + t.ms, 0);
+  console.error(`${input}: ${wallMs.toFixed(0)} ms, ${total.toFixed(0)} ms on the GPU in ${timings.length} dispatches`);
+  if (all) {
+    for (const t of timings) console.error(`  ${t.ms.toFixed(3).padStart(9)} ms  ${t.label}`);
+    return;
+  }
+  const byKey = new Map<string, number>();
+  for (const t of timings) {
+    const key = t.label.includes(': ') ? t.label.slice(0, t.label.indexOf(': ')) : t.label.split(' ')[0]!;
+    byKey.set(key, (byKey.get(key) ?? 0) + t.ms);
+  }
+  const top = [...byKey].sort((a, b) => b[1] - a[1]).slice(0, 10);
+  for (const [key, ms] of top) console.error(`  ${ms.toFixed(1).padStart(8)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${key}`);
 }
 
 function outputName(stem: string, format: Format): string {
@@ -138,6 +177,9 @@ export const predictCommand: Command = {
       size: { type: 'string', short: 's' },
       precision: { type: 'string' },
       overwrite: { type: 'boolean' },
+      normalize: { type: 'string' },
+      trace: { type: 'boolean' },
+      profile: { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
     });
     if (!positionals.length) throw new UsageError('no images given (see midas predict --help)');
@@ -149,6 +191,15 @@ export const predictCommand: Command = {
     if (!COLOR_MAPS.includes(colormap)) throw new UsageError(`unknown --colormap '${colormap}' (choose from ${COLOR_MAPS.join(', ')})`);
     const overwrite = !!values['overwrite'];
     const quiet = !!values['quiet'];
+    const normalize = parseNormalize((values['normalize'] as string | undefined) ?? 'image');
+    const trace = !!values['trace'] || !!process.env['MIDAS_DEBUG'];
+    const profile = !!values['profile'];
+    const writePictures = (job: Job, depth: Float32Array, width: number, height: number, range?: ValueRange) => {
+      for (const o of job.outputs) {
+        if (o.format === 'png') writePng16(o.file, depth, width, height, { overwrite, range });
+        else if (o.format === 'color') writeColorPng(o.file, depth, width, height, colormap, { overwrite, range });
+      }
+    };
     const outDir = (values['output'] as string | undefined) ?? 'output';
 
     try {
@@ -162,7 +213,13 @@ export const predictCommand: Command = {
     const errors: string[] = [];
     let failed = 0;
     const jobs = planJobs(collectInputs(positionals, errors), outDir, formats, errors);
-    const todo = overwrite ? jobs : jobs.filter((j) => !j.outputs.every((o) => existsSync(o.file)));
+    if (normalize.kind === 'batch' && !overwrite) {
+      const existing = jobs.flatMap((j) => j.outputs.filter((o) => o.format !== 'pfm' && existsSync(o.file)));
+      if (existing.length) {
+        throw new UsageError(`--normalize batch redoes every picture of the run, and ${existing[0]!.file} exists: add --overwrite`);
+      }
+    }
+    const todo = overwrite || normalize.kind === 'batch' ? jobs : jobs.filter((j) => !j.outputs.every((o) => existsSync(o.file)));
     const skipped = jobs.length - todo.length;
     if (skipped && !quiet) console.error(`skipping ${skipped} image(s) whose outputs exist (use --overwrite to redo them)`);
 
@@ -180,17 +237,37 @@ export const predictCommand: Command = {
       });
       download.clear();
       convert.clear();
+      const rt = model.runtime;
+      rt.trace = trace;
+      const timed = (trace || profile) && rt.features.timestamps;
+      if ((trace || profile) && !rt.features.timestamps) console.error('this adapter has no timestamp-query feature: times are CPU-side, per image');
       const bar = new ProgressBar({ label: 'predict', total: todo.length, unit: 'items' });
+      // --normalize batch: depth maps wait in temporary files until the range over all is known.
+      const pending: { job: Job; file: string; width: number; height: number }[] = [];
+      let batchRange = { min: Infinity, max: -Infinity };
       try {
         for (let i = 0; i < todo.length; i++) {
           const job = todo[i]!;
-          if (!quiet) bar.update(i, path.basename(job.input));
+          if (!quiet && !trace && !profile) bar.update(i, path.basename(job.input));
           try {
+            if (timed) rt.startProfile();
+            const t0 = performance.now();
             const { depth, width, height } = await model.predict(job.input);
+            const ms = performance.now() - t0;
+            if (timed) reportTimes(job.input, await rt.stopProfile(), ms, trace);
+            else if (trace || profile) console.error(`${job.input}: ${ms.toFixed(0)} ms`);
             for (const o of job.outputs) {
               if (o.format === 'pfm') writePfm(o.file, depth, width, height, { overwrite });
-              else if (o.format === 'png') writePng16(o.file, depth, width, height, { overwrite });
-              else writeColorPng(o.file, depth, width, height, colormap, { overwrite });
+            }
+            const pictures = job.outputs.filter((o) => o.format !== 'pfm');
+            if (normalize.kind === 'batch' && pictures.length) {
+              const r = finiteRange(depth);
+              batchRange = { min: Math.min(batchRange.min, r.min), max: Math.max(batchRange.max, r.max) };
+              const file = path.join(outDir, `.${path.basename(pictures[0]!.file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+              writeFileSync(file, depth);
+              pending.push({ job, file, width, height });
+            } else {
+              writePictures(job, depth, width, height, normalize.kind === 'fixed' ? normalize.range : undefined);
             }
           } catch (e) {
             const msg = (e as Error).message;
@@ -198,8 +275,22 @@ export const predictCommand: Command = {
             failed++;
           }
         }
+        for (const p of pending) {
+          try {
+            const bytes = readFileSync(p.file);
+            const depth = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+            writePictures(p.job, depth, p.width, p.height, batchRange);
+          } catch (e) {
+            errors.push(`${p.job.input}: ${(e as Error).message}`);
+            failed++;
+          }
+        }
+        if (normalize.kind === 'batch' && !quiet && pending.length) {
+          console.error(`--normalize batch: one range for all pictures, ${batchRange.min} .. ${batchRange.max}`);
+        }
         if (!quiet) bar.update(todo.length);
       } finally {
+        for (const p of pending) rmSync(p.file, { force: true });
         bar.clear();
         model.dispose();
       }

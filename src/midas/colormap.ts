@@ -32,14 +32,20 @@ export function finiteRange(values: Float32Array): { min: number; max: number } 
   return min <= max ? { min, max } : { min: 0, max: 0 };
 }
 
+/** The value range a picture maps to its ends; default: the map's own finite min..max. */
+export interface ValueRange {
+  min: number;
+  max: number;
+}
+
 /**
  * 8-bit RGB pixels for a depth map: values scaled min..max to 0..1 (over the finite
- * values), then matplotlib's lookup, entry floor(v * 256) clipped to 255. An
- * all-equal map, and NaN, get entry 0; +-Infinity clip to the ends.
+ * values, or `range`), then matplotlib's lookup, entry floor(v * 256) clipped to 255.
+ * An all-equal map, and NaN, get entry 0; values outside the range clip to the ends.
  */
-export function colorize(depth: Float32Array, map: ColorMapName = 'inferno'): Uint8Array {
+export function colorize(depth: Float32Array, map: ColorMapName = 'inferno', range: ValueRange = finiteRange(depth)): Uint8Array {
   const table = colorMapTable(map);
-  const { min, max } = finiteRange(depth);
+  const { min, max } = range;
   const span = max - min;
   const out = new Uint8Array(depth.length * 3);
   for (let i = 0; i < depth.length; i++) {

@@ -9,7 +9,7 @@ import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, sta
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { PNG } from 'pngjs';
-import { colorize, finiteRange, type ColorMapName } from '../midas/colormap.js';
+import { colorize, finiteRange, type ColorMapName, type ValueRange } from '../midas/colormap.js';
 
 /** A failure to write or read an output file, as one line naming the file. */
 export class OutputError extends Error {
@@ -25,6 +25,8 @@ export class OutputError extends Error {
 export interface WriteOptions {
   /** Replace an existing file (default false: an existing file is an error). */
   overwrite?: boolean;
+  /** For the PNG pictures: the values mapped to black and white (default: the map's min..max). */
+  range?: ValueRange;
 }
 
 function checkMap(depth: Float32Array, width: number, height: number, file: string): void {
@@ -125,8 +127,8 @@ export function parsePfm(bytes: Uint8Array, file = '<pfm>'): PfmImage {
  * over the finite values, here rounded to nearest (the original truncates with
  * astype("uint16")); an all-equal map gives zeros, NaN gives 0.
  */
-export function depthTo16(depth: Float32Array): Uint16Array {
-  const { min, max } = finiteRange(depth);
+export function depthTo16(depth: Float32Array, range: ValueRange = finiteRange(depth)): Uint16Array {
+  const { min, max } = range;
   const span = max - min;
   const out = new Uint16Array(depth.length);
   if (!(span > 0)) return out;
@@ -141,7 +143,7 @@ export function depthTo16(depth: Float32Array): Uint16Array {
 /** 16-bit grayscale PNG of the min-max scaled depth (see `depthTo16`). */
 export function writePng16(path: string, depth: Float32Array, width: number, height: number, opts: WriteOptions = {}): void {
   checkMap(depth, width, height, path);
-  const values = depthTo16(depth);
+  const values = depthTo16(depth, opts.range);
   // pngjs takes 16-bit input in platform order and writes big-endian.
   const png = new PNG({ width, height, bitDepth: 16, colorType: 0, inputColorType: 0, inputHasAlpha: false });
   png.data = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
@@ -160,7 +162,7 @@ export function writeColorPng(
   checkMap(depth, width, height, path);
   let rgb: Uint8Array;
   try {
-    rgb = colorize(depth, map);
+    rgb = colorize(depth, map, opts.range);
   } catch (e) {
     throw new OutputError(path, (e as Error).message);
   }
