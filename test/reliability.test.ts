@@ -55,6 +55,17 @@ describe('long runs', () => {
     expect(rssGrowth).toBeLessThan(24 * 2 ** 20); // measured 4-11 MiB here
   });
 
+  // fitSize: a 1x1 image scales up to the full size; a side that would round to 0
+  // (a 5x400 strip) is clamped to 32 (the hub would fail there).
+  it('a 1x1 image and a 5x400 strip run and give maps of their own size', async () => {
+    const one = await model.predict(rawImage(1, 1, 2));
+    expect([one.width, one.height, one.depth.length]).toEqual([1, 1, 1]);
+    expect(Number.isFinite(one.depth[0])).toBe(true);
+    const strip = await model.predict(rawImage(5, 400, 3));
+    expect([strip.width, strip.height, strip.depth.length]).toEqual([5, 400, 2000]);
+    expect(strip.depth.every(Number.isFinite)).toBe(true);
+  });
+
   it('images of different sizes reuse the pool: a repeat of the same sizes allocates nothing', async () => {
     const sizes = [[83, 61], [40, 90], [128, 33]] as const;
     for (const [w, h] of sizes) await model.predict(rawImage(w, h, w));
