@@ -200,12 +200,24 @@ function tiledShader(k: ShaderKey): string {
   return lines.join('\n');
 }
 
+/**
+ * Fewer pixels per thread when the image is small: a workgroup covers 64 * tm pixels,
+ * and at 12x12 (layer4 at 384) tm = 4 would leave 44% of the threads computing
+ * clamped copies. The packing does not depend on tm, so it is chosen per dispatch.
+ */
+export function pixelsPerThread(m: number, preferred: number): number {
+  let tm = preferred;
+  while (tm > 1 && Math.ceil(m / (WGX * tm)) * WGX * tm - m > 0.125 * m) tm >>= 1;
+  return tm;
+}
+
 /** Convolution with weights from `packConv`; same options and result as `conv2dNaive`. */
 export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'> = {}): Tensor {
   const g = convGeometry(x, packed.shape, { ...opts, groups: packed.groups });
-  const { tm, nv } = packed.tile;
-  const vecIn = g.cin % 4 === 0 && g.cinG % 4 === 0;
   const m = g.n * g.oh * g.ow;
+  const tm = pixelsPerThread(m, packed.tile.tm);
+  const { nv } = packed.tile;
+  const vecIn = g.cin % 4 === 0 && g.cinG % 4 === 0;
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const key: ShaderKey = {
     tm, nv, vecIn,
