@@ -268,6 +268,9 @@ describe('resize', () => {
   const cases: { name: string; method: ResizeMethod; from: [number, number]; to: [number, number]; c: number }[] = [
     { name: 'bilinear x2 align_corners=True', method: { kind: 'bilinear', alignCorners: true }, from: [5, 7], to: [10, 14], c: 6 },
     { name: 'bilinear x2 align_corners=False', method: { kind: 'bilinear', alignCorners: false }, from: [5, 7], to: [10, 14], c: 6 },
+    { name: 'bilinear x2 align_corners=True, 8 channels (vec4 path)', method: { kind: 'bilinear', alignCorners: true }, from: [5, 7], to: [10, 14], c: 8 },
+    { name: 'bilinear x2 align_corners=False, 12 channels (vec4 path)', method: { kind: 'bilinear', alignCorners: false }, from: [9, 3], to: [18, 6], c: 12 },
+    { name: 'bicubic (PyTorch), 4 channels (vec4 path)', method: { kind: 'bicubic', alignCorners: false }, from: [6, 9], to: [23, 19], c: 4 },
     { name: 'bilinear arbitrary align_corners=True', method: { kind: 'bilinear', alignCorners: true }, from: [7, 5], to: [17, 12], c: 3 },
     { name: 'bilinear arbitrary align_corners=False (down)', method: { kind: 'bilinear', alignCorners: false }, from: [17, 12], to: [7, 5], c: 3 },
     { name: 'bicubic (PyTorch) up', method: { kind: 'bicubic', alignCorners: false }, from: [6, 9], to: [23, 19], c: 1 },

@@ -89,34 +89,42 @@ export function resizeTaps(inSize: number, outSize: number, method: ResizeMethod
   return { taps, index, weight };
 }
 
-const RESIZE = (taps: number) => /* wgsl */ `
+/**
+ * One thread per output pixel and 4 channels (vec4) when C is a multiple of 4, as in
+ * the decoder's upsampling (C = 256, 128); one per value otherwise.
+ */
+const RESIZE = (taps: number, vec: boolean) => {
+  const T = vec ? 'vec4<f32>' : 'f32';
+  return /* wgsl */ `
 struct P { n: u32, h: u32, w: u32, c: u32, oh: u32, ow: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<${T}>;
 @group(0) @binding(1) var<storage, read> iy: array<i32>;
 @group(0) @binding(2) var<storage, read> wy: array<f32>;
 @group(0) @binding(3) var<storage, read> ix: array<i32>;
 @group(0) @binding(4) var<storage, read> wx: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<${T}>;
 @group(0) @binding(6) var<uniform> p: P;
 @compute @workgroup_size(64)
 fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX};
-  if (i >= p.n * p.oh * p.ow * p.c) { return; }
-  let ch = i % p.c;
-  let ox = (i / p.c) % p.ow;
-  let oy = (i / (p.c * p.ow)) % p.oh;
-  let n = i / (p.c * p.ow * p.oh);
-  var acc = 0.0;
+  let c = ${vec ? 'p.c / 4u' : 'p.c'};
+  if (i >= p.n * p.oh * p.ow * c) { return; }
+  let ch = i % c;
+  let ox = (i / c) % p.ow;
+  let oy = (i / (c * p.ow)) % p.oh;
+  let n = i / (c * p.ow * p.oh);
+  var acc = ${T}(0.0);
   for (var a = 0u; a < ${taps}u; a++) {
     let row = (n * p.h + u32(iy[oy * ${taps}u + a])) * p.w;
-    var r = 0.0;
+    var r = ${T}(0.0);
     for (var b = 0u; b < ${taps}u; b++) {
-      r += wx[ox * ${taps}u + b] * x[(row + u32(ix[ox * ${taps}u + b])) * p.c + ch];
+      r += wx[ox * ${taps}u + b] * x[(row + u32(ix[ox * ${taps}u + b])) * c + ch];
     }
     acc += wy[oy * ${taps}u + a] * r;
   }
   y[i] = acc;
 }`;
+};
 
 /**
  * Resizes an NHWC tensor to `outH x outW` with `method`. With `rows` = [start, end)
@@ -144,10 +152,10 @@ export function resize2d(rt: Runtime, x: Tensor, outH: number, outW: number, met
   const name = method.kind === 'opencv-cubic' ? 'opencv-cubic' : `${method.kind}${method.alignCorners ? ' align_corners' : ''}`;
   rt.dispatch({
     label: `resize ${name} ${h}x${w}->${outH}x${outW} c${c}${rows ? ` rows ${r0}..${r1}` : ''}`,
-    pipeline: rt.pipeline(RESIZE(ty.taps)),
+    pipeline: rt.pipeline(RESIZE(ty.taps, c % 4 === 0)),
     buffers: [x, ...tables, y],
     uniforms: new Params().u32(n, h, w, c, r1 - r0, outW).build(),
-    workgroups: grid1d(y.size),
+    workgroups: grid1d(c % 4 === 0 ? y.size / 4 : y.size),
   });
   for (const t of tables) t.dispose();
   return y;
