@@ -13,4 +13,6 @@ export { Midas, type DepthResult, type MidasOptions } from './midas/model.js';
 export { fitSize, preprocess, toRGB, type RgbImage, type RawImage } from './midas/transform.js';
 export { midasWeights, expectedShapes } from './midas/weights.js';
 export { colorize, type ColorMapName } from './midas/colormap.js';
+export { alignToDepth, AlignError } from './midas/align.js';
+export { summarize, type Summary, type SummaryRow } from './midas/summary.js';
 export * as kernels from './kernels/index.js';

@@ -111,8 +111,12 @@ export function alignToDepth(prediction: FloatMap, target: FloatMap, opts: Align
   let maskedOut = 0;
   let badTarget = 0;
   let badPrediction = 0;
+  // Neumaier-compensated sums: the means are then good to about 1 ulp, which the
+  // shift (a difference of two such means) needs.
   let sumP = 0;
   let sumD = 0;
+  let compP = 0;
+  let compD = 0;
   let minP = Infinity;
   let maxP = -Infinity;
   let maxTargetDepth = 0;
@@ -139,8 +143,12 @@ export function alignToDepth(prediction: FloatMap, target: FloatMap, opts: Align
     const d = disparity ? v : 1 / v;
     const depth = disparity ? 1 / v : v;
     if (depth > maxTargetDepth) maxTargetDepth = depth;
-    sumP += p;
-    sumD += d;
+    const np = sumP + p;
+    compP += Math.abs(sumP) >= Math.abs(p) ? sumP - np + p : p - np + sumP;
+    sumP = np;
+    const nd = sumD + d;
+    compD += Math.abs(sumD) >= Math.abs(d) ? sumD - nd + d : d - nd + sumD;
+    sumD = nd;
     if (p < minP) minP = p;
     if (p > maxP) maxP = p;
   }
@@ -168,8 +176,8 @@ export function alignToDepth(prediction: FloatMap, target: FloatMap, opts: Align
   // Pass 2: centred sums (the normal equations with the means taken out, which keeps
   // a large offset in the prediction from cancelling digits), with the usual
   // correction for the rounding of the means.
-  const meanP = sumP / count;
-  const meanD = sumD / count;
+  const meanP = (sumP + compP) / count;
+  const meanD = (sumD + compD) / count;
   let sdp = 0;
   let sdd = 0;
   let spp = 0;
