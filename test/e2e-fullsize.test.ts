@@ -67,13 +67,15 @@ describe('full-size MiDaS v2 through the CLI against the PyTorch hub pipeline', 
     expect(rel).toBeLessThanOrEqual(1e-3);
   }, 900_000);
 
-  it('f16 weights: measured, and within 2e-2 of the range', () => {
+  // Measured: f32 8.4e-6 of the range; f16 weights 1.2e-3 (half precision's 2^-11
+  // relative rounding through 100 layers). The f16 bound leaves room over that.
+  it('f16 weights: measured, and within 1e-2 of the range', () => {
     const out = path.join(dir, 'out-f16');
     const r = cli(['predict', DOG, '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q', '--precision', 'f16']);
     expect(r.status, r.stderr).toBe(0);
     const pfm = readPfm(path.join(out, 'dog.pfm'));
     const rel = maxAbsDiff(pfm.data, reference) / range;
     console.log(`full-size f16 weights: max|Δ| / range = ${rel.toExponential(2)}`);
-    expect(rel).toBeLessThanOrEqual(2e-2);
+    expect(rel).toBeLessThanOrEqual(1e-2);
   }, 900_000);
 });

@@ -9,8 +9,7 @@
 //   lossless, hierarchical and 12-bit JPEGs are refused by name. Corrupt data, or a
 //   file cut off before its EOI marker, is refused where libjpeg would warn and fill
 //   in gray. EXIF orientation 1-8 is applied like OpenCV: from the first APP1
-//   segment, IFD0 tag 0x0112. (Not exact: progressive files whose scans leave
-//   coefficients unrefined, which libjpeg smooths; see jpeg.ts.)
+//   segment, IFD0 tag 0x0112.
 // - PNG: pngjs; every colour type and bit depth. 16-bit samples keep their high byte
 //   (libpng's png_set_strip_16, as OpenCV uses); alpha is dropped, not composited
 //   (IMREAD_COLOR strips it); a tRNS colour key leaves the colours alone; an eXIf
