@@ -60,6 +60,12 @@ const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
 /** One tensor's limit (read and converted in one piece); MiDaS's largest is 19 MB. */
 const MAX_TENSOR_BYTES = 2 ** 31 - 1;
+/**
+ * The limit for a tensor that repeats its storage's elements (zero or overlapping
+ * strides, as `expand()` makes): it is read small and materialised whole, so without
+ * a bound a 200-byte file could ask for 2 GB. Real ones are small (position ids).
+ */
+const MAX_EXPANDED_BYTES = 64 << 20;
 
 /** A format by its first bytes (`PK\x03\x04` zip, a pickle PROTO opcode legacy). */
 export function detectFormat(head: Uint8Array, what = 'checkpoint'): CheckpointFormat {
@@ -291,6 +297,13 @@ function describeTensors(entries: [string, TensorRef][], locate: Parsed['locate'
         throw new CheckpointError(
           `${what}: tensor '${name}' (offset ${ref.storageOffset}, size [${ref.shape.join(', ')}], stride [${ref.stride.join(', ')}]) ` +
             `reaches element ${last} of a storage of ${s.numel}`,
+        );
+      }
+      const spanned = last - ref.storageOffset + 1;
+      if (numel > spanned && numel * ELEMENT_SIZE[s.dtype] > MAX_EXPANDED_BYTES) {
+        throw new CheckpointError(
+          `${what}: tensor '${name}' [${ref.shape.join(', ')}] with stride [${ref.stride.join(', ')}] repeats ${spanned} stored elements ` +
+            `into ${numel * ELEMENT_SIZE[s.dtype]} bytes; expanded tensors are limited to ${MAX_EXPANDED_BYTES} bytes`,
         );
       }
     }

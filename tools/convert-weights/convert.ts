@@ -172,6 +172,10 @@ export async function convertCheckpoint(inPath: string, outPath: string, options
     const kept = ckpt.tensors.filter((t) => FLOAT_DTYPES.has(t.dtype));
     const skipped = ckpt.tensors.filter((t) => !FLOAT_DTYPES.has(t.dtype)).map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape }));
     if (!kept.length) throw new ConvertError(`${inPath}: no floating-point tensors in the state_dict (${ckpt.tensors.length} entries)`);
+    // safetensors reserves this name; planSafetensors refused it with a plain Error.
+    if (kept.some((t) => t.name === '__metadata__')) {
+      throw new ConvertError(`${inPath}: a tensor is named '__metadata__', which safetensors reserves for the metadata`);
+    }
     const stDtype: SafetensorsDtype = dtype === 'f32' ? 'F32' : 'F16';
     const plan = planSafetensors(kept.map((t) => ({ name: t.name, dtype: stDtype, shape: t.shape })));
     const metadata = (sha: string): Record<string, string> => ({

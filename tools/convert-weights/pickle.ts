@@ -219,6 +219,16 @@ export function unpickle(data: Uint8Array, start = 0, options: UnpickleOptions =
   const stack: StackItem[] = [];
   const metastack: StackItem[][] = [];
   const memo = new Map<number, PyValue>();
+  // OrderedDict(items), BUILD and _rebuild_tensor_v2's size / stride copy the items of a
+  // container, which the memo lets a pickle name again and again: a 150 KB pickle could
+  // ask for 4·10^7 copies (seconds, or gigabytes if kept; see the pickle bombs in
+  // test/fuzz.test.ts). Every item of a real checkpoint's containers is written once,
+  // so copies stay within a few times the pickle's size.
+  let copyBudget = 4 * (data.length - start) + 65536;
+  const copying = (n: number, label: string): void => {
+    copyBudget -= n;
+    if (copyBudget < 0) fail(`${label} copies more items than a pickle of ${data.length - start} bytes can hold: refusing a pickle bomb`);
+  };
   let pos = start;
   let stackRef = stack;
 
@@ -327,6 +337,7 @@ export function unpickle(data: Uint8Array, start = 0, options: UnpickleOptions =
         if (args.length > 1) fail(`OrderedDict called with ${args.length} arguments`);
         if (args.length === 1) {
           const items = args[0]!;
+          if (items instanceof PyDict || Array.isArray(items)) copying(items instanceof PyDict ? items.size : items.length, 'OrderedDict');
           if (items instanceof PyDict) for (const [k, v] of items) d.set(k, v);
           else if (Array.isArray(items)) {
             for (const p of items) {
@@ -353,6 +364,7 @@ export function unpickle(data: Uint8Array, start = 0, options: UnpickleOptions =
 
   const intList = (v: PyValue, label: string): number[] => {
     if (!Array.isArray(v)) fail(`_rebuild_tensor_v2: ${label} is a ${describe(v)}, not a tuple`);
+    copying((v as PyValue[]).length, `_rebuild_tensor_v2's ${label}`);
     return (v as PyValue[]).map((x) => {
       if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) fail(`_rebuild_tensor_v2: ${label} holds ${describe(x)}`);
       return x as number;
@@ -381,6 +393,7 @@ export function unpickle(data: Uint8Array, start = 0, options: UnpickleOptions =
       if (dictState === null) return;
       if (!(dictState instanceof PyDict)) return fail(`BUILD on a dict with a ${describe(state)} state`);
       obj.attrs ??= new Map();
+      copying(dictState.size, 'BUILD');
       for (const [k, v] of dictState) {
         if (typeof k !== 'string') fail('BUILD: attribute name is not a string');
         obj.attrs.set(k as string, v);
@@ -529,9 +542,13 @@ export function unpickle(data: Uint8Array, start = 0, options: UnpickleOptions =
         push(text(bytes(u64())));
         break;
       case 0x56: // UNICODE (protocol 0, raw-unicode-escape; torch never writes it)
-        push(line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, a: string | undefined, b: string | undefined) =>
-          String.fromCodePoint(parseInt((a ?? b)!, 16)),
-        ));
+        // A \U escape past U+10FFFF is an error, as in Python (test/fuzz.test.ts found
+        // String.fromCodePoint throwing a RangeError here: test/fixtures/fuzz/pickle).
+        push(line().replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_m, a: string | undefined, b: string | undefined) => {
+          const cp = parseInt((a ?? b)!, 16);
+          if (cp > 0x10ffff) fail(`UNICODE escape \\U${b} is past U+10FFFF`, at);
+          return String.fromCodePoint(cp);
+        }));
         break;
       case 0x54: { // BINSTRING (a Python 2 str; decoded as latin-1)
         need(4);

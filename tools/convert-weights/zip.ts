@@ -45,6 +45,9 @@ function u64(v: DataView, at: number, what: string): number {
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 
+/** The largest entry `readZipEntry` inflates (a data.pkl is kilobytes to a few megabytes). */
+const MAX_INFLATED_ENTRY = 256 << 20;
+
 /** Reads the central directory; entry names map to entries, in directory order. */
 export async function readZipDirectory(src: RandomAccess, what: string): Promise<Map<string, ZipEntry>> {
   if (src.size < 22) throw new ZipError(`${what}: truncated or not a zip file: ${src.size} bytes is too short`);
@@ -113,6 +116,12 @@ export async function readZipDirectory(src: RandomAccess, what: string): Promise
     while (e + 4 <= extraEnd) {
       const id = cv.getUint16(e, true);
       const len = cv.getUint16(e + 2, true);
+      if (e + 4 + len > extraEnd) {
+        // A zip64 field running past the entry's extra data was read past the end of the
+        // directory (a RangeError from the DataView) or from the next entry.
+        if (id === 0x0001) throw new ZipError(`${what}: ${name}: zip64 extra field runs past the entry's extra data`);
+        break;
+      }
       if (id === 0x0001) {
         let q = e + 4;
         const take = (): number => {
@@ -128,6 +137,11 @@ export async function readZipDirectory(src: RandomAccess, what: string): Promise
       e += 4 + len;
     }
     if (flags & 1) throw new ZipError(`${what}: ${name} is encrypted`);
+    // A stored entry is its own bytes: sizes that differ mean a corrupt directory (and
+    // reading `size` bytes would take the next entry's bytes as this one's).
+    if (method === 0 && compressedSize !== size) {
+      throw new ZipError(`${what}: ${name} is stored (not compressed) but has size ${size} and compressed size ${compressedSize}: corrupt directory`);
+    }
     if (out.has(name)) throw new ZipError(`${what}: entry ${name} appears twice`);
     out.set(name, { name, method, flags, crc32, compressedSize, size, localHeaderOffset });
     p = end;
@@ -157,7 +171,22 @@ export async function readZipEntry(src: RandomAccess, entry: ZipEntry, what: str
   const raw = await src.read(start, entry.compressedSize, entry.name);
   if (entry.method === 0) return raw;
   if (entry.method === 8) {
-    const out = new Uint8Array(inflateRawSync(raw));
+    // Corrupt deflate data threw zlib's own Error (found by test/fuzz.test.ts; inputs in
+    // test/fixtures/fuzz/zip), and nothing bounded the output: a deflate bomb of a few
+    // hundred KB inflated to hundreds of MB whatever the directory said. Now the
+    // directory's size is capped, and inflating stops there.
+    if (entry.size > MAX_INFLATED_ENTRY) {
+      throw new ZipError(`${what}: ${entry.name} says it inflates to ${entry.size} bytes, over the ${MAX_INFLATED_ENTRY}-byte limit for such entries`);
+    }
+    let out: Uint8Array;
+    try {
+      out = new Uint8Array(inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size) }));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new ZipError(`${what}: ${entry.name} inflates past the ${entry.size} bytes its directory entry says`);
+      }
+      throw new ZipError(`${what}: ${entry.name} has corrupt deflate data (${(e as Error).message})`);
+    }
     if (out.length !== entry.size) throw new ZipError(`${what}: ${entry.name} inflates to ${out.length} bytes, not ${entry.size}`);
     return out;
   }
