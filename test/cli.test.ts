@@ -46,7 +46,7 @@ describe('arguments', () => {
   it('--help lists the commands and exits 0; no command exits 2', () => {
     const r = midas(['--help']);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/predict .*\n.*convert .*\n.*align .*\n.*summary .*\n.*info/);
+    expect(r.stdout).toMatch(/predict .*\n.*convert .*\n.*align .*\n.*summary .*\n.*features .*\n.*info/);
     expect(midas([]).status).toBe(2);
   });
 

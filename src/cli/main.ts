@@ -75,16 +75,18 @@ export function parseOptions<T extends NonNullable<Parameters<typeof parseArgs>[
 
 async function loadCommands(): Promise<void> {
   if (commands.length) return;
-  const [{ predictCommand }, { convertCommand }, { alignCommand }, { summaryCommand }, { infoCommand }] = await Promise.all([
+  const [{ predictCommand }, { convertCommand }, { alignCommand }, { summaryCommand }, { featuresCommand }, { infoCommand }] = await Promise.all([
     import('./predict.js'),
     import('./convert.js'),
     import('./align.js'),
     import('./summary.js'),
+    import('./features.js'),
     import('./info.js'),
   ]);
   register(predictCommand);
   register(convertCommand);
   register(alignCommand);
   register(summaryCommand);
+  register(featuresCommand);
   register(infoCommand);
 }
