@@ -12,6 +12,14 @@ export interface DeviceFeatures {
 
 export interface OpenDeviceOptions {
   powerPreference?: GPUPowerPreference;
+  /**
+   * Also ask for a compatibility-level adapter when the core one is a fallback
+   * (software) adapter, and take it when it is not a fallback itself. Browsers want
+   * this: Chromium without a GPU offers SwiftShader at core level but lavapipe through
+   * OpenGL ES at compatibility level, about 4x faster. Default false: Dawn in Node
+   * reports lavapipe itself as a fallback, and the compatibility request gives the same.
+   */
+  avoidFallbackAdapter?: boolean;
   /** Ask for these features when the adapter has them (default: all three). */
   wantFeatures?: Partial<Record<keyof DeviceFeatures, boolean>>;
   /** Cap limits below the adapter's (tests use this to reach a limit with small inputs). */
@@ -54,8 +62,16 @@ export interface OpenedDevice {
 }
 
 export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Promise<OpenedDevice> {
-  const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
-  if (!adapter) throw new NoAdapterError('requestAdapter() returned null');
+  // Core first; `featureLevel: 'compatibility'` when there is no core adapter (a
+  // browser on OpenGL ES, D3D11) or, if asked, when core offers only a fallback one.
+  // Every kernel stays within compatibility mode's rules and default limits.
+  const powerPreference = options.powerPreference ?? 'high-performance';
+  let adapter = await gpu.requestAdapter({ powerPreference });
+  if (!adapter || (options.avoidFallbackAdapter && adapter.info?.isFallbackAdapter)) {
+    const compat = await gpu.requestAdapter({ powerPreference, featureLevel: 'compatibility' });
+    if (compat && (!adapter || !compat.info?.isFallbackAdapter)) adapter = compat;
+  }
+  if (!adapter) throw new NoAdapterError('requestAdapter() returned null at both feature levels, core and compatibility');
 
   const want = { f16: true, timestamps: true, subgroups: true, ...options.wantFeatures };
   const has = (name: string) => adapter.features.has(name);

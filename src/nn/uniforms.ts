@@ -7,7 +7,7 @@ const ALIGN = 256; // minUniformBufferOffsetAlignment is at most 256 on every ad
  * runs writeBuffer after the command buffers submitted before it.
  */
 export class UniformArena {
-  private chunks: { buffer: GPUBuffer; data: Uint8Array }[] = [];
+  private chunks: { buffer: GPUBuffer; data: Uint8Array<ArrayBuffer> }[] = [];
   private chunk = 0;
   private offset = 0;
 

@@ -1,0 +1,335 @@
+// The demo page: pick or drop an image and converted weights (or give a URL), see the
+// colour-mapped depth beside the photo, download PFM/PNG. Built by build.mjs.
+//
+// URL parameters (all optional): weights=<url of a .safetensors>, image=<url>,
+// arch=<url of a MidasConfig JSON, for reduced networks>, size=<multiple of 32>,
+// precision=f32|f16, map=inferno|turbo. `window.midasDemo` holds the page's state
+// (tests and scripts read it).
+import {
+  MIDAS_V2,
+  WebGPUUnavailableError,
+  browserGpu,
+  colorizeRGBA,
+  createBrowserRuntime,
+  deviceFeatureLevel,
+  encodeColorPng,
+  encodePfm,
+  encodePng16,
+  imageToRGB,
+  loadMidas,
+  type ColorMapName,
+  type DepthResult,
+  type MidasConfig,
+  type MidasModel,
+  type Precision,
+  type Runtime,
+  type WeightsSource,
+} from '../../src/browser/index.js';
+
+interface AdapterReport {
+  featureLevel: 'core' | 'compatibility';
+  name: string;
+  isFallbackAdapter: boolean | undefined;
+  features: string[];
+  limits: Record<string, number>;
+}
+
+interface DemoState {
+  status: 'starting' | 'idle' | 'loading-weights' | 'ready' | 'predicting' | 'done' | 'error';
+  error: string | null;
+  adapter: AdapterReport | null;
+  /** Finished predictions. */
+  runs: number;
+  /** The last prediction's input pixels (RGB) and depth. */
+  rgb: Uint8Array | null;
+  result: DepthResult | null;
+  timings: { weightsMs?: number; predictMs?: number };
+}
+
+declare global {
+  interface Window {
+    midasDemo: DemoState;
+  }
+}
+
+const state: DemoState = { status: 'starting', error: null, adapter: null, runs: 0, rgb: null, result: null, timings: {} };
+window.midasDemo = state;
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const gpuStatus = $<HTMLParagraphElement>('gpu-status');
+const message = $<HTMLDivElement>('message');
+const weightsFile = $<HTMLInputElement>('weights-file');
+const weightsUrl = $<HTMLInputElement>('weights-url');
+const weightsLoad = $<HTMLButtonElement>('weights-load');
+const progress = $<HTMLProgressElement>('weights-progress');
+const progressLabel = $<HTMLSpanElement>('weights-label');
+const imageFile = $<HTMLInputElement>('image-file');
+const colormap = $<HTMLSelectElement>('colormap');
+const drop = $<HTMLDivElement>('drop');
+const photo = $<HTMLCanvasElement>('photo');
+const depthCanvas = $<HTMLCanvasElement>('depth');
+const photoCaption = $<HTMLElement>('photo-caption');
+const timing = $<HTMLSpanElement>('timing');
+const downloads = { pfm: $<HTMLButtonElement>('dl-pfm'), png16: $<HTMLButtonElement>('dl-png16'), color: $<HTMLButtonElement>('dl-color') };
+
+const params = new URLSearchParams(location.search);
+const size = params.has('size') ? Number(params.get('size')) : undefined;
+const precision = (params.get('precision') ?? 'f32') as Precision;
+if (params.get('map') === 'turbo') colormap.value = 'turbo';
+
+let runtime: Runtime | null = null;
+let model: MidasModel | null = null;
+let config: MidasConfig = MIDAS_V2;
+let image: { blob: Blob; name: string } | null = null;
+/** Why there is no runtime, when opening one failed. */
+let gpuError: unknown = null;
+
+// ---- messages ---------------------------------------------------------------------------
+
+function showError(e: unknown): void {
+  const text = e instanceof Error ? e.message : String(e);
+  state.status = 'error';
+  state.error = text;
+  message.textContent = text;
+  message.classList.add('show');
+  console.error(e);
+}
+
+function clearError(): void {
+  state.error = null;
+  message.textContent = '';
+  message.classList.remove('show');
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+
+// One thing at a time: loading weights and predicting never overlap.
+let queue: Promise<void> = Promise.resolve();
+function enqueue(task: () => Promise<void>): Promise<void> {
+  queue = queue.then(async () => {
+    try {
+      clearError();
+      await task();
+    } catch (e) {
+      showError(e);
+    }
+  });
+  return queue;
+}
+
+// ---- WebGPU ---------------------------------------------------------------------------
+
+async function openRuntime(): Promise<Runtime> {
+  if (runtime) return runtime;
+  browserGpu(); // throws WebGPUUnavailableError with what to do
+  runtime = await createBrowserRuntime();
+  const device = runtime.device;
+  const info = device.adapterInfo as GPUAdapterInfo | undefined;
+  const limits: Record<string, number> = {};
+  for (const key in device.limits) limits[key] = device.limits[key as keyof GPUSupportedLimits] as number;
+  state.adapter = {
+    featureLevel: deviceFeatureLevel(device),
+    name: runtime.adapterName,
+    isFallbackAdapter: info?.isFallbackAdapter,
+    features: [...device.features].map(String).sort(),
+    limits,
+  };
+  const f = runtime.features;
+  gpuStatus.textContent =
+    `WebGPU: ${runtime.adapterName === 'unknown adapter' ? 'an adapter the browser does not name' : runtime.adapterName}, ` +
+    `${state.adapter.featureLevel} level` +
+    `${info?.isFallbackAdapter ? ' (software fallback adapter)' : ''}; ` +
+    `shader-f16 ${f.f16 ? 'yes' : 'no'}, timestamps ${f.timestamps ? 'yes' : 'no'}; ` +
+    `largest storage binding ${Math.round(runtime.limits.maxStorageBufferBindingSize / 2 ** 20)} MiB`;
+  gpuStatus.classList.add('ok');
+  void device.lost.then((lost) => {
+    if (lost.reason !== 'destroyed') showError(new Error(`the WebGPU device was lost (${lost.message}); reload the page`));
+  });
+  return runtime;
+}
+
+// ---- weights ----------------------------------------------------------------------------
+
+function loadWeights(source: WeightsSource, name: string): Promise<void> {
+  return enqueue(async () => {
+    const rt = await openRuntime();
+    state.status = 'loading-weights';
+    model?.dispose();
+    model = null;
+    progress.value = 0;
+    progressLabel.textContent = `loading ${name}…`;
+    const t0 = performance.now();
+    model = await loadMidas({
+      weights: source,
+      runtime: rt,
+      config,
+      size,
+      precision,
+      onProgress: ({ loaded, total }) => {
+        if (total) {
+          progress.value = loaded / total;
+          progressLabel.textContent = `${name}: ${mb(loaded)} of ${mb(total)}`;
+        } else {
+          progress.removeAttribute('value'); // indeterminate
+          progressLabel.textContent = `${name}: ${mb(loaded)}`;
+        }
+        if (total && loaded === total) progressLabel.textContent = `${name}: ${mb(total)}, uploading to the GPU…`;
+      },
+    });
+    state.timings.weightsMs = performance.now() - t0;
+    progress.value = 1;
+    progressLabel.textContent = `${name}: loaded in ${(state.timings.weightsMs / 1000).toFixed(1)} s (network input up to ${model.size}x${model.size})`;
+    state.status = 'ready';
+    if (image) await predict();
+  }).catch(() => {
+    progress.value = 0;
+  });
+}
+
+// ---- images and prediction --------------------------------------------------------------
+
+function setImage(blob: Blob, name: string): Promise<void> {
+  return enqueue(async () => {
+    // The photo is shown even without WebGPU; then the message says why there is no depth.
+    await openRuntime().catch((e: unknown) => (gpuError = e));
+    image = { blob, name };
+    const bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image' }).catch((e: Error) => {
+      throw new Error(`${name}: the browser could not decode this image (${e.message})`);
+    });
+    photo.width = bitmap.width;
+    photo.height = bitmap.height;
+    photo.getContext('2d')!.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    photoCaption.textContent = `Photo: ${name}, ${photo.width}x${photo.height}`;
+    if (!runtime) throw gpuError ?? new WebGPUUnavailableError('WebGPU is not available');
+    if (model) await predict();
+    else progressLabel.textContent = 'now load the weights (a converted .safetensors file)';
+  });
+}
+
+async function predict(): Promise<void> {
+  if (!model || !image) return;
+  state.status = 'predicting';
+  timing.textContent = 'predicting…';
+  const t0 = performance.now();
+  const rgb = await imageToRGB(image.blob);
+  const result = await model.predict({ ...rgb, channels: 3 });
+  state.timings.predictMs = performance.now() - t0;
+  state.rgb = rgb.data;
+  state.result = result;
+  drawDepth();
+  timing.textContent = `${result.width}x${result.height} in ${state.timings.predictMs.toFixed(0)} ms`;
+  for (const b of Object.values(downloads)) b.disabled = false;
+  state.runs++;
+  state.status = 'done';
+}
+
+function drawDepth(): void {
+  const r = state.result;
+  if (!r) return;
+  depthCanvas.width = r.width;
+  depthCanvas.height = r.height;
+  const pixels = colorizeRGBA(r.depth, r.width, r.height, colormap.value as ColorMapName);
+  depthCanvas.getContext('2d')!.putImageData(new ImageData(pixels as Uint8ClampedArray<ArrayBuffer>, r.width, r.height), 0, 0);
+}
+
+// ---- downloads ----------------------------------------------------------------------------
+
+function save(bytes: Uint8Array, name: string, type: string): void {
+  const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function baseName(): string {
+  return (image?.name ?? 'image').replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '') || 'image';
+}
+
+downloads.pfm.addEventListener('click', () => {
+  const r = state.result;
+  if (r) save(encodePfm(r.depth, r.width, r.height), `${baseName()}.pfm`, 'application/octet-stream');
+});
+downloads.png16.addEventListener('click', () => {
+  const r = state.result;
+  if (r) void encodePng16(r.depth, r.width, r.height).then((b) => save(b, `${baseName()}.png`, 'image/png'), showError);
+});
+downloads.color.addEventListener('click', () => {
+  const r = state.result;
+  const map = colormap.value as ColorMapName;
+  if (r) void encodeColorPng(r.depth, r.width, r.height, map).then((b) => save(b, `${baseName()}-${map}.png`, 'image/png'), showError);
+});
+
+// ---- inputs -------------------------------------------------------------------------------
+
+const isWeights = (f: File) => /\.(safetensors|bin)$/i.test(f.name) || (!f.type.startsWith('image/') && f.size > 1e6);
+
+weightsFile.addEventListener('change', () => {
+  const f = weightsFile.files?.[0];
+  if (f) void loadWeights(f, f.name);
+});
+weightsLoad.addEventListener('click', () => {
+  const url = weightsUrl.value.trim();
+  if (url) void loadWeights(url, url.replace(/^.*\//, '') || url);
+});
+imageFile.addEventListener('change', () => {
+  const f = imageFile.files?.[0];
+  if (f) void setImage(f, f.name);
+});
+colormap.addEventListener('change', drawDepth);
+
+for (const target of [drop, document.body]) {
+  target.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    drop.classList.add('over');
+  });
+  target.addEventListener('dragleave', () => drop.classList.remove('over'));
+  target.addEventListener('drop', (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    drop.classList.remove('over');
+    const files = [...(e.dataTransfer?.files ?? [])];
+    const w = files.find(isWeights);
+    const img = files.find((f) => f !== w && f.type.startsWith('image/'));
+    if (w) void loadWeights(w, w.name);
+    if (img) void setImage(img, img.name);
+    if (!w && !img && files.length) showError(new Error(`not an image or a .safetensors file: ${files.map((f) => f.name).join(', ')}`));
+  });
+}
+
+// ---- start --------------------------------------------------------------------------------
+
+async function start(): Promise<void> {
+  try {
+    await openRuntime();
+  } catch (e) {
+    gpuError = e;
+    gpuStatus.textContent = 'WebGPU: not available';
+    showError(e);
+    return;
+  }
+  state.status = 'idle';
+  try {
+    const arch = params.get('arch');
+    if (arch) config = (await (await fetch(arch)).json()) as MidasConfig;
+    const weights = params.get('weights');
+    const img = params.get('image');
+    if (img) {
+      const response = await fetch(img);
+      if (!response.ok) throw new Error(`image ${img}: HTTP ${response.status}`);
+      await setImage(await response.blob(), img);
+    }
+    if (weights) {
+      weightsUrl.value = weights;
+      await loadWeights(weights, weights.replace(/^.*\//, ''));
+    }
+  } catch (e) {
+    showError(e);
+  }
+}
+
+void start();

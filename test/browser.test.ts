@@ -1,0 +1,284 @@
+// The library in a real browser page: the demo (examples/web) built with esbuild,
+// served on 127.0.0.1, driven in Debian's headless Chromium by playwright-core. The
+// page runs the tests' reduced network on a fixture PNG through navigator.gpu; its
+// depth must equal the Node run on the same files within 1e-5 of the range.
+//
+// Chromium gets WebGPU on this GPU-less machine only through its OpenGL ES backend on
+// lavapipe, at compatibility level (SPEC.md §7), so this is also the proof that every
+// kernel runs under compatibility mode. No Chromium is a failure, not a skip.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PNG } from 'pngjs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { colorize, finiteRange } from '../src/midas/colormap.js';
+import type { MidasConfig } from '../src/midas/config.js';
+import { decodeImage } from '../src/node/image.js';
+import { loadMidas } from '../src/node/load.js';
+// @ts-expect-error plain ESM helpers without type declarations
+import { buildDemo, bundle, bundleLibrary, isNodeBuiltin, ROOT } from '../examples/web/build.mjs';
+// @ts-expect-error plain ESM helpers without type declarations
+import { reducedArch, startServer } from '../examples/web/serve.mjs';
+
+const CHROMIUM = process.env['MIDAS_CHROMIUM'] ?? '/usr/bin/chromium';
+/** SPEC.md §7 (WebGPU on lavapipe through ANGLE's GL ES) plus the headless ones of the machine notes. */
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  // Not --disable-gpu: with it the compatibility adapter is SwiftShader too.
+  '--enable-unsafe-webgpu',
+  '--use-angle=vulkan',
+  '--ignore-gpu-blocklist',
+  '--use-webgpu-adapter=opengles',
+];
+
+const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
+const MANIFEST = readFileSync(join(FIXTURES, 'midas', 'manifest.json'), 'utf8');
+const REDUCED: MidasConfig = reducedArch(MANIFEST);
+const SIZE = JSON.parse(MANIFEST).size as number; // 128
+const WEIGHTS = join(FIXTURES, 'midas', 'reduced.safetensors');
+const IMAGE = join(FIXTURES, 'transform', 'small_61x90.png'); // lossless: both sides see the same pixels
+const ARTIFACTS = join(ROOT, 'test-artifacts', 'browser');
+
+interface PageRun {
+  status: string;
+  error: string | null;
+  runs: number;
+  width: number;
+  height: number;
+  depth: number[];
+  rgb: number[];
+  adapter: { featureLevel: string; name: string; isFallbackAdapter?: boolean; features: string[]; limits: Record<string, number> } | null;
+  timings: { weightsMs?: number; predictMs?: number };
+}
+
+async function waitForRun(page: Page, runs: number): Promise<PageRun> {
+  await page.waitForFunction(
+    (n) => window.midasDemo?.status === 'error' || (window.midasDemo?.status === 'done' && window.midasDemo.runs >= n),
+    runs,
+    { timeout: 45_000, polling: 100 },
+  );
+  return page.evaluate(() => {
+    const s = window.midasDemo;
+    return {
+      status: s.status,
+      error: s.error,
+      runs: s.runs,
+      width: s.result?.width ?? 0,
+      height: s.result?.height ?? 0,
+      depth: s.result ? Array.from(s.result.depth) : [],
+      rgb: s.rgb ? Array.from(s.rgb) : [],
+      adapter: s.adapter,
+      timings: s.timings,
+    };
+  });
+}
+
+/** Distinct colours and the largest channel spread of a PNG (a blank one has 1 and 0). */
+function pngVariety(bytes: Buffer): { colours: number; spread: number; width: number; height: number } {
+  const png = PNG.sync.read(bytes);
+  const seen = new Set<number>();
+  let min = 255;
+  let max = 0;
+  for (let i = 0; i < png.data.length; i += 4) {
+    const [r, g, b] = [png.data[i]!, png.data[i + 1]!, png.data[i + 2]!];
+    seen.add((r << 16) | (g << 8) | b);
+    min = Math.min(min, r, g, b);
+    max = Math.max(max, r, g, b);
+  }
+  return { colours: seen.size, spread: max - min, width: png.width, height: png.height };
+}
+
+describe('the browser bundle', () => {
+  it('contains no Node built-ins: the library entry and the demo build, with a check that does catch one', async () => {
+    const lib = await bundleLibrary();
+    const inputs = Object.keys(lib.metafile.inputs);
+    expect(inputs).toContain('src/browser/index.ts');
+    // Nothing from the Node side of the package, nor a built-in esbuild left external.
+    expect(inputs.filter((p) => /^src\/(node|cli)\//.test(p) || p.startsWith('tools/'))).toEqual([]);
+    const imports = Object.values(lib.metafile.inputs).flatMap((i: any) => i.imports.map((x: any) => x.path as string));
+    expect(imports.filter(isNodeBuiltin)).toEqual([]);
+    const code = lib.outputFiles.find((f: any) => f.path.endsWith('.js'))!.text as string;
+    expect(code).not.toMatch(/\brequire\(|from\s*["']node:|import\(["']node:/);
+
+    // The guard itself: an entry that reaches a built-in through the Node entry fails to build.
+    const dir = mkdtempSync(join(tmpdir(), 'midas-builtin-'));
+    try {
+      const entry = join(dir, 'entry.ts');
+      writeFileSync(entry, `import { loadMidas } from ${JSON.stringify(join(ROOT, 'src', 'node', 'load.ts'))};\nconsole.log(loadMidas);\n`);
+      const failure = await bundle({ entry, outfile: join(dir, 'out.js'), write: false }).then(
+        () => null,
+        (e: { errors?: { text: string }[] }) => e,
+      );
+      const texts = (failure?.errors ?? []).map((e) => e.text);
+      expect(texts).toContainEqual(expect.stringMatching(/^Node built-in 'node:fs' imported by src\/node\//));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('package.json sends bundlers to the browser entry', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    const dot = pkg.exports['.'];
+    expect(Object.keys(dot)[0]).toBe('browser'); // first: a bundler that sets both 'browser' and 'node' gets it
+    expect(dot.browser.import).toBe('./dist/src/browser/index.js');
+    expect(dot.browser.types).toBe('./dist/src/browser/index.d.ts');
+    expect(pkg.exports['./browser'].import).toBe('./dist/src/browser/index.js');
+    expect(existsSync(join(ROOT, 'src', 'browser', 'index.ts'))).toBe(true);
+  });
+});
+
+describe('the demo page in headless Chromium', () => {
+  let browser: Browser | undefined;
+  let server: { url: string; close: () => Promise<void> } | undefined;
+  let site: string | undefined;
+  let page: Page;
+
+  /** A setup failure fails every test below (a failing beforeAll would only mark them skipped). */
+  let setupError: unknown = null;
+  const ready = () => {
+    if (setupError) throw setupError;
+  };
+
+  beforeAll(async () => {
+    try {
+      await setup();
+    } catch (e) {
+      setupError = e;
+    }
+  });
+
+  async function setup(): Promise<void> {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(
+        `Chromium not found at ${CHROMIUM}: the browser test needs Debian's Chromium ` +
+          '(apt-get install -y chromium; .ci/run installs it). No browser is ever downloaded.',
+      );
+    }
+    site = mkdtempSync(join(tmpdir(), 'midas-web-'));
+    const t0 = performance.now();
+    await buildDemo({ outdir: site, minify: false });
+    const tBuild = performance.now() - t0;
+    server = await startServer({
+      root: site,
+      mounts: { '/fixtures/': FIXTURES },
+      routes: { '/reduced-arch.json': { type: 'application/json', body: JSON.stringify(REDUCED) } },
+    });
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+    page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+    page.on('pageerror', (e) => console.error(`[page] ${e.message}`));
+    console.log(`demo built in ${tBuild.toFixed(0)} ms; Chromium ${browser.version()} up at ${(performance.now() - t0).toFixed(0)} ms`);
+    mkdirSync(ARTIFACTS, { recursive: true });
+  }
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    if (site) rmSync(site, { recursive: true, force: true });
+  });
+
+  it('runs the reduced network from URLs; depth equals the Node run within 1e-5 of the range; screenshot not blank', async () => {
+    ready();
+    const query = `?arch=/reduced-arch.json&size=${SIZE}&weights=/fixtures/midas/reduced.safetensors&image=/fixtures/transform/small_61x90.png`;
+    await page.goto(`${server!.url}/${query}`);
+    const run = await waitForRun(page, 1);
+    expect(run.error).toBeNull();
+    expect(run.status).toBe('done');
+
+    const a = run.adapter!;
+    const limits = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupStorageSize', 'maxUniformBufferBindingSize']
+      .map((k) => `${k} ${a.limits[k]}`)
+      .join(', ');
+    console.log(
+      `Chromium adapter: '${a.name}', ${a.featureLevel} level, fallback ${a.isFallbackAdapter}, features [${a.features.join(', ')}]; ${limits}`,
+    );
+    console.log(`page: weights ${run.timings.weightsMs!.toFixed(0)} ms, first predict ${run.timings.predictMs!.toFixed(0)} ms`);
+    // Never SwiftShader when the GL ES adapter exists; no f16/subgroups/timestamps there.
+    expect(a.isFallbackAdapter).toBe(false);
+    expect(['core', 'compatibility']).toContain(a.featureLevel);
+
+    // Node: the same files through the Node entry (pngjs decoding, Dawn on lavapipe).
+    const t0 = performance.now();
+    const model = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: SIZE });
+    const node = await model.predict(IMAGE);
+    model.dispose();
+    console.log(`node: load + predict ${(performance.now() - t0).toFixed(0)} ms`);
+
+    expect([run.width, run.height]).toEqual([node.width, node.height]);
+    // The browser's decoder (createImageBitmap + canvas) gave the very pixels pngjs did.
+    expect(Buffer.from(Uint8Array.from(run.rgb)).equals(Buffer.from(decodeImage(IMAGE).data))).toBe(true);
+    const browserDepth = Float32Array.from(run.depth);
+    const { min, max } = finiteRange(node.depth);
+    let diff = 0;
+    for (let i = 0; i < browserDepth.length; i++) diff = Math.max(diff, Math.abs(browserDepth[i]! - node.depth[i]!));
+    const rel = diff / (max - min);
+    console.log(`browser vs node: max |diff| ${diff.toExponential(3)} over a range of ${(max - min).toFixed(4)} (${rel.toExponential(3)} of it)`);
+    expect(browserDepth.every(Number.isFinite)).toBe(true);
+    expect(rel).toBeLessThanOrEqual(1e-5);
+
+    // The depth panel shows this map through the colour map.
+    const shown = await page.evaluate(() => {
+      const c = document.getElementById('depth') as HTMLCanvasElement;
+      return Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data);
+    });
+    const expected = colorize(node.depth, 'inferno');
+    let same = 0;
+    for (let i = 0; i < node.depth.length; i++) {
+      if ([0, 1, 2].every((c) => Math.abs(shown[4 * i + c]! - expected[3 * i + c]!) <= 1)) same++;
+    }
+    expect(same / node.depth.length).toBeGreaterThan(0.99);
+
+    const shot = await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
+    const depthShot = await page.locator('#depth').screenshot({ path: join(ARTIFACTS, 'depth-panel.png') });
+    const whole = pngVariety(shot);
+    const panel = pngVariety(depthShot);
+    console.log(`screenshot ${whole.width}x${whole.height}: ${whole.colours} colours; depth panel ${panel.colours} colours`);
+    expect(whole.colours).toBeGreaterThan(500); // the photo and the depth map, not a blank page
+    expect(panel.colours).toBeGreaterThan(50);
+    expect(panel.spread).toBeGreaterThan(100);
+  });
+
+  it('picked files (File objects) give the same depth bit for bit; downloads are PFM and PNG', async () => {
+    ready();
+    const before = await page.evaluate(() => window.midasDemo.runs);
+    const first = await page.evaluate(() => Array.from(window.midasDemo.result!.depth));
+    await page.setInputFiles('#weights-file', WEIGHTS);
+    await page.setInputFiles('#image-file', IMAGE);
+    const run = await waitForRun(page, before + 2); // weights reload re-predicts, then the picked image
+    expect(run.error).toBeNull();
+    expect(run.depth).toEqual(first);
+    console.log(`page: predict with warm pipelines ${run.timings.predictMs!.toFixed(0)} ms`);
+
+    const [pfm] = await Promise.all([page.waitForEvent('download'), page.click('#dl-pfm')]);
+    const pfmBytes = readFileSync((await pfm.path())!);
+    expect(pfm.suggestedFilename()).toBe('small_61x90.pfm');
+    const header = `Pf\n${run.width} ${run.height}\n-1.000000\n`;
+    expect(pfmBytes.subarray(0, header.length).toString('latin1')).toBe(header);
+    expect(pfmBytes.length).toBe(header.length + run.width * run.height * 4);
+    const bottomLeft = pfmBytes.readFloatLE(header.length); // PFM rows go bottom-up
+    expect(bottomLeft).toBe(Math.fround(run.depth[(run.height - 1) * run.width]!));
+
+    const [png] = await Promise.all([page.waitForEvent('download'), page.click('#dl-png16')]);
+    const decoded = PNG.sync.read(readFileSync((await png.path())!), { skipRescale: true } as never);
+    expect([decoded.width, decoded.height]).toEqual([run.width, run.height]);
+  });
+
+  it('says clearly when WebGPU is missing', async () => {
+    ready();
+    const p = await browser!.newPage();
+    await p.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }));
+    await p.goto(`${server!.url}/`);
+    await p.waitForFunction(() => window.midasDemo?.status === 'error');
+    const text = await p.locator('#message').innerText();
+    expect(text).toMatch(/WebGPU is not available.*navigator\.gpu is missing/);
+    expect(text).toMatch(/--enable-unsafe-webgpu/);
+    expect(await p.locator('#gpu-status').innerText()).toMatch(/not available/);
+    await p.close();
+  });
+});
