@@ -13,6 +13,7 @@ import { benchGpu } from './gpu.js';
 import { waitQuiet, watchLoad, type MachineLoad } from './machine.js';
 import { measure, median, type Measurement, type RunResult, type TimingMethod } from './timing.js';
 import { fmt, table, writeJson, type Column } from './report.js';
+import { loadTfjsPeer, measureTfjsConv, tfjsAllocatedBytes, tfjsLiveTensors, trimTfjs, type TfjsPeer } from './tfjs-peer.js';
 
 export interface KernelsOptions {
   json: string;
@@ -25,6 +26,12 @@ export interface KernelsOptions {
   noTimestamps?: boolean;
   /** Before each case, wait up to this many seconds for other processes to leave the CPU. */
   waitQuietS?: number;
+  /**
+   * Run the tfjs WebGPU backend's conv2d as a same-adapter peer after ours on every
+   * groups=1 conv (with `quick`, the headline only). Default: true, unless the
+   * environment sets MIDAS_BENCH_NO_TFJS=1.
+   */
+  tfjs?: boolean;
 }
 
 /** A naive conv expected to run longer than this (one run) is skipped. */
@@ -34,6 +41,13 @@ const NAIVE_BUDGET_MS = 3000;
  * submit (as a forward pass runs them), about this long per batch.
  */
 const BATCH_MS = 50;
+/** A tfjs conv estimated to run longer than this (one run) is skipped. */
+const TFJS_BUDGET_MS = 6000;
+/**
+ * tfjs's rate before any tfjs case ran, FLOP/ms: its 3x3 convs over 0.1 GFLOP ran at
+ * 4-10 GFLOP/s on a 2-core lavapipe (napped; the low end with other processes busy).
+ */
+const TFJS_FIRST_RATE = 4e6;
 
 interface ConvCase {
   kind: 'conv';
@@ -77,7 +91,7 @@ type Case = ConvCase | OpCase;
 export interface KernelRow {
   group: string;
   name: string;
-  /** `tiled` / `naive` for convs, `wgsl` for the other kernels. */
+  /** `tiled` / `naive` for convs, `wgsl` for the other kernels, `tfjs` for the peer. */
   impl: string;
   shape: string;
   headline?: boolean;
@@ -99,8 +113,24 @@ export interface KernelRow {
   gbps?: number;
   pctFma?: number;
   pctCopy?: number;
-  /** max |tiled - naive| / max |naive| where both ran. */
+  /**
+   * Ours: max |tiled - naive| / max |naive| where both ran. tfjs rows: max |tfjs - ours| /
+   * max |ours|, ours being `vs`.
+   */
   relDiff?: number;
+  /** The impl a tfjs row is compared with (`tiled`, or `naive` where tiled did not run). */
+  vs?: string;
+  /**
+   * Our time / tfjs's time for this conv (under 1: ours is faster), both by `ratioBy`;
+   * on the tfjs row and on the row it was compared with.
+   */
+  oursOverTfjs?: number;
+  /** Which figures the ratio divides: the medians (same method), or wall medians where the methods differ. */
+  ratioBy?: TimingMethod;
+  /** tfjs rows: the programs tfjs ran per call (from tf.time). */
+  tfjsPrograms?: string[] | null;
+  /** tfjs rows: the warm-up call's wall time (pipeline compile and input upload included). */
+  tfjsWarmupMs?: number;
   skipped?: string;
   /** CPU share other processes took while this row ran (see MachineLoad). */
   othersCpuShare?: number | null;
@@ -286,7 +316,12 @@ function convShape(c: ConvCase, out: number): string {
 }
 
 async function maxRelDiff(a: Tensor, b: Tensor): Promise<number> {
-  const [x, y] = [await a.read(), await b.read()];
+  return relDiff(await a.read(), await b.read());
+}
+
+/** max |x - y| / max |y| (y the reference). */
+function relDiff(x: Float32Array, y: Float32Array): number {
+  if (x.length !== y.length) return NaN;
   let num = 0;
   let den = 0;
   for (let i = 0; i < x.length; i++) {
@@ -355,6 +390,102 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
   let tiledSeen = false;
   let naiveSeen = false;
 
+  // The tfjs peer: loaded at its first case (after our first case has run).
+  const tfjsOn = opts.tfjs ?? process.env.MIDAS_BENCH_NO_TFJS !== '1';
+  const tfjsWanted = (c: ConvCase) => tfjsOn && c.groups === 1 && !c.tiledOnly && (!opts.quick || c.headline === true);
+  let tfjs: TfjsPeer | undefined;
+  let tfjsError: string | undefined;
+  let tfjsLoadMs: number | undefined;
+  /** tfjs rates (FLOP/ms) of cases over 0.1 GFLOP: the median sizes the skip, the fastest the first nap. */
+  const tfjsRates: number[] = [];
+
+  const runTfjs = async (
+    c: ConvCase,
+    g: ReturnType<typeof convGeom>,
+    base: Pick<KernelRow, 'group' | 'name' | 'shape' | 'flop' | 'bytes' | 'headline'>,
+    xData: Float32Array,
+    w: Float32Array,
+    b: Float32Array | undefined,
+    ours: { row: KernelRow; out: Float32Array } | undefined,
+  ): Promise<KernelRow> => {
+    const row: KernelRow = { ...base, impl: 'tfjs' };
+    if (!tfjs && !tfjsError) {
+      const t0 = performance.now();
+      try {
+        tfjs = await loadTfjsPeer(gpu);
+        tfjsLoadMs = performance.now() - t0;
+        const where = tfjs.adapter === rt.adapterName ? 'the same adapter' : `ANOTHER adapter: ${tfjs.adapter}`;
+        process.stderr.write(`  tfjs peer: ${tfjs.version} on ${where} (loaded in ${fmt(tfjsLoadMs)} ms)\n`);
+      } catch (e) {
+        tfjsError = (e as Error).message;
+        process.stderr.write(`  tfjs peer unavailable: ${tfjsError}\n`);
+      }
+    }
+    if (!tfjs) {
+      row.skipped = `tfjs unavailable: ${tfjsError}`;
+      return row;
+    }
+    const rate = tfjsRates.length ? median(tfjsRates) : TFJS_FIRST_RATE;
+    const est = g.flop / rate;
+    if (est > TFJS_BUDGET_MS) {
+      row.skipped = `tfjs est. ${fmt(est / 1000, 2)} s per run (at ${fmt(rate / 1e6)} GFLOP/s) > ${TFJS_BUDGET_MS / 1000} s`;
+      return row;
+    }
+    if (opts.waitQuietS) waitedMs += (await waitQuiet(opts.waitQuietS * 1000)) ?? 0;
+    const watch = watchLoad();
+    const m = await measureTfjsConv(
+      tfjs,
+      {
+        size: c.size, cin: c.cin, cout: c.cout, k: c.k, stride: c.stride, pad: g.pad,
+        x: xData, weight: w, bias: b, reluInput: c.reluInput, relu: c.relu,
+      },
+      {
+        // One call per submit (tfjs submits each timed program on its own).
+        minRuns: opts.quick ? 1 : c.headline ? 3 : est > 2000 ? 2 : 3,
+        maxRuns: opts.quick ? 1 : c.headline ? 3 : est > 2000 ? 2 : 5,
+        targetMs: 1000,
+        nap,
+        timestamps: useTs,
+        estimateMs: tfjsRates.length ? g.flop / Math.max(...tfjsRates) : undefined,
+      },
+    );
+    row.othersCpuShare = watch().othersCpuShare;
+    row.method = m.method;
+    row.nap = m.nap;
+    row.runs = m.wallMs.length;
+    row.batch = 1;
+    row.passes = m.programs?.length ?? 1;
+    row.medianMs = m.median;
+    row.minMs = m.min;
+    row.wallMedianMs = median(m.wallMs);
+    row.samplesMs = m.ms;
+    row.wallSamplesMs = m.wallMs;
+    row.gbps = row.bytes / m.median / 1e6;
+    row.pctCopy = (100 * row.gbps) / ceil.copy.rate;
+    row.gflops = g.flop / m.median / 1e6;
+    row.pctFma = (100 * row.gflops) / ceil.fma.rate;
+    row.tfjsPrograms = m.programs;
+    row.tfjsWarmupMs = m.warmupMs;
+    if (g.flop >= 1e8) tfjsRates.push(g.flop / m.median);
+    if (ours) {
+      row.vs = ours.row.impl;
+      row.relDiff = relDiff(m.output, ours.out);
+      const same = ours.row.method === row.method;
+      const a = same ? ours.row.medianMs : ours.row.wallMedianMs;
+      const t = same ? row.medianMs : row.wallMedianMs;
+      if (a !== undefined && t !== undefined) {
+        row.oursOverTfjs = a / t;
+        row.ratioBy = same ? row.method : 'wall';
+        ours.row.oursOverTfjs = row.oursOverTfjs;
+        ours.row.ratioBy = row.ratioBy;
+      }
+    }
+    await trimTfjs(tfjs);
+    const live = tfjsLiveTensors(tfjs);
+    if (live !== 0) process.stderr.write(`  warning: ${live} tfjs tensor(s) still live after the case\n`);
+    return row;
+  };
+
   for (const c of cases) {
     if (opts.waitQuietS) waitedMs += (await waitQuiet(opts.waitQuietS * 1000)) ?? 0;
     if (c.kind === 'conv') {
@@ -363,11 +494,14 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
       const base = { group: c.group, name: c.name, shape: convShape(c, g.out), flop: g.flop, bytes: g.bytes, headline: c.headline };
       const w = randomData(c.cout * (c.cin / c.groups) * c.k * c.k, 1 / Math.sqrt((c.cin / c.groups) * c.k * c.k));
       const b = c.bias ? randomData(c.cout, 0.1) : undefined;
-      const x = randomTensor(rt, [1, c.size, c.size, c.cin]);
+      const xData = randomData(c.size * c.size * c.cin);
+      const x = rt.upload(xData, [1, c.size, c.size, c.cin]);
       const convOpts = { stride: c.stride, padding: g.pad, reluInput: c.reluInput, relu: c.relu };
 
       // tiled
       let yTiled: Tensor | undefined;
+      /** Our output to compare tfjs's with, and the row it came from. */
+      let ours: { row: KernelRow; out: Float32Array } | undefined;
       const tiledRow: KernelRow = { ...base, impl: c.tile ? `tiled ${tile.tm}x${tile.nv}` : 'tiled' };
       if (!tiledSupports([c.cout, c.cin / c.groups, c.k, c.k], c.groups, tile)) {
         tiledRow.skipped = `tiled kernel does not support ${c.cout / c.groups} channels per group`;
@@ -425,6 +559,8 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
           if (yTiled) {
             naiveRow.relDiff = await maxRelDiff(yTiled, y);
             tiledRow.relDiff = naiveRow.relDiff;
+          } else if (tfjsWanted(c)) {
+            ours = { row: naiveRow, out: await y.read() };
           }
           y.dispose();
           wt.dispose();
@@ -433,8 +569,18 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
         rows.push(naiveRow);
         progress(naiveRow);
       }
+      if (yTiled && tfjsWanted(c)) ours = { row: tiledRow, out: await yTiled.read() };
       yTiled?.dispose();
       x.dispose();
+
+      // tfjs, after ours (our tensors are gone, our queue is idle)
+      if (tfjsWanted(c)) {
+        await rt.sync();
+        rt.trim();
+        const row = await runTfjs(c, g, base, xData, w, b, ours);
+        rows.push(row);
+        progress(row);
+      }
     } else {
       const s = c.setup(rt);
       const row: KernelRow = { group: c.group, name: c.name, impl: 'wgsl', shape: s.shape, bytes: s.bytes };
@@ -454,7 +600,24 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   if (opts.waitQuietS) process.stderr.write(`waited ${(waitedMs / 1000).toFixed(1)} s in all for a quiet CPU\n`);
   const load = stopWatch();
-  console.log(header(rt, ceil, flags, opts, load));
+  const tfjsTiming = tfjs && useTs && tfjs.timestamps
+    ? "tf.time kernelMs (tfjs's own timestamp queries, one compute pass per program, summed)"
+    : 'wall clock (submit, then queue.onSubmittedWorkDone)';
+  const tfjsWait = !nap
+    ? '--spin: awaited at once'
+    : tfjs && useTs && tfjs.timestamps
+      ? 'each run blocks the main thread (Atomics.wait) ~90% of the expected time once the conv is submitted ' +
+        "(tf.time's timestamp readback is pending from then on: a timer sleep would let Dawn poll), then awaits"
+      : 'each run submits, sleeps ~90% of the expected time (nothing pending), then awaits, as ours';
+  const tfjsLine = !tfjsOn
+    ? 'off'
+    : tfjs
+      ? `${tfjs.version} on ${tfjs.adapter === rt.adapterName ? 'the same adapter' : `ANOTHER adapter (${tfjs.adapter})`} ` +
+        `(its own device), after ours per shape; timing: ${tfjsTiming}; ${tfjsWait}`
+      : tfjsError
+        ? `unavailable: ${tfjsError}`
+        : 'no groups=1 conv selected';
+  console.log(header(rt, ceil, flags, opts, load, tfjsLine));
   console.log(table(rows, COLUMNS));
   console.log(footer(rows, seconds));
 
@@ -488,7 +651,30 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
       'GFLOP/s and GB/s use the median time; GFLOP = 2 * MACs; GB = compulsory bytes (inputs read once, outputs written once).',
       '%FMA is against the measured FMA ceiling, %copy against the measured copy bandwidth (read + write bytes).',
       `Naive convs estimated to take over ${NAIVE_BUDGET_MS / 1000} s per run are skipped.`,
+      'impl "tfjs": the peer, see "tfjs"; oursOverTfjs = our time / tfjs time for the same conv (under 1: ours is faster), ' +
+        'on the tfjs row and on the row it was compared with (vs); relDiff on a tfjs row = max|tfjs - ours| / max|ours|.',
     ],
+    tfjs: {
+      enabled: tfjsOn,
+      version: tfjs?.version ?? null,
+      adapter: tfjs?.adapter ?? null,
+      sameAdapter: tfjs ? tfjs.adapter === rt.adapterName : null,
+      error: tfjsError ?? null,
+      loadMs: tfjsLoadMs ?? null,
+      timing: tfjs ? tfjsTiming : null,
+      wait: tfjs ? tfjsWait : null,
+      budgetMs: TFJS_BUDGET_MS,
+      notes: [
+        'Same Dawn GPU object as ours (navigator.gpu = nodeGpu()), same process, same adapter; tfjs opens its own device.',
+        'tf.fused.conv2d with NHWC input, HWIO filter (transposed from our OIHW), symmetric numeric padding (PyTorch), ' +
+          'bias and output relu fused; relu of the input (ours fuses it) is applied once before timing.',
+        'Only groups=1 convs (tf.conv2d has no grouped conv); with --quick the headline only; ' +
+          'runs after ours for each shape, its tensors disposed and its pooled buffers freed after each.',
+        `A tfjs case estimated over ${TFJS_BUDGET_MS / 1000} s per run (FLOP / median tfjs rate so far) is skipped.`,
+        'One untimed warm-up call per shape (pipeline compile, input upload), then the timed calls, one per submit.',
+      ],
+      allocatedBytesAtEnd: tfjs ? tfjsAllocatedBytes(tfjs) : null,
+    },
     seconds,
     waitedForQuietSeconds: opts.waitQuietS ? waitedMs / 1000 : null,
     rows,
@@ -517,11 +703,17 @@ const COLUMNS: Column<KernelRow>[] = [
 
 function note(r: KernelRow): string {
   if (r.skipped) return `skipped: ${r.skipped}`;
-  if (r.relDiff !== undefined && r.impl !== 'naive') return `vs naive: ${r.relDiff === 0 ? 'identical' : `rel diff ${r.relDiff.toExponential(1)}`}`;
+  const diff = (d: number) => (d === 0 ? 'identical' : `rel diff ${d.toExponential(1)}`);
+  if (r.impl === 'tfjs') {
+    if (r.oursOverTfjs === undefined) return r.relDiff !== undefined ? `vs ${r.vs}: ${diff(r.relDiff)}` : '';
+    const by = r.ratioBy !== r.method ? ` (${r.ratioBy})` : '';
+    return `ours/tfjs ${fmt(r.oursOverTfjs)}${by}; vs ${r.vs}: ${r.relDiff !== undefined ? diff(r.relDiff) : '?'}`;
+  }
+  if (r.relDiff !== undefined && r.impl !== 'naive') return `vs naive: ${diff(r.relDiff)}`;
   return '';
 }
 
-function header(rt: Runtime, ceil: CeilingResult, flags: string[], opts: KernelsOptions, load: MachineLoad): string {
+function header(rt: Runtime, ceil: CeilingResult, flags: string[], opts: KernelsOptions, load: MachineLoad, tfjsLine: string): string {
   const f = rt.features;
   const feats = [f.f16 && 'shader-f16', f.timestamps && 'timestamp-query', f.subgroups && 'subgroups'].filter(Boolean).join(', ');
   const t = ceil.timing;
@@ -536,6 +728,7 @@ function header(rt: Runtime, ceil: CeilingResult, flags: string[], opts: Kernels
       ? `waiting:  each run sleeps ~90% of its expected time before awaiting the GPU: an awaited WebGPU promise makes ` +
         `Dawn poll on the main thread, which takes a core from lavapipe (FMA awaited at once: ${fmt(ceil.fmaSpin.rate)} GFLOP/s)`
       : `waiting:  --spin: runs await the GPU at once (Dawn polls on the main thread meanwhile)`,
+    `peer:     tfjs ${tfjsLine}`,
     `machine:  ${load.cores} CPU cores; other processes used ${load.othersCpuShare === null ? '?' : `${(100 * load.othersCpuShare).toFixed(0)}%`} of them during the run` +
       ((load.othersCpuShare ?? 0) > 0.1 && !opts.waitQuietS ? ' -- BUSY: timings are skewed (lavapipe computes on the same CPU)' : ''),
     ...(opts.waitQuietS ? [`          (that includes the waits: --wait-quiet ${opts.waitQuietS} let each case wait for a quiet CPU first; see other% per row)`] : []),
@@ -551,8 +744,19 @@ function footer(rows: KernelRow[], seconds: number): string {
     'n = timed calls (/ calls per submit, when short kernels were batched back to back).',
     'wall ms = record + submit + wait, per call (a batch\'s wall time / its calls). rel diff = max|tiled - naive| / max|naive| where both ran.',
   ];
+  if (rows.some((r) => r.impl === 'tfjs')) {
+    lines.push(
+      'tfjs = the peer: tfjs-backend-webgpu conv2d (tf.fused.conv2d, NHWC / HWIO, bias and output relu fused; relu of the input',
+      '  applied once before timing), same adapter, own device, after ours; "ours/tfjs" = our time / tfjs\'s (under 1: ours faster),',
+      '  against the row it names; rel diff = max|tfjs - ours| / max|ours|.',
+    );
+  }
   const skipped = rows.filter((r) => r.skipped);
-  if (skipped.length) lines.push(`${skipped.length} naive run(s) skipped as too slow (see "skipped").`);
+  const skippedNaive = skipped.filter((r) => r.impl === 'naive').length;
+  const skippedTfjs = skipped.filter((r) => r.impl === 'tfjs').length;
+  if (skippedNaive) lines.push(`${skippedNaive} naive run(s) skipped as too slow (see "skipped").`);
+  if (skippedTfjs) lines.push(`${skippedTfjs} tfjs run(s) skipped (see "skipped").`);
+  if (skipped.length > skippedNaive + skippedTfjs) lines.push(`${skipped.length - skippedNaive - skippedTfjs} other run(s) skipped (see "skipped").`);
   const busy = rows.filter((r) => (r.othersCpuShare ?? 0) > 0.1);
   if (busy.length) lines.push(`${busy.length} row(s) ran while other processes took over 10% of the CPU (other%): treat them with care.`);
   lines.push(`total ${seconds.toFixed(1)} s`);
