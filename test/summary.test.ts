@@ -63,5 +63,8 @@ describe('summary', () => {
     expect(p.status, p.stderr).toBe(0);
     expect(p.stdout).toMatch(/#\s+key\s+op\s+output\s+params\s+MACs\s+ms\s+share\s+GFLOP\/s/);
     expect(p.stdout).toMatch(/profile: +\d+ ms GPU time/);
+    const c = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'summary', '--size', '64', '--profile', '--no-timestamps'], { encoding: 'utf8', env });
+    expect(c.status, c.stderr).toBe(0);
+    expect(c.stdout).toMatch(/no timestamp-query feature: no per-layer times; per stage on the CPU clock: pretrained\.layer1 \d+ ms, .*scratch\.output_conv \d+ ms; \d+ ms in all/);
   });
 });

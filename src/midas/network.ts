@@ -48,40 +48,51 @@ export class MidasNet extends Module {
   /**
    * x: normalized NHWC `[1, H, W, 3]`, H and W multiples of 32. Returns `[1, H, W, 1]`.
    * Stages named in `keep` are returned too (the caller disposes them); the rest are
-   * freed as soon as they are consumed.
+   * freed as soon as they are consumed. `after(key)` is called once each top-level
+   * module (`pretrained.layer1` … `scratch.output_conv`) has recorded its work, e.g.
+   * to time stages on the CPU where the adapter has no timestamp queries.
    */
-  forward(x: Tensor, keep: ReadonlySet<Stage> = new Set()): { depth: Tensor; stages: Map<Stage, Tensor> } {
+  forward(
+    x: Tensor,
+    keep: ReadonlySet<Stage> = new Set(),
+    after: (key: string) => void = () => {},
+  ): { depth: Tensor; stages: Map<Stage, Tensor> } {
     const stages = new Map<Stage, Tensor>();
     const done = (name: Stage, t: Tensor) => (keep.has(name) ? stages.set(name, t) : t.dispose());
+    const run = <T>(m: { key: string }, f: () => T): T => {
+      const out = f();
+      after(m.key);
+      return out;
+    };
     const { pretrained: enc, scratch: dec } = this;
 
-    const layer1 = enc.layer1.forward(x);
-    const layer2 = enc.layer2.forward(layer1);
-    const layer3 = enc.layer3.forward(layer2);
-    const layer4 = enc.layer4.forward(layer3);
+    const layer1 = run(enc.layer1, () => enc.layer1.forward(x));
+    const layer2 = run(enc.layer2, () => enc.layer2.forward(layer1));
+    const layer3 = run(enc.layer3, () => enc.layer3.forward(layer2));
+    const layer4 = run(enc.layer4, () => enc.layer4.forward(layer3));
 
-    const layer1_rn = dec.layer1_rn.forward(layer1);
-    const layer2_rn = dec.layer2_rn.forward(layer2);
-    const layer3_rn = dec.layer3_rn.forward(layer3);
-    const layer4_rn = dec.layer4_rn.forward(layer4);
+    const layer1_rn = run(dec.layer1_rn, () => dec.layer1_rn.forward(layer1));
+    const layer2_rn = run(dec.layer2_rn, () => dec.layer2_rn.forward(layer2));
+    const layer3_rn = run(dec.layer3_rn, () => dec.layer3_rn.forward(layer3));
+    const layer4_rn = run(dec.layer4_rn, () => dec.layer4_rn.forward(layer4));
     done('layer1', layer1);
     done('layer2', layer2);
     done('layer3', layer3);
     done('layer4', layer4);
 
-    const path4 = dec.refinenet4.forward(layer4_rn);
+    const path4 = run(dec.refinenet4, () => dec.refinenet4.forward(layer4_rn));
     done('layer4_rn', layer4_rn);
-    const path3 = dec.refinenet3.forward(path4, layer3_rn);
+    const path3 = run(dec.refinenet3, () => dec.refinenet3.forward(path4, layer3_rn));
     done('path4', path4);
     done('layer3_rn', layer3_rn);
-    const path2 = dec.refinenet2.forward(path3, layer2_rn);
+    const path2 = run(dec.refinenet2, () => dec.refinenet2.forward(path3, layer2_rn));
     done('path3', path3);
     done('layer2_rn', layer2_rn);
-    const path1 = dec.refinenet1.forward(path2, layer1_rn);
+    const path1 = run(dec.refinenet1, () => dec.refinenet1.forward(path2, layer1_rn));
     done('path2', path2);
     done('layer1_rn', layer1_rn);
 
-    const depth = dec.output_conv.forward(path1);
+    const depth = run(dec.output_conv, () => dec.output_conv.forward(path1));
     done('path1', path1);
     return { depth, stages };
   }
