@@ -10,7 +10,8 @@ export interface MachineLoad {
   /**
    * CPU time other processes used during the run, as a fraction of all cores'
    * time (0 = idle machine apart from the bench; 0.5 = one of two cores busy).
-   * From /proc/stat minus this process's own CPU time; null where unavailable.
+   * From /proc/stat minus this process's own CPU time and that of its children it
+   * waited for (a benchmark run as a child process is not "other"); null where unavailable.
    */
   othersCpuShare: number | null;
 }
@@ -28,12 +29,25 @@ function busyJiffies(): number | null {
   }
 }
 
+/** CPU seconds of this process's children that have been waited for (/proc/self/stat cutime + cstime); 0 where unavailable. */
+function childrenCpuS(): number {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the command name (which is in parentheses and may hold spaces): state is field 3.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100; // cutime, cstime (fields 16, 17), USER_HZ = 100
+  } catch {
+    return 0;
+  }
+}
+
 /** Starts watching; the returned function reports the load since the start. */
 export function watchLoad(): () => MachineLoad {
   const cores = cpus().length;
   const load0 = loadavg()[0]!;
   const busy0 = busyJiffies();
   const own0 = process.cpuUsage();
+  const children0 = childrenCpuS();
   const t0 = performance.now();
   return () => {
     const wallS = (performance.now() - t0) / 1000;
@@ -42,7 +56,7 @@ export function watchLoad(): () => MachineLoad {
     let othersCpuShare: number | null = null;
     if (busy0 !== null && busy1 !== null && wallS > 0) {
       const busyS = (busy1 - busy0) / 100; // USER_HZ is 100 on Linux
-      const ownS = (own.user + own.system) / 1e6;
+      const ownS = (own.user + own.system) / 1e6 + (childrenCpuS() - children0);
       othersCpuShare = Math.min(1, Math.max(0, (busyS - ownS) / (cores * wallS)));
     }
     return { cores, loadAverage1m: { start: load0, end: loadavg()[0]! }, othersCpuShare };

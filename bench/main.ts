@@ -1,9 +1,13 @@
 // The bench entry point: `node dist/bench/main.js <mode> [options]`.
 //   kernels [--json out.json] [--quick] [--filter text] [--spin] [--no-timestamps] [--wait-quiet s]
+//   e2e [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--wait-quiet s]
+import { DEFAULT_RUNS, DEFAULT_SIZES, runE2e } from './e2e.js';
 import { runKernels } from './kernels.js';
 
 const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick] [--filter text]
                                           [--spin] [--no-timestamps] [--wait-quiet s]
+       node dist/bench/main.js e2e [--sizes 256,384,512] [--runs N] [--json out.json]
+                                      [--quick] [--no-torch] [--predict] [--wait-quiet s]
 
   kernels   every WGSL kernel at MiDaS's 384x384 shapes, against the adapter's
             measured FMA ceiling and copy bandwidth
@@ -16,7 +20,22 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
             time by wall clock around each submit instead of timestamp queries
   --wait-quiet s
             before each case wait up to s seconds until other processes leave the
-            CPU idle (lavapipe computes on the CPU: a busy machine skews timings)`;
+            CPU idle (lavapipe computes on the CPU: a busy machine skews timings)
+
+  e2e       Midas.predict end to end (RGB bytes in, depth out) on S x S images with
+            random MiDaS v2 weights: ms per image, a per-stage breakdown from
+            timestamp queries, GFLOP/s against the FMA ceiling, peak GPU memory, and
+            PyTorch CPU (2 threads) side by side, run after ours
+  --sizes   input sides, multiples of 32 (default ${DEFAULT_SIZES.join(',')})
+  --runs    timed runs per size after a warm-up (default ${DEFAULT_RUNS})
+  --json    default bench/results-e2e.json
+  --quick   256 only, 1 run, quick ceilings (unless --sizes / --runs say otherwise)
+  --no-torch
+            skip the PyTorch comparison (it runs when /usr/bin/python3 imports torch)
+  --predict time Midas.predict itself, with its own wait for the GPU (default: the
+            same steps with the bench's wait, sized from the last run's GPU time)
+  --wait-quiet s
+            before each phase wait up to s seconds for a quiet CPU (e2e default 20; 0: don't)`;
 
 interface Args {
   mode: string | undefined;
@@ -26,10 +45,14 @@ interface Args {
   spin: boolean;
   noTimestamps: boolean;
   waitQuietS: number | undefined;
+  sizes: number[] | undefined;
+  runs: number | undefined;
+  noTorch: boolean;
+  predict: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { mode: undefined, json: undefined, quick: false, filter: undefined, spin: false, noTimestamps: false, waitQuietS: undefined };
+  const args: Args = { mode: undefined, json: undefined, quick: false, filter: undefined, spin: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -46,6 +69,19 @@ function parseArgs(argv: string[]): Args {
       args.waitQuietS = Number(value());
       if (!(args.waitQuietS >= 0)) throw new Error('--wait-quiet needs a number of seconds');
     }
+    else if (a === '--sizes' || a.startsWith('--sizes=')) {
+      const v = a === '--sizes' ? value() : a.slice('--sizes='.length);
+      args.sizes = v.split(',').filter((x) => x !== '').map(Number);
+      if (args.sizes.length === 0 || args.sizes.some((x) => !Number.isInteger(x) || x < 32 || x % 32 !== 0)) {
+        throw new Error('--sizes needs comma-separated multiples of 32, e.g. 256,384,512');
+      }
+    }
+    else if (a === '--runs' || a.startsWith('--runs=')) {
+      args.runs = Number(a === '--runs' ? value() : a.slice('--runs='.length));
+      if (!Number.isInteger(args.runs) || args.runs < 1) throw new Error('--runs needs a positive integer');
+    }
+    else if (a === '--no-torch') args.noTorch = true;
+    else if (a === '--predict') args.predict = true;
     else if (a === '--filter') args.filter = value();
     else if (a.startsWith('--filter=')) args.filter = a.slice('--filter='.length);
     else if (a === '-h' || a === '--help') args.mode = 'help';
@@ -72,6 +108,19 @@ async function main(): Promise<number> {
         spin: args.spin,
         noTimestamps: args.noTimestamps,
         waitQuietS: args.waitQuietS,
+      });
+      return 0;
+    case 'e2e':
+      await runE2e({
+        json: args.json ?? 'bench/results-e2e.json',
+        sizes: args.sizes ?? (args.quick ? [256] : DEFAULT_SIZES),
+        runs: args.runs,
+        quick: args.quick,
+        torch: !args.noTorch,
+        waitQuietS: args.waitQuietS ?? 20,
+        command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
+        kernelsJson: 'bench/results-kernels.json',
+        via: args.predict ? 'predict' : 'pipeline',
       });
       return 0;
     case 'help':

@@ -1,0 +1,954 @@
+// `bench e2e`: the whole pipeline, decoded RGB bytes in -> depth Float32Array out,
+// as `Midas.predict` runs it (hub transform on the GPU, MiDaS v2 with random weights,
+// bicubic back to the image's size), for square S x S images. Per size: ms per image
+// (median, min), a per-stage breakdown from timestamp queries (every run carries
+// them; the last is broken down), achieved GFLOP/s against the FMA ceiling measured
+// in the same run, peak GPU memory, and PyTorch CPU on the same machine, run after
+// ours (never at the same time).
+//
+// By default the runs call predict's own steps with one change, the wait for the GPU
+// (see `pipelineRunner`); `--predict` times `Midas.predict` itself.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MIDAS_V2 } from '../src/midas/config.js';
+import { checkInputFits, Midas } from '../src/midas/model.js';
+import { largestActivation, MidasNet } from '../src/midas/network.js';
+import { resize2d } from '../src/kernels/resize.js';
+import { preprocess, type RgbImage } from '../src/midas/transform.js';
+import type { Weights } from '../src/nn/module.js';
+import { Runtime } from '../src/nn/runtime.js';
+import type { Timing } from '../src/nn/profiler.js';
+import { measureCeilings, type CeilingResult } from './ceiling.js';
+import { benchGpu } from './gpu.js';
+import { waitQuiet, watchLoad, type MachineLoad } from './machine.js';
+import { labelMacs, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from './macs.js';
+import { randomWeights, weightsSize } from './random-weights.js';
+import { fmt, table, writeJson, type Column } from './report.js';
+import { median, waitGpu } from './timing.js';
+
+export interface E2eOptions {
+  json: string;
+  sizes: number[];
+  /** Timed runs per size (after one warm-up); undefined: DEFAULT_RUNS (--quick: 1). */
+  runs: number | undefined;
+  quick: boolean;
+  torch: boolean;
+  /** Before each phase, wait up to this many seconds for other processes to leave the CPU (0: don't). */
+  waitQuietS: number;
+  /** The command line, for the markdown table. */
+  command: string;
+  /** Compare convs with this kernel-bench JSON (at 384) when it exists. */
+  kernelsJson: string;
+  /** pipeline (default): predict's steps with the bench's wait; predict: Midas.predict as is. */
+  via: 'pipeline' | 'predict';
+}
+
+export const DEFAULT_SIZES = [256, 384, 512];
+export const DEFAULT_RUNS = 3;
+/** Before each run (warm-up included) wait at most this long for a quiet CPU; before each phase, --wait-quiet. */
+const RUN_QUIET_S = 5;
+/** The size whose breakdown also goes out as markdown, and whose convs are compared with `bench kernels` (which runs 384 shapes). */
+const REFERENCE_SIZE = 384;
+
+const TORCH_SCRIPT = fileURLToPath(new URL('../../bench/torch_e2e.py', import.meta.url));
+const PYTHON = '/usr/bin/python3';
+const MiB = 2 ** 20;
+
+export interface BreakdownRow {
+  name: string;
+  /** gpu: sum of timestamp-query pass times; host: wall clock on the CPU. */
+  clock: 'gpu' | 'host' | 'rest';
+  passes?: number;
+  ms: number;
+  /** Of the broken-down run's wall time. */
+  share: number;
+  macs?: number;
+  gflops?: number;
+  pctFma?: number;
+  note?: string;
+}
+
+interface KernelKindRow {
+  kind: string;
+  passes: number;
+  ms: number;
+  shareOfGpu: number;
+  macs: number;
+  gflops?: number;
+}
+
+interface ConvShapeRow {
+  shape: string;
+  passes: number;
+  ms: number;
+  gflops: number;
+  kernelBenchGflops?: number;
+  ratio?: number;
+}
+
+interface TorchSize {
+  size: number;
+  runs: number;
+  macs: number;
+  ms: number[];
+  medianMs: number;
+  minMs: number;
+  othersCpuShare: number | null;
+  pipelineMs?: number[];
+  pipelineMedianMs?: number;
+  pipelineMinMs?: number;
+  pipelineOthersCpuShare?: number | null;
+}
+
+interface TorchResult {
+  torch: string;
+  threads: number;
+  params: number;
+  buildSeconds: number;
+  sizes: TorchSize[];
+  othersCpuShare?: number | null;
+}
+
+export interface SizeResult {
+  size: number;
+  runs: number;
+  /** pipeline: predict's steps with the bench's wait; predict: Midas.predict as is. */
+  via: 'pipeline' | 'predict';
+  ms: number[];
+  /** Per timed run: the sleep before awaiting the GPU (NaN with predict), the whole wait, the GPU passes' sum. */
+  napsMs: number[];
+  waitsMs: number[];
+  gpuPassesMs: (number | null)[];
+  medianMs: number;
+  minMs: number;
+  warmupMs: number;
+  /** The first run: recording (pipelines compiled), and its GPU passes (awaited at once, so Dawn polled throughout). */
+  warmup: { hostSyncMs: number; gpuMs: number | null; passes: { label: string; ms: number }[] | null };
+  loadMs: number;
+  macs: { total: number; encoder: number; decoder: number; perStage: Record<NetworkStage, number>; fromLabels: number | null; torch: number | null };
+  gflop: number;
+  /** Network FLOP / end-to-end median time. */
+  gflopsE2e: number;
+  pctFmaE2e: number;
+  profile: {
+    /** Which timed run (1-based): the one with the smallest GPU time. */
+    run: number;
+    wallMs: number;
+    /** The synchronous part of the run: upload, recording every dispatch, submit. */
+    hostSyncMs: number;
+    napMs: number;
+    waitMs: number;
+    /** Sum of every pass's GPU time, pre/post included. */
+    gpuMs: number;
+    /** Sum of the network's passes. */
+    networkGpuMs: number;
+    networkGflops: number;
+    networkPctFma: number;
+    uploadMs: number;
+    readbackMs: number;
+    breakdown: BreakdownRow[];
+    kernels: KernelKindRow[];
+    slowest: { label: string; ms: number; gflops?: number }[];
+    convShapes: ConvShapeRow[] | null;
+    passes: { label: string; ms: number }[];
+  } | null;
+  profileNote: string;
+  memory: {
+    weightsParamBytes: number;
+    /** Weights as uploaded (packed, Cout padded to the tile). */
+    weightsGpuBytes: number;
+    /** Runtime.peakLiveBytes over load + every run on a fresh Runtime: weights included. */
+    peakLiveBytes: number;
+    /** peakLiveBytes minus the weights: the forward pass's own peak. */
+    peakActivationBytes: number;
+    largestActivationBytes: number;
+    /** Live + pooled after the runs: what the runtime holds on the device. */
+    heldBytes: number;
+  };
+  depthRange: [number, number];
+  machine: MachineLoad;
+  waitedForQuietSeconds: number | null;
+  torch: TorchSize | null;
+  /** Our end-to-end median / PyTorch's model(x) median. */
+  ratio: number | null;
+  /** Our end-to-end median / PyTorch's pipeline median (same steps as ours). */
+  pipelineRatio: number | null;
+}
+
+const now = () => performance.now();
+
+/** A deterministic S x S test image: gradients and a little noise (content does not change the work). */
+function testImage(size: number): RgbImage {
+  const data = new Uint8Array(size * size * 3);
+  let s = 0x2545f491;
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      const n = (s >>> 0) % 32;
+      const i = 3 * (y * size + x);
+      data[i] = (((255 * x) / size) | 0) ^ n;
+      data[i + 1] = (((255 * y) / size) | 0) ^ n;
+      data[i + 2] = ((128 + 100 * Math.sin((x + y) / 17)) | 0) ^ n;
+    }
+  }
+  return { data, width: size, height: size };
+}
+
+/** `resize bilinear align_corners 96x96->192x192 c256` -> `resize bilinear align_corners`; `conv2d_tiled 3x3/1 ...` -> `conv2d_tiled 3x3`. */
+function kernelKind(label: string): string {
+  const op = label.includes(': ') ? label.slice(label.indexOf(': ') + 2) : label;
+  const conv = /^(conv2d_\w+) (\d+x\d+)/.exec(op);
+  if (conv) return `${conv[1]} ${conv[2]}`;
+  const resize = /^(resize [a-z-]+(?: align_corners)?)/.exec(op);
+  if (resize) return resize[1]!;
+  return op.split(/[ [+]/)[0]!;
+}
+
+/** Conv shape of a pass label, as `3x3/1 g32 256->256 @96` (null for other kernels). */
+function convShape(label: string): string | null {
+  const m = /conv2d_\w+ (\d+)x\d+\/(\d+) g(\d+) (\d+)->(\d+) @(\d+)x\d+/.exec(label);
+  return m ? `${m[1]}x${m[1]}/${m[2]} g${m[3]} ${m[4]}->${m[5]} @${m[6]}` : null;
+}
+
+/** The tiled rows of a `bench kernels` JSON, keyed like `convShape`. */
+function kernelBenchRates(path: string): Map<string, number> | null {
+  if (!existsSync(path)) return null;
+  try {
+    const json = JSON.parse(readFileSync(path, 'utf8')) as { rows: { group: string; name: string; impl: string; shape: string; gflops?: number }[] };
+    const out = new Map<string, number>();
+    for (const r of json.rows) {
+      if (r.impl !== 'tiled' || r.gflops === undefined || r.group === 'tile-sweep') continue;
+      const s = /^(\d+)x\d+x(\d+) -> (\d+)x\d+x(\d+)$/.exec(r.shape);
+      const k = /(\d+)x\1/.exec(r.name);
+      if (!s || !k) continue;
+      const [size, cin, outSide, cout] = s.slice(1).map(Number) as [number, number, number, number];
+      const groups = Number(/ g(\d+)/.exec(r.name)?.[1] ?? 1);
+      const key = `${k[1]}x${k[1]}/${Math.round(size / outSide)} g${groups} ${cin}->${cout} @${outSide}`;
+      if (!out.has(key)) out.set(key, r.gflops);
+    }
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+function gflops(macs: number, ms: number): number {
+  return (2 * macs) / ms / 1e6;
+}
+
+/** One run's passes, split into pre-processing, the network's stages and post-processing. */
+function splitPasses(passes: readonly Timing[]) {
+  const keyed = passes.map((p) => stageOf(p.label));
+  const first = keyed.findIndex((k) => k !== undefined);
+  let last = -1;
+  keyed.forEach((k, i) => {
+    if (k !== undefined) last = i;
+  });
+  const stages = new Map<NetworkStage, { ms: number; passes: number; macs: number }>(NETWORK_STAGES.map((s) => [s, { ms: 0, passes: 0, macs: 0 }]));
+  const pre = { ms: 0, passes: 0 };
+  const post = { ms: 0, passes: 0 };
+  const unkeyed = { ms: 0, passes: 0 };
+  passes.forEach((p, i) => {
+    const k = keyed[i];
+    if (k) {
+      const s = stages.get(k)!;
+      s.ms += p.ms;
+      s.passes++;
+      s.macs += labelMacs(p.label);
+    } else if (first < 0 || i < first) {
+      pre.ms += p.ms;
+      pre.passes++;
+    } else if (i > last) {
+      post.ms += p.ms;
+      post.passes++;
+    } else {
+      unkeyed.ms += p.ms;
+      unkeyed.passes++;
+    }
+  });
+  return { stages, pre, post, unkeyed };
+}
+
+/** One image through the pipeline: what the run measured. */
+interface RunOutcome {
+  wallMs: number;
+  /** The synchronous part: upload, recording every dispatch, submit. */
+  hostSyncMs: number;
+  /** How long the bench slept before awaiting the GPU (NaN: Midas.predict chose). */
+  napMs: number;
+  /** From submit to data on the CPU (nap included): Runtime.lastWaitMs. */
+  waitMs: number;
+  passes: Timing[] | null;
+  depth: Float32Array;
+}
+
+/**
+ * What `Midas.predict` does for an image that fits one buffer (src/midas/model.ts):
+ * checkFits, preprocess, forward, PyTorch bicubic back (one strip), read. The one
+ * difference is the wait: `napMs` is chosen by the caller (see `gpuEstimate`) instead of
+ * predict's 0.9 x the previous wait, which can only shrink 10% per call (see the
+ * e2e notes: after a slow first call, predict oversleeps for several calls).
+ */
+function pipelineRunner(rt: Runtime, net: MidasNet, size: number) {
+  return async (image: RgbImage, napMs: number, profile: boolean): Promise<RunOutcome> => {
+    if (profile) rt.startProfile();
+    const t0 = now();
+    checkInputFits(MIDAS_V2, size, rt.limits.maxStorageBufferBindingSize, image.width, image.height);
+    const x = preprocess(rt, image, size);
+    const { depth } = net.forward(x);
+    x.dispose();
+    const strip = resize2d(rt, depth, image.height, image.width, { kind: 'bicubic', alignCorners: false }, [0, image.height]);
+    // read() flushes, then sleeps 0.9 x expectMs (when >= 2 ms) before awaiting the map.
+    const pending = strip.read(napMs >= 2 ? napMs / 0.9 : 0);
+    const hostSyncMs = now() - t0;
+    const out = await pending;
+    const wallMs = now() - t0;
+    strip.dispose();
+    depth.dispose();
+    const passes = profile ? await rt.stopProfile() : null;
+    return { wallMs, hostSyncMs, napMs: napMs >= 2 ? napMs : 0, waitMs: rt.lastWaitMs, passes, depth: out };
+  };
+}
+
+/** `Midas.predict` as is (its own wait). */
+function predictRunner(rt: Runtime, midas: Midas) {
+  return async (image: RgbImage, _napMs: number, profile: boolean): Promise<RunOutcome> => {
+    if (profile) rt.startProfile();
+    const t0 = now();
+    const pending = midas.predict(image);
+    const hostSyncMs = now() - t0;
+    const r = await pending;
+    const wallMs = now() - t0;
+    const passes = profile ? await rt.stopProfile() : null;
+    return { wallMs, hostSyncMs, napMs: NaN, waitMs: rt.lastWaitMs, passes, depth: r.depth };
+  };
+}
+
+const sumMs = (passes: readonly Timing[]) => passes.reduce((a, p) => a + p.ms, 0);
+
+/**
+ * A safe guess of the next run's GPU time, from the last run: with timestamps, the
+ * GPU's busy time B is a lower bound of its GPU time (the gaps between passes come on
+ * top); but the part of B after the nap ran while Dawn polled on the main thread,
+ * which takes a core from lavapipe and slows it (1.75x measured here on a quiet CPU,
+ * more on a busy one), so that part counts at 1 / POLL_SLOWDOWN: B / 2 for the warm-up.
+ * Without timestamps: 0.7 x the wait of a polled run (the timing.ts rule), else the wait.
+ */
+function gpuEstimate(run: RunOutcome): number {
+  const nap = Number.isNaN(run.napMs) ? 0 : run.napMs;
+  if (run.passes) {
+    const b = sumMs(run.passes);
+    return Math.min(b, nap + Math.max(0, b - nap) / POLL_SLOWDOWN);
+  }
+  return nap > 0 ? run.waitMs : 0.7 * run.waitMs;
+}
+const POLL_SLOWDOWN = 2;
+
+/** The next run's nap: this much of the estimate (a short nap only costs some polling; a long one adds to the time). */
+const NAP_FRACTION = 0.95;
+
+async function runSize(
+  gpu: GPU,
+  weights: Weights,
+  size: number,
+  runs: number,
+  ceil: CeilingResult,
+  opts: E2eOptions,
+  kernelRates: Map<string, number> | null,
+  waitedS: number | null,
+  /** Waits (briefly) for a quiet CPU before each run; returns seconds waited. */
+  quietRun: () => Promise<number | null>,
+): Promise<SizeResult> {
+  const log = (s: string) => process.stderr.write(`  [${size}] ${s}\n`);
+  // A fresh Runtime per size: peakLiveBytes has no reset.
+  const rt = await Runtime.create(gpu);
+  const useTs = rt.features.timestamps && ceil.timing.useTimestamps;
+  const watch = watchLoad();
+  let t = now();
+  let dispose: () => void;
+  let run: (image: RgbImage, napMs: number, profile: boolean) => Promise<RunOutcome>;
+  if (opts.via === 'predict') {
+    const midas = new Midas(rt, weights, { size });
+    run = predictRunner(rt, midas);
+    dispose = () => midas.dispose();
+  } else {
+    // What the Midas constructor does.
+    const net = new MidasNet(MIDAS_V2);
+    net.prepare(rt, weights, 'f32');
+    run = pipelineRunner(rt, net, size);
+    dispose = () => (net.dispose(), rt.trim());
+  }
+  await rt.sync();
+  const loadMs = now() - t;
+  const weightsGpuBytes = rt.stats().liveBytes;
+  log(`weights packed and uploaded in ${fmt(loadMs / 1000, 2)} s (${fmt(weightsGpuBytes / MiB)} MiB on the device)`);
+
+  const image = testImage(size);
+  let waitedRunsS = 0;
+  waitedRunsS += (await quietRun()) ?? 0;
+  // Warm-up: compiles the pipelines and, awaited at once (no estimate yet, as predict's
+  // first call), gives the first nap.
+  const warm = await run(image, 0, useTs);
+  const warmupMs = warm.wallMs;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of warm.depth) {
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  log(
+    `warm-up ${fmt(warmupMs)} ms (recording with pipeline compiles ${fmt(warm.hostSyncMs)} ms` +
+      (warm.passes ? `, GPU passes ${fmt(sumMs(warm.passes))} ms` : '') +
+      `, awaited at once; depth in [${fmt(lo)}, ${fmt(hi)}])`,
+  );
+
+  const outcomes: RunOutcome[] = [];
+  let estimate = gpuEstimate(warm);
+  for (let i = 0; i < runs; i++) {
+    waitedRunsS += (await quietRun()) ?? 0;
+    // Every run carries timestamp queries (a write at each pass's start and end).
+    const last = await run(image, NAP_FRACTION * estimate, useTs);
+    estimate = gpuEstimate(last);
+    outcomes.push(last);
+    log(
+      `run ${i + 1}/${runs}: ${fmt(last.wallMs)} ms` +
+        (Number.isNaN(last.napMs) ? '' : ` (slept ${fmt(last.napMs)} ms, then awaited ${fmt(last.waitMs - last.napMs)} ms)`) +
+        (last.passes ? `; GPU passes ${fmt(sumMs(last.passes))} ms` : ''),
+    );
+  }
+  const ms = outcomes.map((o) => o.wallMs);
+  const st = rt.stats();
+  const memory = {
+    weightsParamBytes: weightsSize(weights).bytes,
+    weightsGpuBytes,
+    peakLiveBytes: st.peakLiveBytes,
+    peakActivationBytes: st.peakLiveBytes - weightsGpuBytes,
+    largestActivationBytes: 4 * largestActivation(MIDAS_V2, size, size),
+    heldBytes: st.liveBytes + st.pooledBytes,
+  };
+
+  const perStage = networkMacs(MIDAS_V2, size, size);
+  const total = Object.values(perStage).reduce((a, b) => a + b, 0);
+  const encoder = NETWORK_STAGES.filter((s) => s.startsWith('pretrained.')).reduce((a, s) => a + perStage[s], 0);
+  const med = median(ms);
+
+  let profile: SizeResult['profile'] = null;
+  let profileNote = '';
+  let fromLabels: number | null = null;
+  // The breakdown: the least disturbed run (smallest GPU time; other processes and
+  // Dawn's polling both stretch the passes).
+  const chosen = outcomes.reduce((a, b) => (b.passes && (!a.passes || sumMs(b.passes) < sumMs(a.passes)) ? b : a));
+  if (!rt.features.timestamps) profileNote = 'no timestamp-query on this device: no breakdown';
+  else if (!ceil.timing.useTimestamps) profileNote = `timestamps judged unusable (${ceil.timing.note}): no breakdown`;
+  else if (chosen.passes) {
+    const passes = chosen.passes;
+    const wallMs = chosen.wallMs;
+    const hostSyncMs = chosen.hostSyncMs;
+
+    // Host-side pieces the run does not expose, measured apart on an idle GPU (median of 3).
+    const uploads: number[] = [];
+    const readbacks: number[] = [];
+    await rt.sync();
+    for (let i = 0; i < 3; i++) {
+      t = now();
+      const x = preprocess(rt, image, size); // u8 -> f32, writeBuffer, and recording its 2 dispatches
+      uploads.push(now() - t);
+      x.dispose();
+      await waitGpu(rt, 0);
+    }
+    const out = rt.empty([1, size, size, 1]);
+    await rt.sync();
+    for (let i = 0; i < 3; i++) {
+      t = now();
+      await out.read(); // copy to a staging buffer, submit, map, copy out
+      readbacks.push(now() - t);
+    }
+    out.dispose();
+    const uploadMs = median(uploads);
+    const readbackMs = median(readbacks);
+
+    const split = splitPasses(passes);
+    const gpuMs = sumMs(passes);
+    fromLabels = passes.reduce((a, p) => a + labelMacs(p.label), 0);
+    const pct = (g: number) => (100 * g) / ceil.fma.rate;
+    const share = (v: number) => v / wallMs;
+    const breakdown: BreakdownRow[] = [];
+    breakdown.push({ name: 'upload: u8->f32 + writeBuffer (host, measured apart)', clock: 'host', ms: uploadMs, share: share(uploadMs) });
+    const record = Math.max(0, hostSyncMs - uploadMs);
+    breakdown.push({ name: 'record dispatches + submit (host)', clock: 'host', ms: record, share: share(record), note: 'the run\'s synchronous part minus the upload' });
+    breakdown.push({ name: 'pre-processing kernels (resize, normalize)', clock: 'gpu', passes: split.pre.passes, ms: split.pre.ms, share: share(split.pre.ms) });
+    let networkGpuMs = 0;
+    for (const s of NETWORK_STAGES) {
+      const v = split.stages.get(s)!;
+      networkGpuMs += v.ms;
+      const g = gflops(perStage[s], v.ms);
+      breakdown.push({ name: s, clock: 'gpu', passes: v.passes, ms: v.ms, share: share(v.ms), macs: perStage[s], gflops: g, pctFma: pct(g) });
+    }
+    if (split.unkeyed.passes) {
+      networkGpuMs += split.unkeyed.ms;
+      breakdown.push({ name: 'network passes without a key', clock: 'gpu', passes: split.unkeyed.passes, ms: split.unkeyed.ms, share: share(split.unkeyed.ms) });
+    }
+    breakdown.push({ name: 'post-processing (bicubic back)', clock: 'gpu', passes: split.post.passes, ms: split.post.ms, share: share(split.post.ms) });
+    breakdown.push({ name: 'readback: copy, map, copy out (host, measured apart)', clock: 'host', ms: readbackMs, share: share(readbackMs) });
+    const accounted = breakdown.reduce((a, r) => a + r.ms, 0);
+    breakdown.push({
+      name: 'rest: GPU idle between passes, wait latency',
+      clock: 'rest',
+      ms: wallMs - accounted,
+      share: share(wallMs - accounted),
+      note: 'wall minus everything above',
+    });
+
+    // By kernel kind (time of every pass, pre/post included).
+    const kinds = new Map<string, KernelKindRow>();
+    for (const p of passes) {
+      const k = kernelKind(p.label);
+      const row = kinds.get(k) ?? { kind: k, passes: 0, ms: 0, shareOfGpu: 0, macs: 0 };
+      row.passes++;
+      row.ms += p.ms;
+      row.macs += labelMacs(p.label);
+      kinds.set(k, row);
+    }
+    const kernels = [...kinds.values()].sort((a, b) => b.ms - a.ms);
+    for (const r of kernels) {
+      r.shareOfGpu = r.ms / gpuMs;
+      if (r.macs) r.gflops = gflops(r.macs, r.ms);
+    }
+    const slowest = [...passes]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 10)
+      .map((p) => ({ label: p.label, ms: p.ms, gflops: labelMacs(p.label) ? gflops(labelMacs(p.label), p.ms) : undefined }));
+
+    // Convs by shape, against the same shapes in `bench kernels` (which runs 384 shapes).
+    let convShapes: ConvShapeRow[] | null = null;
+    if (size === REFERENCE_SIZE) {
+      const byShape = new Map<string, { passes: number; ms: number; macs: number }>();
+      for (const p of passes) {
+        const s = convShape(p.label);
+        if (!s) continue;
+        const v = byShape.get(s) ?? { passes: 0, ms: 0, macs: 0 };
+        v.passes++;
+        v.ms += p.ms;
+        v.macs += labelMacs(p.label);
+        byShape.set(s, v);
+      }
+      convShapes = [...byShape.entries()]
+        .map(([shape, v]) => {
+          const g = gflops(v.macs, v.ms);
+          const kb = kernelRates?.get(shape);
+          return { shape, passes: v.passes, ms: v.ms, gflops: g, kernelBenchGflops: kb, ratio: kb ? g / kb : undefined };
+        })
+        .sort((a, b) => b.ms - a.ms);
+    }
+
+    const networkGflops = gflops(total, networkGpuMs);
+    profile = {
+      run: outcomes.indexOf(chosen) + 1,
+      wallMs,
+      hostSyncMs,
+      napMs: chosen.napMs,
+      waitMs: chosen.waitMs,
+      gpuMs,
+      networkGpuMs,
+      networkGflops,
+      networkPctFma: pct(networkGflops),
+      uploadMs,
+      readbackMs,
+      breakdown,
+      kernels,
+      slowest,
+      convShapes,
+      passes: passes.map((p) => ({ label: p.label, ms: p.ms })),
+    };
+  }
+  const machine = watch();
+  dispose();
+  rt.destroy();
+
+  const gflopsE2e = gflops(total, med);
+  return {
+    size,
+    runs,
+    via: opts.via,
+    ms,
+    medianMs: med,
+    minMs: Math.min(...ms),
+    napsMs: outcomes.map((o) => o.napMs),
+    waitsMs: outcomes.map((o) => o.waitMs),
+    gpuPassesMs: outcomes.map((o) => (o.passes ? sumMs(o.passes) : null)),
+    warmupMs,
+    warmup: {
+      hostSyncMs: warm.hostSyncMs,
+      gpuMs: warm.passes ? sumMs(warm.passes) : null,
+      passes: warm.passes ? warm.passes.map((p) => ({ label: p.label, ms: p.ms })) : null,
+    },
+    loadMs,
+    macs: { total, encoder, decoder: total - encoder, perStage, fromLabels, torch: null },
+    gflop: (2 * total) / 1e9,
+    gflopsE2e,
+    pctFmaE2e: (100 * gflopsE2e) / ceil.fma.rate,
+    profile,
+    profileNote,
+    memory,
+    depthRange: [lo, hi],
+    machine,
+    waitedForQuietSeconds: waitedS === null ? null : waitedS + waitedRunsS,
+    torch: null,
+    ratio: null,
+    pipelineRatio: null,
+  };
+}
+
+/** Recomputes the %FMA figures against another ceiling. */
+function rescale(r: SizeResult, fmaGflops: number): void {
+  r.pctFmaE2e = (100 * r.gflopsE2e) / fmaGflops;
+  const p = r.profile;
+  if (!p) return;
+  p.networkPctFma = (100 * p.networkGflops) / fmaGflops;
+  for (const b of p.breakdown) if (b.gflops !== undefined) b.pctFma = (100 * b.gflops) / fmaGflops;
+}
+
+function runTorch(sizes: number[], runsFor: (s: number) => number): { result: TorchResult | null; note: string } {
+  const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { result: null, note: `${PYTHON} -c "import torch" failed: no PyTorch comparison` };
+  const args = [TORCH_SCRIPT, '--sizes', sizes.join(','), '--runs', String(DEFAULT_RUNS), '--threads', '2'];
+  for (const s of sizes) args.push('--runs-for', `${s}=${runsFor(s)}`);
+  const watch = watchLoad();
+  const r = spawnSync(PYTHON, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000, maxBuffer: 16 * MiB });
+  watch(); // (the child's CPU counts as "others" here; the script measures its own share)
+  if (r.status !== 0) return { result: null, note: `torch_e2e.py failed (exit ${r.status ?? r.signal})` };
+  try {
+    return { result: JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchResult, note: 'ok' };
+  } catch (e) {
+    return { result: null, note: `torch_e2e.py printed no JSON: ${(e as Error).message}` };
+  }
+}
+
+// ---- the run ----------------------------------------------------------------------------
+
+export async function runE2e(opts: E2eOptions): Promise<void> {
+  const started = now();
+  const stopWatch = watchLoad();
+  const { gpu, flags } = benchGpu();
+  const sizes = opts.sizes;
+  const runsFor = (_s: number) => opts.runs ?? (opts.quick ? 1 : DEFAULT_RUNS);
+  let waitedMs = 0;
+  const quiet = async (maxS = opts.waitQuietS): Promise<number | null> => {
+    if (!(opts.waitQuietS > 0)) return null;
+    const w = (await waitQuiet(Math.min(maxS, opts.waitQuietS) * 1000)) ?? 0;
+    waitedMs += w;
+    return w / 1000;
+  };
+  const quietRun = () => quiet(RUN_QUIET_S);
+
+  await quiet();
+  const rt0 = await Runtime.create(gpu);
+  const adapter = rt0.adapterName;
+  const features = rt0.features;
+  const limits = rt0.limits;
+  process.stderr.write(`adapter: ${adapter}\nmeasuring ceilings...\n`);
+  const ceilWatch = watchLoad();
+  let ceil = await measureCeilings(rt0, opts.quick, true);
+  const ceilLoad = ceilWatch();
+  rt0.destroy();
+  /** FMA ceilings measured (a busy CPU lowers it: then it is measured again at the end, and the best counts). */
+  const fmaTries = [{ gflops: ceil.fma.rate, othersCpuShare: ceilLoad.othersCpuShare, when: 'start' }];
+  process.stderr.write(
+    `  FMA ${fmt(ceil.fma.rate)} GFLOP/s, copy ${fmt(ceil.copy.rate)} GB/s; ` +
+      `timing by ${ceil.timing.useTimestamps ? 'timestamp queries' : `wall clock (${ceil.timing.note})`}\n`,
+  );
+
+  let t = now();
+  const weights = randomWeights(MIDAS_V2);
+  const wsize = weightsSize(weights);
+  process.stderr.write(`random weights: ${(wsize.params / 1e6).toFixed(1)} M parameters in ${fmt((now() - t) / 1000, 2)} s\n`);
+  const kernelRates = kernelBenchRates(opts.kernelsJson);
+
+  const results: SizeResult[] = [];
+  for (const size of sizes) {
+    const waited = await quiet();
+    process.stderr.write(`${size}x${size}: ${runsFor(size)} run(s) after a warm-up\n`);
+    results.push(await runSize(gpu, weights, size, runsFor(size), ceil, opts, kernelRates, waited, quietRun));
+  }
+
+  let torch: TorchResult | null = null;
+  let torchNote = 'not run (--no-torch)';
+  if (opts.torch) {
+    await quiet();
+    process.stderr.write(`PyTorch CPU (${PYTHON} ${TORCH_SCRIPT}), after ours...\n`);
+    t = now();
+    const r = runTorch(sizes, runsFor);
+    torch = r.result;
+    torchNote = r.note;
+    process.stderr.write(`  ${torch ? `done in ${fmt((now() - t) / 1000, 2)} s` : torchNote}\n`);
+  }
+  if ((ceilLoad.othersCpuShare ?? 0) > 0.1) {
+    await quiet();
+    process.stderr.write(`the ceilings ran on a busy CPU (others ${pct(ceilLoad.othersCpuShare, 0)}%): measuring them again...\n`);
+    const rt1 = await Runtime.create(gpu);
+    const w = watchLoad();
+    const again = await measureCeilings(rt1, opts.quick, true);
+    const l = w();
+    rt1.destroy();
+    fmaTries.push({ gflops: again.fma.rate, othersCpuShare: l.othersCpuShare, when: 'end' });
+    process.stderr.write(`  FMA ${fmt(again.fma.rate)} GFLOP/s (others ${pct(l.othersCpuShare, 0)}%)\n`);
+    if (again.fma.rate > ceil.fma.rate) {
+      ceil = again;
+      for (const r of results) rescale(r, ceil.fma.rate);
+    }
+  }
+  for (const r of results) {
+    const ts = torch?.sizes.find((s) => s.size === r.size) ?? null;
+    r.torch = ts;
+    if (ts) {
+      r.macs.torch = ts.macs;
+      r.ratio = r.medianMs / ts.medianMs;
+      r.pipelineRatio = ts.pipelineMedianMs ? r.medianMs / ts.pipelineMedianMs : null;
+    }
+  }
+
+  const seconds = (now() - started) / 1000;
+  const load = stopWatch();
+  console.log(header(adapter, features, flags, ceil, fmaTries, ceilLoad, load, opts, waitedMs, wsize));
+  console.log(table(results, SUMMARY));
+  console.log(summaryNotes(results, torch, torchNote));
+  for (const r of results) console.log(breakdownText(r));
+  console.log(markdown(results, adapter, ceil, load, torch, opts));
+  console.log(`\ntotal ${seconds.toFixed(1)} s`);
+
+  writeJson(opts.json, {
+    bench: 'e2e',
+    date: new Date().toISOString(),
+    command: opts.command,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    machineLoad: load,
+    waitedForQuietSeconds: opts.waitQuietS > 0 ? waitedMs / 1000 : null,
+    quick: opts.quick,
+    adapter,
+    features,
+    limits,
+    dawnFlags: flags,
+    timing: ceil.timing,
+    ceilings: {
+      fmaGflops: ceil.fma.rate,
+      fmaAwaitedAtOnceGflops: ceil.fmaSpin.rate,
+      copyGBps: ceil.copy.rate,
+      fmaSamplesMs: ceil.fma.measurement.ms,
+      othersCpuShare: ceilLoad.othersCpuShare,
+      fmaTries,
+    },
+    weights: { params: wsize.params, bytes: wsize.bytes, kind: 'random (bench/random-weights.ts)' },
+    torch: torch ? { version: torch.torch, threads: torch.threads, params: torch.params, buildSeconds: torch.buildSeconds } : null,
+    torchNote,
+    notes: [
+      opts.via === 'predict'
+        ? 'ms: wall clock around Midas.predict(rgb) -> depth Float32Array, after one warm-up; median and min of the runs.'
+        : "ms: wall clock around Midas.predict's steps (checkFits, preprocess, forward, bicubic back, read) -> depth Float32Array, after one warm-up; median and min of the runs. The wait sleeps 0.95 x the last run's GPU time (timestamps; the part of it that Dawn polled through counted at 1/2) before awaiting the GPU; predict's own rule (0.9 x the previous wait) can only shrink 10% a call and oversleeps after a slow call (--predict times it as is).",
+      'GFLOP = 2 * conv MACs counted from the architecture (bench/macs.ts); checked against the dispatch labels and PyTorch forward hooks (macs.fromLabels, macs.torch).',
+      'gflopsE2e: network FLOP / end-to-end median. profile.networkGflops: network FLOP / the sum of the network passes\' GPU time (the run with the smallest GPU time).',
+      'breakdown: the timed run with the smallest GPU time (every run carries timestamp queries); shares are of its wall time; upload and readback are measured apart on an idle GPU.',
+      'memory.peakLiveBytes: Runtime.stats() on a fresh Runtime per size, weights included; peakActivationBytes excludes them.',
+      'torch: PyTorch CPU, torch.set_num_threads(2), no_grad, random weights, model(x) at S x S (median after a warm-up), run after ours.',
+    ],
+    seconds,
+    sizes: results,
+  });
+  process.stderr.write(`wrote ${opts.json}\n`);
+}
+
+// ---- output ---------------------------------------------------------------------------------
+
+const mib = (b: number) => fmt(b / MiB);
+const pct = (v: number | null | undefined, digits = 1) => (v === null || v === undefined || !Number.isFinite(v) ? '' : (100 * v).toFixed(digits));
+
+const SUMMARY: Column<SizeResult>[] = [
+  { title: 'input', value: (r) => `${r.size}x${r.size}`, align: 'left' },
+  { title: 'runs', value: (r) => String(r.runs) },
+  { title: 'med ms', value: (r) => fmt(r.medianMs) },
+  { title: 'min ms', value: (r) => fmt(r.minMs) },
+  { title: 'warm-up', value: (r) => fmt(r.warmupMs) },
+  { title: 'GFLOP', value: (r) => fmt(r.gflop) },
+  { title: 'GFLOP/s', value: (r) => fmt(r.gflopsE2e) },
+  { title: '%FMA', value: (r) => r.pctFmaE2e.toFixed(1) },
+  { title: 'net GPU ms', value: (r) => fmt(r.profile?.networkGpuMs) },
+  { title: 'net GFLOP/s', value: (r) => fmt(r.profile?.networkGflops) },
+  { title: 'net %FMA', value: (r) => (r.profile ? r.profile.networkPctFma.toFixed(1) : '') },
+  { title: 'peak MiB', value: (r) => mib(r.memory.peakLiveBytes) },
+  { title: 'act. MiB', value: (r) => mib(r.memory.peakActivationBytes) },
+  { title: 'largest MiB', value: (r) => mib(r.memory.largestActivationBytes) },
+  { title: 'torch ms', value: (r) => fmt(r.torch?.medianMs) },
+  { title: 'torch min', value: (r) => fmt(r.torch?.minMs) },
+  { title: 'ours/torch', value: (r) => (r.ratio !== null ? `${fmt(r.ratio)}x` : '') },
+  { title: 'other%', value: (r) => pct(r.machine.othersCpuShare, 0) },
+];
+
+function header(
+  adapter: string,
+  f: { f16: boolean; timestamps: boolean; subgroups: boolean },
+  flags: string[],
+  ceil: CeilingResult,
+  fmaTries: { gflops: number; othersCpuShare: number | null; when: string }[],
+  ceilLoad: MachineLoad,
+  load: MachineLoad,
+  opts: E2eOptions,
+  waitedMs: number,
+  w: { params: number; bytes: number },
+): string {
+  const feats = [f.f16 && 'shader-f16', f.timestamps && 'timestamp-query', f.subgroups && 'subgroups'].filter(Boolean).join(', ');
+  return [
+    `midas-webgpu end-to-end bench${opts.quick ? ' (--quick)' : ''}: S x S RGB bytes -> depth Float32Array, MiDaS v2 (random weights, f32)`,
+    `pipeline: ${
+      opts.via === 'predict'
+        ? 'Midas.predict as is (its own wait for the GPU)'
+        : "Midas.predict's steps (transform, network, bicubic back, read); the wait sleeps 0.95 x the last run's GPU time (timestamps), then awaits"
+    }`,
+    `command:  ${opts.command}`,
+    `adapter:  ${adapter}`,
+    `features: ${feats || 'none'}${flags.length ? `; dawn flags: ${flags.join(' ')}` : ''}`,
+    `ceilings: FMA ${fmt(ceil.fma.rate)} GFLOP/s (awaited at once: ${fmt(ceil.fmaSpin.rate)}), copy ${fmt(ceil.copy.rate)} GB/s, measured in this run (bench/ceiling.ts)` +
+      (fmaTries.length > 1
+        ? `; FMA measured twice as the CPU was busy: ${fmaTries.map((f) => `${f.when} ${fmt(f.gflops)} (others ${pct(f.othersCpuShare, 0)}%)`).join(', ')}; the best counts`
+        : ceilLoad.othersCpuShare !== null ? `; other processes took ${(100 * ceilLoad.othersCpuShare).toFixed(0)}% of the CPU meanwhile` : ''),
+    `timing:   wall clock per image (after one warm-up); ${ceil.timing.useTimestamps ? 'timestamp queries for the breakdown' : `no breakdown (${ceil.timing.note})`}`,
+    `weights:  ${(w.params / 1e6).toFixed(1)} M parameters, ${mib(w.bytes)} MiB f32`,
+    `machine:  ${load.cores} CPU cores; other processes used ${load.othersCpuShare === null ? '?' : `${(100 * load.othersCpuShare).toFixed(0)}%`} of them over the whole run` +
+      (opts.waitQuietS > 0
+        ? ` (waited ${(waitedMs / 1000).toFixed(1)} s in all for a quiet CPU: up to ${opts.waitQuietS} s before each phase, ${Math.min(RUN_QUIET_S, opts.waitQuietS)} s before each run)`
+        : '') +
+      ((load.othersCpuShare ?? 0) > 0.1 ? ' -- BUSY: timings are skewed (lavapipe computes on the same CPU)' : ''),
+    '',
+  ].join('\n');
+}
+
+function summaryNotes(results: SizeResult[], torch: TorchResult | null, torchNote: string): string {
+  const lines = [
+    '',
+    'med/min ms: end to end per image (RGB bytes in, depth Float32Array out). GFLOP/s = network FLOP / median; net = the network\'s',
+    'passes only (GPU time from timestamps, the least disturbed run). peak = Runtime peakLiveBytes (weights included); act. = peak - weights;',
+    'largest = the biggest single activation. other% = CPU share other processes took during the size\'s runs.',
+  ];
+  for (const r of results) {
+    const checks = [`arch ${fmt(r.macs.total / 1e9, 4)}`];
+    if (r.macs.fromLabels !== null) checks.push(`dispatch labels ${fmt(r.macs.fromLabels / 1e9, 4)}`);
+    if (r.macs.torch !== null) checks.push(`PyTorch hooks ${fmt(r.macs.torch / 1e9, 4)}`);
+    const agree = [r.macs.fromLabels, r.macs.torch].every((v) => v === null || v === r.macs.total);
+    lines.push(
+      `GMAC at ${r.size}: ${checks.join(', ')} ${agree ? '(agree)' : '(DISAGREE)'}; encoder ${fmt(r.macs.encoder / 1e9)}, decoder ${fmt(r.macs.decoder / 1e9)}; ` +
+        `weights ${mib(r.memory.weightsGpuBytes)} MiB on the device, ${mib(r.memory.heldBytes)} MiB held after the runs (live + pool)`,
+    );
+  }
+  if (torch) {
+    lines.push(
+      `PyTorch ${torch.torch} CPU, ${torch.threads} threads, model(x) only (no pre/post); pipeline (u8 -> normalize -> model -> bicubic -> numpy): ` +
+        results.map((r) => `${r.size}: ${fmt(r.torch?.pipelineMedianMs)} ms (ours/that ${fmt(r.pipelineRatio)}x)`).join(', ') +
+        `; other processes took ${results.map((r) => pct(r.torch?.othersCpuShare, 0) + '%').join(', ')} of the CPU during its runs.`,
+    );
+  } else lines.push(`PyTorch: ${torchNote}`);
+  const busy = results.filter((r) => (r.machine.othersCpuShare ?? 0) > 0.1);
+  if (busy.length) {
+    lines.push(
+      `BUSY: other processes took over 10% of the CPU during ${busy.map((r) => `${r.size} (${pct(r.machine.othersCpuShare, 0)}%)`).join(', ')}: ` +
+        'those times (and their ratios to PyTorch, measured separately) are inflated; rerun on a quiet machine.',
+    );
+  }
+  return lines.join('\n');
+}
+
+const BREAKDOWN: Column<BreakdownRow>[] = [
+  { title: 'stage', value: (r) => r.name, align: 'left' },
+  { title: 'clock', value: (r) => r.clock, align: 'left' },
+  { title: 'passes', value: (r) => (r.passes !== undefined ? String(r.passes) : '') },
+  { title: 'ms', value: (r) => fmt(r.ms) },
+  { title: 'share %', value: (r) => pct(r.share) },
+  { title: 'GFLOP', value: (r) => (r.macs !== undefined ? fmt((2 * r.macs) / 1e9) : '') },
+  { title: 'GFLOP/s', value: (r) => fmt(r.gflops) },
+  { title: '%FMA', value: (r) => (r.pctFma !== undefined ? r.pctFma.toFixed(1) : '') },
+];
+
+const KINDS: Column<KernelKindRow>[] = [
+  { title: 'kernel', value: (r) => r.kind, align: 'left' },
+  { title: 'passes', value: (r) => String(r.passes) },
+  { title: 'ms', value: (r) => fmt(r.ms) },
+  { title: '% of GPU', value: (r) => pct(r.shareOfGpu) },
+  { title: 'GFLOP/s', value: (r) => fmt(r.gflops) },
+];
+
+const SHAPES: Column<ConvShapeRow>[] = [
+  { title: 'conv (k/stride groups cin->cout @out)', value: (r) => r.shape, align: 'left' },
+  { title: 'passes', value: (r) => String(r.passes) },
+  { title: 'ms', value: (r) => fmt(r.ms) },
+  { title: 'GFLOP/s here', value: (r) => fmt(r.gflops) },
+  { title: 'bench kernels', value: (r) => fmt(r.kernelBenchGflops) },
+  { title: 'here/kernels', value: (r) => (r.ratio !== undefined ? fmt(r.ratio, 2) : '') },
+];
+
+function breakdownText(r: SizeResult): string {
+  const lines = ['', `== ${r.size}x${r.size}: breakdown of the least disturbed run (smallest GPU time; timestamp queries on every pass) ==`];
+  const p = r.profile;
+  if (!p) {
+    lines.push(r.profileNote);
+    return lines.join('\n');
+  }
+  lines.push(
+    `run ${p.run} of ${r.runs}: wall ${fmt(p.wallMs)} ms (median of the runs ${fmt(r.medianMs)}); ` +
+      (Number.isNaN(p.napMs) ? `predict waited ${fmt(p.waitMs)} ms from submit to data; ` : `slept ${fmt(p.napMs)} ms after submit, then awaited the GPU ${fmt(p.waitMs - p.napMs)} ms; `) +
+      `synchronous part ${fmt(p.hostSyncMs)} ms`,
+    `GPU passes ${fmt(p.gpuMs)} ms, of which the network ${fmt(p.networkGpuMs)} ms = ${fmt(p.networkGflops)} GFLOP/s (${p.networkPctFma.toFixed(1)}% of the FMA ceiling)`,
+  );
+  lines.push(table(p.breakdown, BREAKDOWN));
+  lines.push('', 'by kernel (all passes of the run):');
+  lines.push(table(p.kernels, KINDS));
+  lines.push('', 'slowest passes:');
+  for (const s of p.slowest) lines.push(`  ${fmt(s.ms).padStart(8)} ms  ${s.gflops !== undefined ? `${fmt(s.gflops).padStart(5)} GFLOP/s` : '             '}  ${s.label}`);
+  if (p.convShapes) {
+    lines.push('', `convs by shape, against the same shapes in bench kernels (${p.convShapes.some((c) => c.kernelBenchGflops !== undefined) ? 'bench/results-kernels.json' : 'no kernel-bench JSON found'}):`);
+    lines.push(table(p.convShapes, SHAPES));
+  }
+  return lines.join('\n');
+}
+
+function markdown(results: SizeResult[], adapter: string, ceil: CeilingResult, load: MachineLoad, torch: TorchResult | null, opts: E2eOptions): string {
+  const lines = [
+    '',
+    '---- markdown (README) ----',
+    '',
+    `\`${opts.command}\` on ${adapter.split(' / ').pop()} (${load.cores} CPU cores; FMA ceiling measured in the same run: ${fmt(ceil.fma.rate)} GFLOP/s${
+      load.othersCpuShare !== null ? `; other processes took ${(100 * load.othersCpuShare).toFixed(0)}% of the CPU` : ''
+    }). End to end = ${
+      opts.via === 'predict' ? '`Midas.predict`' : "`Midas.predict`'s steps"
+    } on an S x S RGB image: upload, hub transform, network, bicubic back, readback; median (min) of ${[...new Set(results.map((r) => r.runs))].join('/')} runs after a warm-up. ` +
+      (torch ? `PyTorch ${torch.torch} CPU with ${torch.threads} threads runs \`model(x)\` alone (no pre/post), after ours, at least ${DEFAULT_RUNS} runs and 3 s per size.` : 'No PyTorch comparison in this run.'),
+    '',
+    '| input | ms / image (median, min) | GFLOP | GFLOP/s | % of FMA ceiling | network GPU GFLOP/s | peak GPU memory (weights) | PyTorch CPU ms (median, min) | ours / PyTorch |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    lines.push(
+      `| ${r.size}x${r.size} | ${fmt(r.medianMs, 4)} (${fmt(r.minMs, 4)}) | ${fmt(r.gflop)} | ${fmt(r.gflopsE2e)} | ${r.pctFmaE2e.toFixed(1)}% | ` +
+        `${r.profile ? fmt(r.profile.networkGflops) : ''} | ${fmt(r.memory.peakLiveBytes / MiB, 4)} MiB (${fmt(r.memory.weightsGpuBytes / MiB, 3)}) | ` +
+        `${r.torch ? `${fmt(r.torch.medianMs)} (${fmt(r.torch.minMs)})` : ''} | ${r.ratio !== null ? `${fmt(r.ratio)}x` : ''} |`,
+    );
+  }
+  const busy = results.filter((r) => (r.machine.othersCpuShare ?? 0) > 0.1);
+  if (busy.length) {
+    lines.push('', `Other processes took ${busy.map((r) => `${pct(r.machine.othersCpuShare, 0)}% of the CPU during the ${r.size}x${r.size} runs`).join(', ')}: those rows are slower than on a quiet machine.`);
+  }
+  const ref = results.find((r) => r.size === REFERENCE_SIZE && r.profile) ?? [...results].reverse().find((r) => r.profile);
+  if (ref?.profile) {
+    lines.push(
+      '',
+      `Where the time goes at ${ref.size}x${ref.size} (run ${ref.profile.run} of ${ref.runs}, the one with the smallest GPU time: ${fmt(ref.profile.wallMs, 4)} ms wall; GPU stages from timestamp queries):`,
+      '',
+      '| stage | ms | share | GFLOP/s | % of FMA |',
+      '|---|---:|---:|---:|---:|',
+    );
+    for (const b of ref.profile.breakdown) {
+      lines.push(`| ${b.name} | ${fmt(b.ms)} | ${pct(b.share)}% | ${b.gflops !== undefined ? fmt(b.gflops) : ''} | ${b.pctFma !== undefined ? `${b.pctFma.toFixed(1)}%` : ''} |`);
+    }
+  }
+  return lines.join('\n');
+}

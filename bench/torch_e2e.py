@@ -1,0 +1,149 @@
+"""PyTorch CPU side of `bench e2e`: MiDaS v2 (MidasNet from the test fixtures' reference,
+random weights) at S x S, timed as `median of N runs of model(x)` under no_grad with
+torch.set_num_threads(THREADS), plus the same pipeline our e2e figure covers (uint8 RGB
+in -> /255, ImageNet normalization -> model -> bicubic back -> numpy out).
+
+usage: /usr/bin/python3 bench/torch_e2e.py --sizes 256,384 --runs 3 [--threads 2] [--runs-for 512=2] [--min-ms 3000]
+Prints one JSON object on stdout (progress on stderr).
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "test", "fixtures", "midas"))
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from midas_ref import MIDAS_V2, MidasNet, randomize  # noqa: E402
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def busy_jiffies():
+    """Busy CPU time of the whole machine (all cores), in jiffies (USER_HZ = 100)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:9]]
+        return sum(v) - v[3] - v[4]
+    except OSError:
+        return None
+
+
+class LoadWatch:
+    """Share of all cores' time that other processes used (this one's CPU time taken out)."""
+
+    def __init__(self):
+        self.busy0, self.own0, self.t0 = busy_jiffies(), time.process_time(), time.perf_counter()
+
+    def others_share(self):
+        b1 = busy_jiffies()
+        wall = time.perf_counter() - self.t0
+        if self.busy0 is None or b1 is None or wall <= 0:
+            return None
+        busy = (b1 - self.busy0) / 100.0
+        own = time.process_time() - self.own0
+        return min(1.0, max(0.0, (busy - own) / ((os.cpu_count() or 1) * wall)))
+
+
+def count_macs(model, size):
+    """Conv MACs of one forward pass at size x size, from forward hooks (a cross-check of the TS count)."""
+    total = {"n": 0}
+
+    def hook(m, inp, out):
+        total["n"] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    for h in handles:
+        h.remove()
+    return total["n"]
+
+
+def timed(fn, runs, min_ms, max_runs=20):
+    """One warm-up, then at least `runs` timed calls, more (up to max_runs) until they add up to min_ms."""
+    fn()
+    ms = []
+    while len(ms) < runs or (sum(ms) < min_ms and len(ms) < max(runs, max_runs)):
+        t0 = time.perf_counter()
+        fn()
+        ms.append((time.perf_counter() - t0) * 1000.0)
+    return ms
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="384")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs-for", action="append", default=[], help="SIZE=RUNS, overrides --runs for one size")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--min-ms", type=float, default=3000.0,
+                    help="keep timing (up to 20 runs) until the runs add up to this: short runs are noisy on a shared CPU")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-pipeline", action="store_true", help="time only model(x)")
+    a = ap.parse_args()
+    sizes = [int(s) for s in a.sizes.split(",") if s]
+    runs_for = {int(k): int(v) for k, v in (r.split("=") for r in a.runs_for)}
+
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    model = randomize(MidasNet(MIDAS_V2), a.seed).eval()
+    build_s = time.perf_counter() - t0
+    params = sum(p.numel() for p in model.parameters())
+    out = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "params": params,
+        "buildSeconds": build_s,
+        "sizes": [],
+    }
+    g = torch.Generator().manual_seed(1)
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    for s in sizes:
+        runs = runs_for.get(s, a.runs)
+        img = torch.randint(0, 256, (s, s, 3), dtype=torch.uint8, generator=g).numpy()
+        x = torch.randn(1, 3, s, s, generator=g)
+
+        def net():
+            with torch.no_grad():
+                return model(x)
+
+        def pipeline():
+            # Our e2e covers the same steps: RGB bytes -> normalized tensor -> network ->
+            # bicubic back to the image's size -> a float array on the CPU. (The hub's
+            # cv2 INTER_CUBIC at an unchanged size is an identity, so it is left out.)
+            with torch.no_grad():
+                t = torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+                t = ((t - mean) / std).contiguous()
+                d = model(t)
+                d = F.interpolate(d.unsqueeze(1), size=(s, s), mode="bicubic", align_corners=False).squeeze()
+                return d.numpy().copy()
+
+        macs = count_macs(model, s)
+        watch = LoadWatch()
+        ms = timed(net, runs, a.min_ms)
+        others = watch.others_share()
+        row = {"size": s, "runs": len(ms), "macs": macs, "ms": ms, "medianMs": statistics.median(ms), "minMs": min(ms),
+               "othersCpuShare": others}
+        if not a.no_pipeline:
+            watch = LoadWatch()
+            pms = timed(pipeline, runs, a.min_ms)
+            row.update({"pipelineRuns": len(pms), "pipelineMs": pms, "pipelineMedianMs": statistics.median(pms), "pipelineMinMs": min(pms),
+                        "pipelineOthersCpuShare": watch.others_share()})
+        out["sizes"].append(row)
+        print(f"  torch {s}x{s}: model(x) median {row['medianMs']:.0f} ms (min {row['minMs']:.0f}), "
+              f"{macs / 1e9:.1f} GMAC" + (f"; pipeline {row['pipelineMedianMs']:.0f} ms" if not a.no_pipeline else ""),
+              file=sys.stderr, flush=True)
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
