@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/nn/runtime.js';
 import { conv2dNaive } from '../src/kernels/conv2d.js';
-import { conv2dTiled, packConv, disposePacked, tiledSupports } from '../src/kernels/conv2d_tiled.js';
+import { conv2dTiled, packConv, disposePacked, pixelsPerThread, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
 import { add, relu } from '../src/kernels/elementwise.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
@@ -42,6 +42,9 @@ const convGrid: ConvCase[] = [
   { n: 1, h: 7, w: 7, cin: 10, cout: 10, k: 3, stride: 2, groups: 10 },
   { n: 1, h: 33, w: 31, cin: 36, cout: 40, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 5, w: 5, cin: 64, cout: 1, k: 1, stride: 1, groups: 1 },
+  // 24x24 and 12x12 pixels: 3 pixels per thread (see pixelsPerThread)
+  { n: 1, h: 24, w: 24, cin: 16, cout: 16, k: 3, stride: 1, groups: 1 },
+  { n: 1, h: 24, w: 24, cin: 64, cout: 64, k: 3, stride: 2, groups: 8 },
 ];
 
 function label(c: ConvCase): string {
@@ -76,6 +79,10 @@ describe('conv2d against the CPU reference', () => {
         disposePacked(packed);
       });
     }
+  });
+
+  it('fits pixels per thread to the image: least waste, then the most per thread', () => {
+    expect([4, 16, 144, 576, 1023, 2304, 9216].map((m) => pixelsPerThread(m, 4))).toEqual([1, 1, 3, 3, 4, 4, 4]);
   });
 
   it('the tiled kernel declines depthwise convs (the naive one runs them)', () => {

@@ -201,14 +201,20 @@ function tiledShader(k: ShaderKey): string {
 }
 
 /**
- * Fewer pixels per thread when the image is small: a workgroup covers 64 * tm pixels,
- * and at 12x12 (layer4 at 384) tm = 4 would leave 44% of the threads computing
- * clamped copies. The packing does not depend on tm, so it is chosen per dispatch.
+ * Pixels per thread fitted to the image: a workgroup covers 64 * tm pixels, and at
+ * 24x24 (layer3 at 384) tm = 4 would leave 25% of the threads computing clamped
+ * copies where tm = 3 tiles it exactly. The packing does not depend on tm, so it is
+ * chosen per dispatch.
  */
 export function pixelsPerThread(m: number, preferred: number): number {
-  let tm = preferred;
-  while (tm > 1 && Math.ceil(m / (WGX * tm)) * WGX * tm - m > 0.125 * m) tm >>= 1;
-  return tm;
+  // Least waste first, then the most pixels per thread (more FMAs per weight load).
+  let best = 1;
+  let bestWaste = Infinity;
+  for (let tm = preferred; tm >= 1; tm--) {
+    const waste = Math.ceil(m / (WGX * tm)) * WGX * tm - m;
+    if (waste < bestWaste) [best, bestWaste] = [tm, waste];
+  }
+  return best;
 }
 
 /** Convolution with weights from `packConv`; same options and result as `conv2dNaive`. */
