@@ -4,6 +4,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { COLOR_MAPS, finiteRange, type ColorMapName, type ValueRange } from '../midas/colormap.js';
 import type { Timing } from '../nn/profiler.js';
+import type { DispatchRecord } from '../nn/runtime.js';
 import type { Precision } from '../midas/network.js';
 import { loadMidas } from '../node/load.js';
 import { writeColorPng, writePfm, writePng16 } from '../node/outputs.js';
@@ -38,7 +39,8 @@ Options:
                          min..max, the default), batch (one range over all images of the
                          run, so video frames do not flicker; redoes every image), or
                          fixed:MIN,MAX (a set range, values outside clip; reproducible)
-      --profile          print each image's GPU time and its 10 slowest layers
+      --profile          print each image's GPU time, then every layer in forward order
+                         with its GPU time, share and GFLOP/s
       --trace            print every dispatch as it is recorded, then its GPU time
                          (also MIDAS_DEBUG=1)
   -q, --quiet            no progress bar
@@ -104,21 +106,32 @@ function parseNormalize(text: string): Normalize {
   return { kind: 'fixed', range: { min, max } };
 }
 
-/** --profile / --trace: each image's GPU time, its slowest layers, or (trace) every dispatch. */
-function reportTimes(input: string, timings: Timing[], wallMs: number, all: boolean): void {
+/**
+ * --profile / --trace: each image's GPU time, then every layer in forward order with
+ * its time, share and GFLOP/s (profile), or every dispatch with its time (trace).
+ */
+function reportTimes(input: string, timings: Timing[], records: readonly DispatchRecord[], wallMs: number, all: boolean): void {
   const total = timings.reduce((a, t) => a + t.ms, 0);
   console.error(`${input}: ${wallMs.toFixed(0)} ms, ${total.toFixed(0)} ms on the GPU in ${timings.length} dispatches`);
   if (all) {
     for (const t of timings) console.error(`  ${t.ms.toFixed(3).padStart(9)} ms  ${t.label}`);
     return;
   }
-  const byKey = new Map<string, number>();
-  for (const t of timings) {
-    const key = t.label.includes(': ') ? t.label.slice(0, t.label.indexOf(': ')) : t.label.split(' ')[0]!;
-    byKey.set(key, (byKey.get(key) ?? 0) + t.ms);
+  // One row per module key (a conv with its fused work, a fusion block's add, …), in order.
+  const rows = new Map<string, { ms: number; macs: number }>();
+  timings.forEach((t, i) => {
+    const key = t.label.includes(': ') ? t.label.slice(0, t.label.indexOf(': ')) : `(${t.label.split(' ')[0]})`;
+    const row = rows.get(key) ?? { ms: 0, macs: 0 };
+    row.ms += t.ms;
+    row.macs += records[i]?.macs ?? 0;
+    rows.set(key, row);
+  });
+  const width = Math.max(...[...rows.keys()].map((k) => k.length));
+  console.error(`  ${'layer'.padEnd(width)}        ms  share  GFLOP/s`);
+  for (const [key, r] of rows) {
+    const rate = r.macs ? ((2 * r.macs) / r.ms / 1e6).toFixed(1) : '';
+    console.error(`  ${key.padEnd(width)} ${r.ms.toFixed(2).padStart(9)} ${((100 * r.ms) / total).toFixed(1).padStart(5)}%  ${rate.padStart(7)}`);
   }
-  const top = [...byKey].sort((a, b) => b[1] - a[1]).slice(0, 10);
-  for (const [key, ms] of top) console.error(`  ${ms.toFixed(1).padStart(8)} ms ${((100 * ms) / total).toFixed(1).padStart(5)}%  ${key}`);
 }
 
 function outputName(stem: string, format: Format): string {
@@ -250,11 +263,18 @@ export const predictCommand: Command = {
           const job = todo[i]!;
           if (!quiet && !trace && !profile) bar.update(i, path.basename(job.input));
           try {
-            if (timed) rt.startProfile();
+            if (timed) {
+              rt.startProfile();
+              rt.records = [];
+            }
             const t0 = performance.now();
             const { depth, width, height } = await model.predict(job.input);
             const ms = performance.now() - t0;
-            if (timed) reportTimes(job.input, await rt.stopProfile(), ms, trace);
+            if (timed) {
+              const records = rt.records ?? [];
+              rt.records = null;
+              reportTimes(job.input, await rt.stopProfile(), records, ms, trace);
+            }
             else if (trace || profile) console.error(`${job.input}: ${ms.toFixed(0)} ms`);
             for (const o of job.outputs) {
               if (o.format === 'pfm') writePfm(o.file, depth, width, height, { overwrite });
