@@ -1,51 +1,15 @@
 // Depth map files in memory, for a browser's downloads: the same PFM and PNG bytes
 // the Node entry writes to disk (src/node/outputs.ts), without Node built-ins. PNGs
 // are deflated with the platform's CompressionStream (browsers; Node 18+ too).
-import { colorize, finiteRange, type ColorMapName, type ValueRange } from '../midas/colormap.js';
+import { colorize, type ColorMapName, type ValueRange } from '../midas/colormap.js';
+import { depthMapProblem, depthTo16, encodePfm } from '../midas/depthmap.js';
 
 function checkMap(depth: Float32Array, width: number, height: number): void {
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new RangeError(`bad size ${width}x${height}`);
-  }
-  if (depth.length !== width * height) {
-    throw new RangeError(`a ${width}x${height} map needs ${width * height} values, got ${depth.length}`);
-  }
+  const problem = depthMapProblem(depth, width, height);
+  if (problem) throw new RangeError(problem);
 }
 
-/**
- * A single-channel PFM exactly as MiDaS's utils.write_pfm (and `writePfm` in Node):
- * header `Pf\n{w} {h}\n-1.000000\n`, then little-endian float32 rows, bottom row first.
- */
-export function encodePfm(depth: Float32Array, width: number, height: number): Uint8Array {
-  checkMap(depth, width, height);
-  const header = new TextEncoder().encode(`Pf\n${width} ${height}\n-1.000000\n`);
-  const bytes = new Uint8Array(header.length + depth.length * 4);
-  bytes.set(header);
-  const view = new DataView(bytes.buffer, header.length);
-  for (let y = 0; y < height; y++) {
-    const src = (height - 1 - y) * width;
-    for (let x = 0; x < width; x++) view.setFloat32((y * width + x) * 4, depth[src + x]!, true);
-  }
-  return bytes;
-}
-
-/**
- * The 16-bit values of MiDaS's write_depth(bits=2): (d - min) / (max - min) * 65535
- * over the finite values, rounded to nearest; an all-equal map gives zeros, NaN 0.
- * (The same as `depthTo16` in src/node/outputs.ts.)
- */
-export function depthTo16(depth: Float32Array, range: ValueRange = finiteRange(depth)): Uint16Array {
-  const { min, max } = range;
-  const span = max - min;
-  const out = new Uint16Array(depth.length);
-  if (!(span > 0)) return out;
-  for (let i = 0; i < depth.length; i++) {
-    const v = depth[i]!;
-    if (Number.isNaN(v)) continue;
-    out[i] = Math.min(65535, Math.max(0, Math.round(((v - min) / span) * 65535)));
-  }
-  return out;
-}
+export { encodePfm, depthTo16 };
 
 /** 16-bit grayscale PNG of the min-max scaled depth (see `depthTo16`), as MiDaS writes it. */
 export function encodePng16(depth: Float32Array, width: number, height: number, range?: ValueRange): Promise<Uint8Array> {

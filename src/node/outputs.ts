@@ -9,7 +9,10 @@ import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, sta
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { PNG } from 'pngjs';
-import { colorize, finiteRange, type ColorMapName, type ValueRange } from '../midas/colormap.js';
+import { colorize, type ColorMapName, type ValueRange } from '../midas/colormap.js';
+import { depthMapProblem, depthTo16, encodePfm } from '../midas/depthmap.js';
+
+export { depthTo16 };
 
 /** A failure to write or read an output file, as one line naming the file. */
 export class OutputError extends Error {
@@ -30,12 +33,8 @@ export interface WriteOptions {
 }
 
 function checkMap(depth: Float32Array, width: number, height: number, file: string): void {
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
-    throw new OutputError(file, `bad size ${width}x${height}`);
-  }
-  if (depth.length !== width * height) {
-    throw new OutputError(file, `a ${width}x${height} map needs ${width * height} values, got ${depth.length}`);
-  }
+  const problem = depthMapProblem(depth, width, height);
+  if (problem) throw new OutputError(file, problem);
 }
 
 // ---- PFM ---------------------------------------------------------------------------
@@ -47,15 +46,7 @@ function checkMap(depth: Float32Array, width: number, height: number, file: stri
  */
 export function writePfm(path: string, depth: Float32Array, width: number, height: number, opts: WriteOptions = {}): void {
   checkMap(depth, width, height, path);
-  const header = new TextEncoder().encode(`Pf\n${width} ${height}\n-1.000000\n`);
-  const bytes = new Uint8Array(header.length + depth.length * 4);
-  bytes.set(header);
-  const view = new DataView(bytes.buffer, header.length);
-  for (let y = 0; y < height; y++) {
-    const src = (height - 1 - y) * width;
-    for (let x = 0; x < width; x++) view.setFloat32((y * width + x) * 4, depth[src + x]!, true);
-  }
-  writeFileAtomic(path, bytes, opts);
+  writeFileAtomic(path, encodePfm(depth, width, height), opts);
 }
 
 export interface PfmImage {
@@ -121,24 +112,6 @@ export function parsePfm(bytes: Uint8Array, file = '<pfm>'): PfmImage {
 }
 
 // ---- PNG ---------------------------------------------------------------------------
-
-/**
- * The 16-bit values MiDaS's write_depth(bits=2) stores: (d - min) / (max - min) * 65535
- * over the finite values, here rounded to nearest (the original truncates with
- * astype("uint16")); an all-equal map gives zeros, NaN gives 0.
- */
-export function depthTo16(depth: Float32Array, range: ValueRange = finiteRange(depth)): Uint16Array {
-  const { min, max } = range;
-  const span = max - min;
-  const out = new Uint16Array(depth.length);
-  if (!(span > 0)) return out;
-  for (let i = 0; i < depth.length; i++) {
-    const v = depth[i]!;
-    if (Number.isNaN(v)) continue;
-    out[i] = Math.min(65535, Math.max(0, Math.round(((v - min) / span) * 65535)));
-  }
-  return out;
-}
 
 /** 16-bit grayscale PNG of the min-max scaled depth (see `depthTo16`). */
 export function writePng16(path: string, depth: Float32Array, width: number, height: number, opts: WriteOptions = {}): void {
