@@ -13,12 +13,11 @@ import { BatchNorm2d, Conv2d, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../nn/tensor.js';
 import { decodeImage } from '../node/image.js';
-import { loadMidas } from '../node/load.js';
+import { loadWithProgress } from './load.js';
 import { writeFileAtomic } from '../node/outputs.js';
 import { archFromEnv } from './arch.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions } from './main.js';
-import { ProgressBar } from './progress.js';
 
 /** Channels drawn at most; a wider activation shows its first MAX_CHANNELS (the label says so). */
 export const MAX_CHANNELS = 256;
@@ -261,18 +260,7 @@ export const featuresCommand: Command = {
       }
     }
 
-    const download = new ProgressBar({ label: 'downloading', total: 0, unit: 'bytes' });
-    const convert = new ProgressBar({ label: 'converting', total: 0, unit: 'bytes' });
-    const model = await loadMidas({
-      weights: values['weights'] as string | undefined,
-      config,
-      size,
-      log: quiet ? undefined : (line) => console.error(line),
-      onDownload: quiet ? undefined : (done, total) => download.update(done, '', total),
-      onConvert: quiet ? undefined : (p) => convert.update(p.bytesDone, `${p.tensorsDone}/${p.tensorsTotal} tensors`, p.bytesTotal),
-    });
-    download.clear();
-    convert.clear();
+    const model = await loadWithProgress({ weights: values['weights'] as string | undefined, config, size, quiet });
     const rt = model.runtime;
     let captured = new Map<string, Tensor>();
     try {

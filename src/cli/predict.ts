@@ -6,10 +6,10 @@ import { COLOR_MAPS, finiteRange, type ColorMapName, type ValueRange } from '../
 import type { Timing } from '../nn/profiler.js';
 import type { DispatchRecord } from '../nn/runtime.js';
 import type { Precision } from '../midas/network.js';
-import { loadMidas } from '../node/load.js';
 import { writeColorPng, writePfm, writePng16 } from '../node/outputs.js';
 import { UsageError, type Command } from './command.js';
 import { archFromEnv } from './arch.js';
+import { loadWithProgress } from './load.js';
 import { parseOptions } from './main.js';
 import { ProgressBar } from './progress.js';
 
@@ -237,19 +237,7 @@ export const predictCommand: Command = {
     if (skipped && !quiet) console.error(`skipping ${skipped} image(s) whose outputs exist (use --overwrite to redo them)`);
 
     if (todo.length) {
-      const download = new ProgressBar({ label: 'downloading', total: 0, unit: 'bytes' });
-      const convert = new ProgressBar({ label: 'converting', total: 0, unit: 'bytes' });
-      const model = await loadMidas({
-        weights: values['weights'] as string | undefined,
-        config: archFromEnv(),
-        size,
-        precision,
-        log: quiet ? undefined : (line) => console.error(line),
-        onDownload: quiet ? undefined : (done, total) => download.update(done, '', total),
-        onConvert: quiet ? undefined : (p) => convert.update(p.bytesDone, `${p.tensorsDone}/${p.tensorsTotal} tensors`, p.bytesTotal),
-      });
-      download.clear();
-      convert.clear();
+      const model = await loadWithProgress({ weights: values['weights'] as string | undefined, config: archFromEnv(), size, precision, quiet });
       const rt = model.runtime;
       rt.trace = trace;
       const timed = (trace || profile) && rt.features.timestamps;
