@@ -10,15 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMidas } from '../src/node/load.js';
 import { readPfm } from '../src/node/outputs.js';
 import type { MidasConfig } from '../src/midas/config.js';
+import { REDUCED, REDUCED_WEIGHTS } from './reduced.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = path.join(ROOT, 'test/fixtures/midas');
-const WEIGHTS = path.join(FIXTURE, 'reduced.safetensors');
-const m = JSON.parse(readFileSync(path.join(FIXTURE, 'manifest.json'), 'utf8')).config;
-const REDUCED: MidasConfig = {
-  blocks: m.blocks, planes: m.planes, stemChannels: m.stem, groups: m.groups,
-  widthPerGroup: m.width_per_group, features: m.features, head: m.head,
-};
+const WEIGHTS = REDUCED_WEIGHTS;
 
 let dir: string;
 let env: NodeJS.ProcessEnv;

@@ -15,15 +15,10 @@ import { decodeImage } from '../src/node/image.js';
 import { nodeGpu } from '../src/node/gpu.js';
 import { loadMidas } from '../src/node/load.js';
 import { maxAbsDiff } from './reference.js';
+import { REDUCED, REDUCED_MANIFEST, REDUCED_WEIGHTS } from './reduced.js';
 
-const FIXTURE = new URL('./fixtures/midas/', import.meta.url);
-const manifest = JSON.parse(readFileSync(new URL('manifest.json', FIXTURE), 'utf8'));
-const m = manifest.config;
-const REDUCED: MidasConfig = {
-  blocks: m.blocks, planes: m.planes, stemChannels: m.stem, groups: m.groups,
-  widthPerGroup: m.width_per_group, features: m.features, head: m.head,
-};
-const WEIGHTS = new URL('reduced.safetensors', FIXTURE).pathname;
+const manifest = REDUCED_MANIFEST;
+const WEIGHTS = REDUCED_WEIGHTS;
 const IMAGE = new URL('./fixtures/transform/small_61x90.png', import.meta.url).pathname;
 
 /** Dawn, but only ever a compatibility-level device with the default limits and no features. */

@@ -17,15 +17,10 @@ import { channelGrid, FLAT_LEVEL, GAP_COLOR, gridColumns, gridLayout, LABEL_BACK
 import { STAGES } from '../src/midas/network.js';
 import { summarize } from '../src/midas/summary.js';
 import { loadMidas } from '../src/node/load.js';
+import { REDUCED, REDUCED_WEIGHTS } from './reduced.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const FIXTURE = path.join(ROOT, 'test/fixtures/midas');
-const WEIGHTS = path.join(FIXTURE, 'reduced.safetensors');
-const m = JSON.parse(readFileSync(path.join(FIXTURE, 'manifest.json'), 'utf8')).config;
-const REDUCED: MidasConfig = {
-  blocks: m.blocks, planes: m.planes, stemChannels: m.stem, groups: m.groups,
-  widthPerGroup: m.width_per_group, features: m.features, head: m.head,
-};
+const WEIGHTS = REDUCED_WEIGHTS;
 
 /** An HWC activation whose value at (y, x, c) is f(y, x, c). */
 function activation(h: number, w: number, c: number, f: (y: number, x: number, ch: number) => number): Float32Array {

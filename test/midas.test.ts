@@ -4,7 +4,6 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MidasNet, STAGES, type Stage } from '../src/midas/network.js';
-import type { MidasConfig } from '../src/midas/config.js';
 import { MIDAS_V2 } from '../src/midas/config.js';
 import type { WeightEntry } from '../src/nn/module.js';
 import { resize2d } from '../src/kernels/resize.js';
@@ -12,36 +11,16 @@ import type { Runtime } from '../src/nn/runtime.js';
 import { testRuntime } from './gpu.js';
 import { nchwToNhwc, readNpy } from './npy.js';
 import { maxAbsDiff } from './reference.js';
+import { REDUCED, REDUCED_MANIFEST, REDUCED_WEIGHTS } from './reduced.js';
+import { SafetensorsFile } from '../src/nn/safetensors.js';
 
 const DIR = new URL('./fixtures/midas/', import.meta.url);
-const manifest = JSON.parse(readFileSync(new URL('manifest.json', DIR), 'utf8')) as {
-  config: { blocks: number[]; planes: number[]; stem: number; groups: number; width_per_group: number; features: number; head: number[] };
-  image: [number, number];
-  state_dict_entries: number;
-};
-const c = manifest.config;
-const REDUCED: MidasConfig = {
-  blocks: c.blocks as unknown as MidasConfig['blocks'],
-  planes: c.planes as unknown as MidasConfig['planes'],
-  stemChannels: c.stem,
-  groups: c.groups,
-  widthPerGroup: c.width_per_group,
-  features: c.features,
-  head: c.head as unknown as MidasConfig['head'],
-};
+const manifest = REDUCED_MANIFEST;
 
-/** The fixture's weights: a safetensors file PyTorch's side wrote by hand (F32 only). */
+/** The fixture's weights: every tensor of the safetensors file PyTorch's side wrote. */
 function readWeights(): Map<string, WeightEntry> {
-  const bytes = readFileSync(new URL('reduced.safetensors', DIR));
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { shape: number[]; data_offsets: [number, number] }>;
-  const data = new Uint8Array(bytes.subarray(8 + n)).slice().buffer;
-  const out = new Map<string, WeightEntry>();
-  for (const [k, v] of Object.entries(header)) {
-    if (k === '__metadata__') continue;
-    out.set(k, { shape: v.shape, data: new Float32Array(data, v.data_offsets[0], (v.data_offsets[1] - v.data_offsets[0]) / 4) });
-  }
-  return out;
+  const file = SafetensorsFile.parse(readFileSync(REDUCED_WEIGHTS), REDUCED_WEIGHTS);
+  return new Map(file.names.map((name) => [name, { shape: file.info(name).shape, data: file.float32(name) }]));
 }
 
 const range = (a: Float32Array) => {

@@ -1,22 +1,16 @@
 // Long runs, resource limits and faults, on the reduced network of test/fixtures/midas.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { checkInputFits } from '../src/midas/model.js';
 import { MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
 import { Runtime } from '../src/nn/runtime.js';
 import { nodeGpu } from '../src/node/gpu.js';
 import { loadMidas, type MidasModel } from '../src/node/load.js';
 import { maxAbsDiff, random } from './reference.js';
+import { REDUCED, REDUCED_WEIGHTS } from './reduced.js';
 
-const FIXTURE = new URL('./fixtures/midas/', import.meta.url);
-const manifest = JSON.parse(readFileSync(new URL('manifest.json', FIXTURE), 'utf8'));
-const m = manifest.config;
-const REDUCED: MidasConfig = {
-  blocks: m.blocks, planes: m.planes, stemChannels: m.stem, groups: m.groups,
-  widthPerGroup: m.width_per_group, features: m.features, head: m.head,
-};
-const WEIGHTS = new URL('reduced.safetensors', FIXTURE).pathname;
+const WEIGHTS = REDUCED_WEIGHTS;
 
 function rawImage(width: number, height: number, seed: number) {
   const v = random(width * height * 3, seed);

@@ -1,6 +1,6 @@
 // `summary` runs the network on a meta runtime (no GPU, no weights). Its totals are
 // MiDaS v2's known figures, and its rows are exactly what a real forward pass runs.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -10,13 +10,9 @@ import { MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
 import { MidasNet } from '../src/midas/network.js';
 import { summarize } from '../src/midas/summary.js';
 import { testRuntime } from './gpu.js';
+import { REDUCED } from './reduced.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const m = JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/midas/manifest.json'), 'utf8')).config;
-const REDUCED: MidasConfig = {
-  blocks: m.blocks, planes: m.planes, stemChannels: m.stem, groups: m.groups,
-  widthPerGroup: m.width_per_group, features: m.features, head: m.head,
-};
 
 describe('summary', () => {
   it('MiDaS v2 at 384x384: 105,362,945 parameters, 103.44 GMAC (encoder 48.23, decoder 55.21), as SPEC.md gives', () => {
