@@ -1,11 +1,11 @@
 // The bench entry point: `node dist/bench/main.js <mode> [options]`.
-//   kernels [--json out.json] [--quick] [--filter text] [--spin] [--no-timestamps] [--wait-quiet s]
+//   kernels [--json out.json] [--quick] [--filter text] [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
 //   e2e [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--wait-quiet s]
 import { DEFAULT_RUNS, DEFAULT_SIZES, runE2e } from './e2e.js';
 import { runKernels } from './kernels.js';
 
 const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick] [--filter text]
-                                          [--spin] [--no-timestamps] [--wait-quiet s]
+                                          [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
        node dist/bench/main.js e2e [--sizes 256,384,512] [--runs N] [--json out.json]
                                       [--quick] [--no-torch] [--predict] [--wait-quiet s]
 
@@ -14,6 +14,7 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
   --json    where to write the results (default bench/results-kernels.json)
   --quick   a reduced subset, one timed run each (a smoke test, < 60 s)
   --filter  only cases whose group or name contains the text
+  --no-tfjs leave out the tfjs-webgpu peer rows
   --spin    await the GPU at once after each submit instead of sleeping first; Dawn
             then polls on the main thread and takes a CPU core from lavapipe
   --no-timestamps
@@ -43,6 +44,7 @@ interface Args {
   quick: boolean;
   filter: string | undefined;
   spin: boolean;
+  noTfjs: boolean;
   noTimestamps: boolean;
   waitQuietS: number | undefined;
   sizes: number[] | undefined;
@@ -52,7 +54,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { mode: undefined, json: undefined, quick: false, filter: undefined, spin: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false };
+  const args: Args = { mode: undefined, json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -64,6 +66,7 @@ function parseArgs(argv: string[]): Args {
     else if (a.startsWith('--json=')) args.json = a.slice('--json='.length);
     else if (a === '--quick') args.quick = true;
     else if (a === '--spin') args.spin = true;
+    else if (a === '--no-tfjs') args.noTfjs = true;
     else if (a === '--no-timestamps') args.noTimestamps = true;
     else if (a === '--wait-quiet') {
       args.waitQuietS = Number(value());
@@ -106,6 +109,7 @@ async function main(): Promise<number> {
         quick: args.quick,
         filter: args.filter,
         spin: args.spin,
+        tfjs: !args.noTfjs,
         noTimestamps: args.noTimestamps,
         waitQuietS: args.waitQuietS,
       });
