@@ -4,7 +4,7 @@
 // (test/browser.test.ts builds this entry and fails on any). Bundlers pick it through
 // the package's `browser` export condition; `import { loadMidas } from 'midas-webgpu'`.
 import { MIDAS_V2, type MidasConfig } from '../midas/config.js';
-import { Midas, type DepthResult } from '../midas/model.js';
+import { createMidas, type Midas, type DepthResult } from '../midas/model.js';
 import type { Precision } from '../midas/network.js';
 import { toRGB, type RawImage, type RgbImage } from '../midas/transform.js';
 import { midasWeights } from '../midas/weights.js';
@@ -124,20 +124,15 @@ export async function loadMidas(options: LoadMidasOptions): Promise<MidasModel> 
   const file = parseWeights(bytes, weightsName(options.weights));
   const weights = midasWeights(file, config);
   const runtime = options.runtime ?? (await createBrowserRuntime(options.gpu));
-  try {
-    if (options.precision === 'f16' && !runtime.features.f16) {
-      throw new Error(
-        "precision 'f16' needs the adapter's shader-f16 feature, which this one lacks " +
-          `(${deviceFeatureLevel(runtime.device)} level; compatibility mode never has it): use precision 'f32'`,
-      );
-    }
-    const midas = new Midas(runtime, weights, { size: options.size, precision: options.precision, config });
-    await runtime.sync(); // the weights are on the GPU: the file's bytes can go
-    return new MidasModel(midas, !options.runtime);
-  } catch (e) {
+  if (options.precision === 'f16' && !runtime.features.f16) {
     if (!options.runtime) runtime.destroy();
-    throw e;
+    throw new Error(
+      "precision 'f16' needs the adapter's shader-f16 feature, which this one lacks " +
+        `(${deviceFeatureLevel(runtime.device)} level; compatibility mode never has it): use precision 'f32'`,
+    );
   }
+  const midas = await createMidas(runtime, weights, { size: options.size, precision: options.precision, config }, !options.runtime);
+  return new MidasModel(midas, !options.runtime);
 }
 
 /**

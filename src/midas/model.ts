@@ -120,3 +120,18 @@ export class Midas {
     this.runtime.trim();
   }
 }
+
+/**
+ * A Midas on `runtime`, once its weights are on the GPU (so the caller may drop the
+ * file's bytes). When `ownsRuntime`, a failure destroys the runtime too.
+ */
+export async function createMidas(runtime: Runtime, weights: Weights, options: MidasOptions, ownsRuntime: boolean): Promise<Midas> {
+  try {
+    const midas = new Midas(runtime, weights, options);
+    await runtime.sync();
+    return midas;
+  } catch (e) {
+    if (ownsRuntime) runtime.destroy();
+    throw e;
+  }
+}

@@ -1,7 +1,7 @@
 // The Node entry point: weights from a file, the cache or the official URL; images
 // from paths, encoded bytes or raw pixels.
 import { MIDAS_V2, type MidasConfig } from '../midas/config.js';
-import { Midas, type DepthResult } from '../midas/model.js';
+import { createMidas, type Midas, type DepthResult } from '../midas/model.js';
 import type { Precision } from '../midas/network.js';
 import type { RawImage } from '../midas/transform.js';
 import { midasWeights } from '../midas/weights.js';
@@ -66,12 +66,6 @@ export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasMo
   const file = readSafetensors(path);
   const weights = midasWeights(file, config);
   const runtime = options.runtime ?? (await Runtime.create(nodeGpu()));
-  try {
-    const midas = new Midas(runtime, weights, { size: options.size, precision: options.precision, config });
-    await runtime.sync(); // the weights are on the GPU: the file's bytes can go
-    return new MidasModel(midas, !options.runtime);
-  } catch (e) {
-    if (!options.runtime) runtime.destroy();
-    throw e;
-  }
+  const midas = await createMidas(runtime, weights, { size: options.size, precision: options.precision, config }, !options.runtime);
+  return new MidasModel(midas, !options.runtime);
 }
