@@ -450,20 +450,8 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
       },
     );
     row.othersCpuShare = watch().othersCpuShare;
-    row.method = m.method;
-    row.nap = m.nap;
-    row.runs = m.wallMs.length;
-    row.batch = 1;
-    row.passes = m.programs?.length ?? 1;
-    row.medianMs = m.median;
-    row.minMs = m.min;
-    row.wallMedianMs = median(m.wallMs);
-    row.samplesMs = m.ms;
-    row.wallSamplesMs = m.wallMs;
-    row.gbps = row.bytes / m.median / 1e6;
-    row.pctCopy = (100 * row.gbps) / ceil.copy.rate;
-    row.gflops = g.flop / m.median / 1e6;
-    row.pctFma = (100 * row.gflops) / ceil.fma.rate;
+    // One call per submit: a batch of 1, as many passes as tfjs ran programs.
+    fillRow(row, { ...m, batch: 1, passes: m.programs?.length ?? 1 }, ceil);
     row.tfjsPrograms = m.programs;
     row.tfjsWarmupMs = m.warmupMs;
     if (g.flop >= 1e8) tfjsRates.push(g.flop / m.median);
