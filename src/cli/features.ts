@@ -17,7 +17,7 @@ import { loadWithProgress } from './load.js';
 import { writeFileAtomic } from '../node/outputs.js';
 import { archFromEnv } from './arch.js';
 import { UsageError, type Command } from './command.js';
-import { parseOptions } from './main.js';
+import { parseOptions, parseSize } from './main.js';
 
 /** Channels drawn at most; a wider activation shows its first MAX_CHANNELS (the label says so). */
 export const MAX_CHANNELS = 256;
@@ -196,12 +196,6 @@ export function featureLabel(layer: FeatureLayer, shape: readonly number[], rang
   ];
 }
 
-function parseSize(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 32 || n % 32 !== 0) throw new UsageError(`--size must be a positive multiple of 32 (got '${text}')`);
-  return n;
-}
-
 /** Writes an 8-bit RGB PNG atomically. */
 function writeRgbPng(file: string, rgb: { data: Uint8Array; width: number; height: number }, overwrite: boolean): void {
   const png = new PNG({ width: rgb.width, height: rgb.height, colorType: 2, inputColorType: 2, inputHasAlpha: false });
@@ -228,7 +222,7 @@ export const featuresCommand: Command = {
     const input = positionals[0]!;
     const spec = values['layer'] as string | undefined;
     if (spec === undefined) throw new UsageError(`--layer is required (a stage: ${STAGES.join(', ')}; all; or a module key)`);
-    const size = values['size'] !== undefined ? parseSize(values['size'] as string) : 384;
+    const size = parseSize(values['size'] as string | undefined);
     const colors = ((values['colormap'] as string | undefined) ?? 'gray') as GridColors;
     if (!GRID_COLORS.includes(colors)) throw new UsageError(`unknown --colormap '${colors}' (choose from ${GRID_COLORS.join(', ')})`);
     const overwrite = !!values['overwrite'];

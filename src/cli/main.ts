@@ -73,6 +73,14 @@ export function parseOptions<T extends NonNullable<Parameters<typeof parseArgs>[
   }
 }
 
+/** `--size`: the transform's side, a positive multiple of 32; 384 when not given. */
+export function parseSize(text: string | undefined): number {
+  if (text === undefined) return 384;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 32 || n % 32 !== 0) throw new UsageError(`--size must be a positive multiple of 32 (got '${text}')`);
+  return n;
+}
+
 async function loadCommands(): Promise<void> {
   if (commands.length) return;
   const [{ predictCommand }, { convertCommand }, { alignCommand }, { summaryCommand }, { featuresCommand }, { infoCommand }] = await Promise.all([

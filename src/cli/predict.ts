@@ -10,7 +10,7 @@ import { writeColorPng, writePfm, writePng16 } from '../node/outputs.js';
 import { UsageError, type Command } from './command.js';
 import { archFromEnv } from './arch.js';
 import { loadWithProgress } from './load.js';
-import { parseOptions } from './main.js';
+import { parseOptions, parseSize } from './main.js';
 import { ProgressBar } from './progress.js';
 
 const FORMATS = ['pfm', 'png', 'color'] as const;
@@ -59,12 +59,6 @@ function parseFormats(text: string): Format[] {
     throw new UsageError(`unknown --format '${bad.join(',') || text}' (choose from ${FORMATS.join(', ')})`);
   }
   return [...new Set(list)] as Format[];
-}
-
-function parseSize(text: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 32 || n % 32 !== 0) throw new UsageError(`--size must be a positive multiple of 32 (got '${text}')`);
-  return n;
 }
 
 /** The images named on the command line, folders expanded (sorted, not recursive). Problems go to `errors`. */
@@ -197,7 +191,7 @@ export const predictCommand: Command = {
     });
     if (!positionals.length) throw new UsageError('no images given (see midas predict --help)');
     const formats = parseFormats((values['format'] as string | undefined) ?? 'png,color');
-    const size = values['size'] !== undefined ? parseSize(values['size'] as string) : 384;
+    const size = parseSize(values['size'] as string | undefined);
     const precision = ((values['precision'] as string | undefined) ?? 'f32') as Precision;
     if (precision !== 'f32' && precision !== 'f16') throw new UsageError(`--precision must be f32 or f16 (got '${precision}')`);
     const colormap = ((values['colormap'] as string | undefined) ?? 'inferno') as ColorMapName;

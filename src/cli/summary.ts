@@ -9,7 +9,7 @@ import { Runtime } from '../nn/runtime.js';
 import { nodeGpu } from '../node/gpu.js';
 import { readSafetensors, resolveWeights } from '../node/weights.js';
 import { UsageError, type Command } from './command.js';
-import { parseOptions } from './main.js';
+import { parseOptions, parseSize } from './main.js';
 
 const USAGE = `Usage: midas summary [--size N] [--weights FILE] [--profile] [--json]
 
@@ -137,9 +137,7 @@ export const summaryCommand: Command = {
       json: { type: 'boolean' },
     });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const text = (values['size'] as string | undefined) ?? '384';
-    const size = Number(text);
-    if (!/^\d+$/.test(text) || size < 32 || size % 32) throw new UsageError(`--size must be a positive multiple of 32 (got '${text}')`);
+    const size = parseSize(values['size'] as string | undefined);
     const config = archFromEnv();
     let weightsPath: string | undefined;
     if (values['weights'] !== undefined) {
