@@ -277,7 +277,8 @@ export class Runtime {
     pass.end();
     if (this.captureKeys.length) this.keepOutput(args);
     this.counters.dispatches++;
-    if (this.trace) process_stderr(`[midas] ${label}  workgroups ${x}x${y}x${z}`);
+    // console.error: stderr in Node, the console in a browser.
+    if (this.trace) console.error(`[midas] ${label}  workgroups ${x}x${y}x${z}`);
   }
 
   /** Submits everything recorded since the last flush as one command buffer. */
@@ -414,9 +415,4 @@ function copyPadded(data: Uint16Array | Float32Array): Uint8Array {
 /** Buffers are pooled by size rounded up to 256 bytes, so a repeated forward pass reuses them exactly. */
 function bucketSize(bytes: number): number {
   return Math.max(256, Math.ceil(bytes / 256) * 256);
-}
-
-function process_stderr(line: string): void {
-  // `console.error` exists in browsers and Node alike.
-  console.error(line);
 }
