@@ -9,3 +9,11 @@ export function testRuntime(): Promise<Runtime> {
   shared ??= Runtime.create(nodeGpu());
   return shared;
 }
+
+let plain: Promise<Runtime> | undefined;
+
+/** A second device without the subgroups feature: kernels take their portable paths. */
+export function plainRuntime(): Promise<Runtime> {
+  plain ??= Runtime.create(nodeGpu(), { wantFeatures: { subgroups: false } });
+  return plain;
+}

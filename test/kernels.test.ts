@@ -10,14 +10,25 @@ import { add, relu } from '../src/kernels/elementwise.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
 import { resize2d, type ResizeMethod } from '../src/kernels/resize.js';
 import { batchnormRef, bilinearAxis, conv2dRef, cubicAxis, maxAbsDiff, maxpoolRef, random, resizeRef } from './reference.js';
-import { testRuntime } from './gpu.js';
+import { plainRuntime, testRuntime } from './gpu.js';
 import { Float16Array } from '@petamoriken/float16';
 
 let rt: Runtime;
+let rtPlain: Runtime;
 beforeAll(async () => {
   rt = await testRuntime();
+  rtPlain = await plainRuntime();
 });
-afterAll(() => rt?.trim());
+afterAll(() => {
+  rt?.trim();
+  rtPlain?.trim();
+});
+
+it('the test adapter shares weight loads across subgroups (the plain device does not)', () => {
+  // lavapipe has subgroups of 8: without them the shared-weight path would go untested.
+  expect(rt.subgroupMinSize).toBeGreaterThanOrEqual(4);
+  expect(rtPlain.subgroupMinSize).toBe(0);
+});
 
 // f32 sums of K products of values in [-1, 1] against a float64 reference: the
 // error grows like sqrt(K) * 2^-24 * |terms|; 2e-6 * K bounds it with room to spare
@@ -70,14 +81,17 @@ describe('conv2d against the CPU reference', () => {
     });
 
     if (tiledSupports([c.cout, c.cin / c.groups, c.k, c.k], c.groups)) {
-      it(`tiled ${label(c)} within ${convTol(kTerms).toExponential(1)}`, async () => {
-        const xt = rt.upload(x, [c.n, c.h, c.w, c.cin]);
-        const packed = packConv(rt, wt, [c.cout, c.cin / c.groups, c.k, c.k], c.groups, bias);
-        const y = conv2dTiled(rt, xt, packed, { stride: c.stride, padding: pad });
-        expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
-        for (const t of [xt, y]) t.dispose();
-        disposePacked(packed);
-      });
+      for (const shared of [true, false]) {
+        it(`tiled ${label(c)}${shared ? '' : ' without subgroups'} within ${convTol(kTerms).toExponential(1)}`, async () => {
+          const r = shared ? rt : rtPlain;
+          const xt = r.upload(x, [c.n, c.h, c.w, c.cin]);
+          const packed = packConv(r, wt, [c.cout, c.cin / c.groups, c.k, c.k], c.groups, bias);
+          const y = conv2dTiled(r, xt, packed, { stride: c.stride, padding: pad });
+          expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
+          for (const t of [xt, y]) t.dispose();
+          disposePacked(packed);
+        });
+      }
     }
   });
 

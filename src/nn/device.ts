@@ -59,6 +59,8 @@ export interface OpenedDevice {
   limits: Record<RaisedLimit, number>;
   /** Adapter description for reports: vendor, architecture, device, description. */
   adapterName: string;
+  /** The smallest subgroup the device may run (0 without the subgroups feature). */
+  subgroupMinSize: number;
 }
 
 export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Promise<OpenedDevice> {
@@ -97,5 +99,6 @@ export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Pro
   const adapterName =
     [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s).join(' / ') ||
     'unknown adapter';
-  return { adapter, device, features, limits, adapterName };
+  const subgroupMinSize = features.subgroups ? (info?.subgroupMinSize ?? 0) : 0;
+  return { adapter, device, features, limits, adapterName, subgroupMinSize };
 }

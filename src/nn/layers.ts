@@ -3,7 +3,7 @@ import type { Runtime } from './runtime.js';
 import type { DType, Tensor } from './tensor.js';
 import { Module } from './module.js';
 import { conv2dNaive, type Conv2dOptions } from '../kernels/conv2d.js';
-import { conv2dTiled, DEFAULT_TILE, disposePacked, packConv, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
+import { chooseTile, conv2dTiled, disposePacked, packConv, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, BN_EPS, type BatchNormTensors } from '../kernels/channelwise.js';
 import { relu } from '../kernels/elementwise.js';
 import { maxpool2d } from '../kernels/maxpool2d.js';
@@ -84,8 +84,9 @@ export class Conv2d extends Module {
       this.weight = new Float32Array(0);
       const [cout, cinG, kh, kw] = this.weightShape;
       if (tiledSupports(this.weightShape, this.groups)) {
-        const coutPad = Math.ceil(cout / (4 * DEFAULT_TILE.nv)) * 4 * DEFAULT_TILE.nv;
-        this.packed = { weight: rt.empty([kh * kw * cinG, coutPad], this.weightDType), shape: this.weightShape, groups: this.groups, coutPad, tile: DEFAULT_TILE };
+        const tile = chooseTile(rt, this.weightShape, this.groups);
+        const coutPad = Math.ceil(cout / (4 * tile.nv)) * 4 * tile.nv;
+        this.packed = { weight: rt.empty([kh * kw * cinG, coutPad], this.weightDType), shape: this.weightShape, groups: this.groups, coutPad, tile };
         if (this.hasBias || this.foldedBatchNorm) this.packed.bias = rt.empty([coutPad]);
       } else {
         this.naive = { weight: rt.empty(this.weightShape) };
@@ -96,7 +97,8 @@ export class Conv2d extends Module {
     }
     if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
     if (tiledSupports(this.weightShape, this.groups)) {
-      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, undefined, this.weightDType);
+      const tile = chooseTile(rt, this.weightShape, this.groups);
+      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, tile, this.weightDType);
     } else {
       this.naive = { weight: rt.upload(this.weight, this.weightShape) };
       if (this.bias) this.naive.bias = rt.upload(this.bias, [this.outChannels]);

@@ -51,6 +51,8 @@ export class Runtime {
   readonly features: DeviceFeatures;
   readonly limits: Record<RaisedLimit, number>;
   readonly adapterName: string;
+  /** The smallest subgroup the device may run; 0 without the subgroups feature. */
+  readonly subgroupMinSize: number;
   /** Print each dispatch to stderr (MIDAS_DEBUG style tracing). */
   trace = false;
   /** Estimated milliseconds the work before the last `read` took on the device (see `read`). */
@@ -87,6 +89,7 @@ export class Runtime {
     this.features = opened.features;
     this.limits = opened.limits;
     this.adapterName = opened.adapterName;
+    this.subgroupMinSize = opened.subgroupMinSize;
     this.uniforms = new UniformArena(device);
     if (meta) this.records = [];
     else {
@@ -115,7 +118,7 @@ export class Runtime {
       ...limits,
     };
     const features = { f16: true, timestamps: false, subgroups: false };
-    return new Runtime(null as unknown as GPUDevice, { features, limits: all, adapterName: 'meta (no device)' }, true);
+    return new Runtime(null as unknown as GPUDevice, { features, limits: all, adapterName: 'meta (no device)', subgroupMinSize: 0 }, true);
   }
 
   // ---- tensors -----------------------------------------------------------
