@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/nn/runtime.js';
 import { conv2dNaive } from '../src/kernels/conv2d.js';
-import { conv2dTiled, packConv, disposePacked, pixelsPerThread, tiledSupports } from '../src/kernels/conv2d_tiled.js';
+import { conv2dTiled, packConv, disposePacked, pixelsPerThread, rowsPerSegment, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
 import { add, relu } from '../src/kernels/elementwise.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
@@ -56,6 +56,12 @@ const convGrid: ConvCase[] = [
   // 24x24 and 12x12 pixels: 3 pixels per thread (see pixelsPerThread)
   { n: 1, h: 24, w: 24, cin: 16, cout: 16, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 24, w: 24, cin: 64, cout: 64, k: 3, stride: 2, groups: 8 },
+  // 3x3 stride 1 with the width a multiple of 8: the rows kernel where subgroups are 8
+  // wide (6, 4, 1 and 2 rows per subgroup; two images; a partial last workgroup)
+  { n: 2, h: 12, w: 16, cin: 20, cout: 24, k: 3, stride: 1, groups: 1 },
+  { n: 1, h: 8, w: 8, cin: 8, cout: 8, k: 3, stride: 1, groups: 1 },
+  { n: 1, h: 7, w: 24, cin: 12, cout: 16, k: 3, stride: 1, groups: 1 },
+  { n: 3, h: 10, w: 40, cin: 4, cout: 40, k: 3, stride: 1, groups: 1 },
 ];
 
 function label(c: ConvCase): string {
@@ -95,6 +101,15 @@ describe('conv2d against the CPU reference', () => {
     }
   });
 
+  it('3x3 stride-1 convs with widths that are multiples of 8 take the rows kernel on 8-wide subgroups', () => {
+    const geometry = (h: number, w: number) => ({ n: 1, h, w, cin: 16, oh: h, ow: w, cout: 16, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, groups: 1, cinG: 16, coutG: 16 });
+    // lavapipe's subgroups are 8 lanes: without this the grid above would not reach the rows kernel.
+    expect(rowsSupported(rt, geometry(12, 16))).toBe(true);
+    expect(rowsSupported(rt, geometry(12, 12))).toBe(false);
+    expect(rowsSupported(rtPlain, geometry(12, 16))).toBe(false);
+    expect([12, 8, 7, 10, 96, 24].map(rowsPerSegment)).toEqual([6, 4, 1, 2, 6, 6]);
+  });
+
   it('fits pixels per thread to the image: least waste, then the most per thread', () => {
     expect([4, 16, 144, 576, 1023, 2304, 9216].map((m) => pixelsPerThread(m, 4))).toEqual([1, 1, 3, 3, 4, 4, 4]);
   });
@@ -112,48 +127,51 @@ describe('conv2d against the CPU reference', () => {
     { reluInput: true, relu: true },
     { residual: true, reluResidual: true },
   ];
+  // Width 7 runs the tiled kernel; width 8 the rows kernel (on 8-wide subgroups).
   for (const f of fusions) {
-    const name = Object.keys(f).join(' + ');
-    const c = { n: 1, h: 9, w: 7, cin: 16, cout: 24, k: 3, stride: 1, groups: 1 };
-    const x = random(c.n * c.h * c.w * c.cin, 7);
-    const wt = random(c.cout * c.cin * 9, 8);
-    const bias = random(c.cout, 9);
-    const res = random(c.n * c.h * c.w * c.cout, 10);
-    const ref = conv2dRef(x, wt, { ...c, ...f, kh: 3, kw: 3, pad: 1, bias, residual: f.residual ? res : undefined });
-    for (const kernel of ['naive', 'tiled'] as const) {
-      it(`${kernel} conv with fused ${name} matches the reference`, async () => {
-        const xt = rt.upload(x, [1, 9, 7, 16]);
-        const rT = f.residual ? rt.upload(res, [1, 9, 7, 24]) : undefined;
-        const opts = { padding: 1, residual: rT, relu: f.relu, reluInput: f.reluInput, reluResidual: f.reluResidual };
-        let y;
-        if (kernel === 'naive') {
-          const wT = rt.upload(wt, [24, 16, 3, 3]);
-          const bT = rt.upload(bias, [24]);
-          y = conv2dNaive(rt, xt, wT, { ...opts, bias: bT });
-          wT.dispose();
-          bT.dispose();
-        } else {
-          const packed = packConv(rt, wt, [24, 16, 3, 3], 1, bias);
-          y = conv2dTiled(rt, xt, packed, opts);
-          disposePacked(packed);
-        }
-        expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(16 * 9));
-        xt.dispose();
-        rT?.dispose();
-        y.dispose();
-      });
+    for (const w of [7, 8]) {
+      const name = Object.keys(f).join(' + ');
+      const c = { n: 1, h: 9, w, cin: 16, cout: 24, k: 3, stride: 1, groups: 1 };
+      const x = random(c.n * c.h * c.w * c.cin, 7);
+      const wt = random(c.cout * c.cin * 9, 8);
+      const bias = random(c.cout, 9);
+      const res = random(c.n * c.h * c.w * c.cout, 10);
+      const ref = conv2dRef(x, wt, { ...c, ...f, kh: 3, kw: 3, pad: 1, bias, residual: f.residual ? res : undefined });
+      for (const kernel of w === 7 ? (['naive', 'tiled'] as const) : (['tiled'] as const)) {
+        it(`${kernel} conv with fused ${name} matches the reference (width ${w})`, async () => {
+          const xt = rt.upload(x, [1, 9, w, 16]);
+          const rT = f.residual ? rt.upload(res, [1, 9, w, 24]) : undefined;
+          const opts = { padding: 1, residual: rT, relu: f.relu, reluInput: f.reluInput, reluResidual: f.reluResidual };
+          let y;
+          if (kernel === 'naive') {
+            const wT = rt.upload(wt, [24, 16, 3, 3]);
+            const bT = rt.upload(bias, [24]);
+            y = conv2dNaive(rt, xt, wT, { ...opts, bias: bT });
+            wT.dispose();
+            bT.dispose();
+          } else {
+            const packed = packConv(rt, wt, [24, 16, 3, 3], 1, bias);
+            y = conv2dTiled(rt, xt, packed, opts);
+            disposePacked(packed);
+          }
+          expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(16 * 9));
+          xt.dispose();
+          rT?.dispose();
+          y.dispose();
+        });
+      }
     }
   }
 
-  it('tiled conv with f16-stored weights equals the reference on the f16-rounded weights', async () => {
-    const c = { n: 1, h: 11, w: 9, cin: 32, cout: 24, k: 3, stride: 1, groups: 1 };
+  for (const w of [9, 16]) it(`tiled conv with f16-stored weights equals the reference on the f16-rounded weights (width ${w})`, async () => {
+    const c = { n: 1, h: 11, w, cin: 32, cout: 24, k: 3, stride: 1, groups: 1 };
     const x = random(c.n * c.h * c.w * c.cin, 61);
     const wt = random(c.cout * c.cin * 9, 62);
     const bias = random(c.cout, 63);
     const rounded = new Float32Array(new Float16Array(wt));
     expect(maxAbsDiff(rounded, wt)).toBeGreaterThan(0);
     const ref = conv2dRef(x, rounded, { ...c, kh: 3, kw: 3, pad: 1, bias });
-    const xt = rt.upload(x, [1, 11, 9, 32]);
+    const xt = rt.upload(x, [1, 11, w, 32]);
     const packed = packConv(rt, wt, [24, 32, 3, 3], 1, bias, undefined, 'f16');
     expect(packed.weight.byteLength).toBe(9 * 32 * 24 * 2);
     const y = conv2dTiled(rt, xt, packed, { padding: 1 });

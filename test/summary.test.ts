@@ -42,7 +42,7 @@ describe('summary', () => {
     rt.records = null;
     x.dispose();
     net.dispose();
-    const s = summarize(REDUCED, 96, 64);
+    const s = summarize(REDUCED, 96, 64, rt);
     expect(s.rows.map((r) => `${r.key}: ${r.op} -> ${r.output.join('x')}`)).toEqual(real.map((r) => `${r.scope}: ${r.kernel} -> ${r.output.join('x')}`));
   });
 

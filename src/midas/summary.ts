@@ -39,9 +39,18 @@ function learned(m: Module): number {
   return n;
 }
 
-/** The network as it runs on `height x width` (multiples of 32), BN folded as at load time. */
-export function summarize(config: MidasConfig = MIDAS_V2, height = 384, width = 384): Summary {
-  const rt = Runtime.meta();
+/**
+ * The network as it runs on `height x width` (multiples of 32), BN folded as at load
+ * time. Kernels are chosen as for a device with these subgroup sizes (default: none,
+ * the portable kernels; lavapipe's 8-wide subgroups pick the rows kernel for 3x3 convs).
+ */
+export function summarize(
+  config: MidasConfig = MIDAS_V2,
+  height = 384,
+  width = 384,
+  subgroups: { subgroupMinSize: number; subgroupMaxSize: number } = { subgroupMinSize: 0, subgroupMaxSize: 0 },
+): Summary {
+  const rt = Runtime.meta({}, subgroups);
   const net = new MidasNet(config);
   net.fuse();
   net.upload(rt);

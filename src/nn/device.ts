@@ -61,6 +61,8 @@ export interface OpenedDevice {
   adapterName: string;
   /** The smallest subgroup the device may run (0 without the subgroups feature). */
   subgroupMinSize: number;
+  /** The largest subgroup the device may run (0 without the subgroups feature). */
+  subgroupMaxSize: number;
 }
 
 export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Promise<OpenedDevice> {
@@ -100,5 +102,6 @@ export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Pro
     [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s).join(' / ') ||
     'unknown adapter';
   const subgroupMinSize = features.subgroups ? (info?.subgroupMinSize ?? 0) : 0;
-  return { adapter, device, features, limits, adapterName, subgroupMinSize };
+  const subgroupMaxSize = features.subgroups ? (info?.subgroupMaxSize ?? 0) : 0;
+  return { adapter, device, features, limits, adapterName, subgroupMinSize, subgroupMaxSize };
 }

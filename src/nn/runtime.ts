@@ -53,6 +53,8 @@ export class Runtime {
   readonly adapterName: string;
   /** The smallest subgroup the device may run; 0 without the subgroups feature. */
   readonly subgroupMinSize: number;
+  /** The largest subgroup the device may run; 0 without the subgroups feature. */
+  readonly subgroupMaxSize: number;
   /** Print each dispatch to stderr (MIDAS_DEBUG style tracing). */
   trace = false;
   /** Estimated milliseconds the work before the last `read` took on the device (see `read`). */
@@ -90,6 +92,7 @@ export class Runtime {
     this.limits = opened.limits;
     this.adapterName = opened.adapterName;
     this.subgroupMinSize = opened.subgroupMinSize;
+    this.subgroupMaxSize = opened.subgroupMaxSize;
     this.uniforms = new UniformArena(device);
     if (meta) this.records = [];
     else {
@@ -109,7 +112,10 @@ export class Runtime {
    * but records every dispatch with its output shape and MACs, and the live-bytes
    * counters still track memory. `summary` and planning use it; weights need no data.
    */
-  static meta(limits: Partial<Record<RaisedLimit, number>> = {}): Runtime {
+  static meta(
+    limits: Partial<Record<RaisedLimit, number>> = {},
+    subgroups: { subgroupMinSize: number; subgroupMaxSize: number } = { subgroupMinSize: 0, subgroupMaxSize: 0 },
+  ): Runtime {
     const unlimited = Number.MAX_SAFE_INTEGER;
     const all = {
       maxStorageBufferBindingSize: unlimited, maxBufferSize: unlimited, maxComputeWorkgroupStorageSize: unlimited,
@@ -118,7 +124,7 @@ export class Runtime {
       ...limits,
     };
     const features = { f16: true, timestamps: false, subgroups: false };
-    return new Runtime(null as unknown as GPUDevice, { features, limits: all, adapterName: 'meta (no device)', subgroupMinSize: 0 }, true);
+    return new Runtime(null as unknown as GPUDevice, { features, limits: all, adapterName: 'meta (no device)', ...subgroups }, true);
   }
 
   // ---- tensors -----------------------------------------------------------
