@@ -113,12 +113,8 @@ export function disposePacked(p: PackedConv): void {
   p.bias?.dispose();
 }
 
-interface ShaderKey extends TileConfig {
-  vecIn: boolean;
-  /** Subgroup size to share weight loads across (0: every thread loads every weight itself). */
-  sgW: number;
-  /** vec4 steps of input channels per loop trip (vecIn only; divides cin_g / 4). */
-  unroll: number;
+/** What both fast kernels' shaders depend on besides their tiling: storage and fused work. */
+interface EpilogueKey {
   f16Weights: boolean;
   bias: boolean;
   residual: boolean;
@@ -127,26 +123,56 @@ interface ShaderKey extends TileConfig {
   relu: boolean;
 }
 
-function tiledShader(k: ShaderKey): string {
-  const { tm, nv } = k;
+function epilogueKey(packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'>): EpilogueKey {
+  return {
+    f16Weights: packed.weight.dtype === 'f16',
+    bias: !!packed.bias,
+    residual: !!opts.residual,
+    reluInput: !!opts.reluInput,
+    reluResidual: !!opts.reluResidual,
+    relu: !!opts.relu,
+  };
+}
+
+/** The buffers both fast kernels bind, in binding order (`emitBindings`). */
+function convBuffers(x: Tensor, packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'>, y: Tensor): Tensor[] {
+  return [x, packed.weight, ...(packed.bias ? [packed.bias] : []), ...(opts.residual ? [opts.residual] : []), y];
+}
+
+/**
+ * `enable`s, the params struct (ConvParams plus `extraParams`) and the bindings of
+ * `convBuffers`: x (vec4s or scalars), packed weights, bias, residual, y, params.
+ */
+function emitBindings(emit: (line: string) => void, k: EpilogueKey, extraParams: string, xVec4: boolean, subgroups: boolean): void {
   const ep = epilogueBindings({ residual: k.residual ? ({} as Tensor) : undefined }, k.bias ? 3 : 2);
   const outBinding = (k.bias ? 3 : 2) + ep.order.length;
+  if (k.f16Weights) emit('enable f16;');
+  if (subgroups) emit('enable subgroups;');
+  emit(CONV_PARAMS_WGSL.replace('cin_g: u32, cout_g: u32,', `cin_g: u32, cout_g: u32, ${extraParams}`));
+  emit(`@group(0) @binding(0) var<storage, read> x: array<${xVec4 ? 'vec4<f32>' : 'f32'}>;`);
+  emit(`@group(0) @binding(1) var<storage, read> w: array<vec4<${k.f16Weights ? 'f16' : 'f32'}>>;`);
+  if (k.bias) emit(`@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;`);
+  emit(ep.decl);
+  emit(`@group(0) @binding(${outBinding}) var<storage, read_write> y: array<f32>;`);
+  emit(`@group(0) @binding(${outBinding + 1}) var<uniform> p: ConvParams;`);
+}
+
+interface ShaderKey extends TileConfig, EpilogueKey {
+  vecIn: boolean;
+  /** Subgroup size to share weight loads across (0: every thread loads every weight itself). */
+  sgW: number;
+}
+
+function tiledShader(k: ShaderKey): string {
+  const { tm, nv } = k;
   const P = [...Array(tm).keys()];
   const Q = [...Array(nv).keys()];
   const J = [0, 1, 2, 3];
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
 
-  if (k.f16Weights) emit('enable f16;');
-  if (k.sgW) emit('enable subgroups;');
-  emit(CONV_PARAMS_WGSL.replace('cin_g: u32, cout_g: u32,', 'cin_g: u32, cout_g: u32, m: u32, cout_pad4: u32,'));
-  emit(`@group(0) @binding(0) var<storage, read> x: array<${k.vecIn ? 'vec4<f32>' : 'f32'}>;`);
-  emit(`@group(0) @binding(1) var<storage, read> w: array<vec4<${k.f16Weights ? 'f16' : 'f32'}>>;`);
+  emitBindings(emit, k, 'm: u32, cout_pad4: u32,', k.vecIn, !!k.sgW);
   const W = (index: string) => (k.f16Weights ? `vec4<f32>(w[${index}])` : `w[${index}]`);
-  if (k.bias) emit(`@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;`);
-  emit(ep.decl);
-  emit(`@group(0) @binding(${outBinding}) var<storage, read_write> y: array<f32>;`);
-  emit(`@group(0) @binding(${outBinding + 1}) var<uniform> p: ConvParams;`);
   emit(`@compute @workgroup_size(${WGX})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${k.sgW ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
   const slots = 4 * nv;
@@ -182,26 +208,21 @@ function tiledShader(k: ShaderKey): string {
   }
   emit(`      let krow = (ky * p.kw + kx) * p.cin_g;`);
   if (k.vecIn) {
-    // `unroll` vec4 steps of input channels per trip: the loop's bookkeeping (lavapipe
-    // re-stores every accumulator under the loop's mask each trip) is paid once per trip.
-    emit(`      for (var ci = 0u; ci < p.cin_g; ci += ${4 * k.unroll}u) {`);
-    for (let u = 0; u < k.unroll; u++) {
-      const c = u ? `ci + ${4 * u}u` : 'ci';
-      emit(`        let wr${u} = (krow + ${c}) * p.cout_pad4 + q0;`);
-      if (k.sgW) {
-        // Each lane loads a different slice of the weight tile and the subgroup shares
-        // them: one load per slice instead of one per lane.
-        for (let r = 0; r < loadsPerLane; r++) emit(`        let wl${u}_${r} = ${W(`wr${u} + wj${r} * p.cout_pad4 + wq${r}`)};`);
-        for (const j of J) for (const q of Q) {
-          const slot = j * nv + q;
-          emit(`        let w${u}_${j}_${q} = subgroupBroadcast(wl${u}_${Math.floor(slot / k.sgW)}, ${slot % k.sgW}u);`);
-        }
-      } else for (const j of J) for (const q of Q) emit(`        let w${u}_${j}_${q} = ${W(`wr${u} + ${j}u * p.cout_pad4 + ${q}u`)};`);
-      for (const i of P) {
-        const v = `x[off${i} + (${c}) / 4u]`;
-        emit(`        let xv${u}_${i} = select(vec4<f32>(0.0), ${k.reluInput ? `max(${v}, vec4<f32>(0.0))` : v}, in${i});`);
-        for (const j of J) for (const q of Q) emit(`        acc${i}_${q} = fma(vec4<f32>(xv${u}_${i}[${j}]), w${u}_${j}_${q}, acc${i}_${q});`);
+    emit(`      for (var ci = 0u; ci < p.cin_g; ci += 4u) {`);
+    emit(`        let wr = (krow + ci) * p.cout_pad4 + q0;`);
+    if (k.sgW) {
+      // Each lane loads a different slice of the weight tile and the subgroup shares
+      // them: one load per slice instead of one per lane.
+      for (let r = 0; r < loadsPerLane; r++) emit(`        let wl${r} = ${W(`wr + wj${r} * p.cout_pad4 + wq${r}`)};`);
+      for (const j of J) for (const q of Q) {
+        const slot = j * nv + q;
+        emit(`        let w${j}_${q} = subgroupBroadcast(wl${Math.floor(slot / k.sgW)}, ${slot % k.sgW}u);`);
       }
+    } else for (const j of J) for (const q of Q) emit(`        let w${j}_${q} = ${W(`wr + ${j}u * p.cout_pad4 + ${q}u`)};`);
+    for (const i of P) {
+      const v = `x[off${i} + ci / 4u]`;
+      emit(`        let xv${i} = select(vec4<f32>(0.0), ${k.reluInput ? `max(${v}, vec4<f32>(0.0))` : v}, in${i});`);
+      for (const j of J) for (const q of Q) emit(`        acc${i}_${q} = fma(vec4<f32>(xv${i}[${j}]), w${j}_${q}, acc${i}_${q});`);
     }
   } else {
     emit(`      for (var ci = 0u; ci < p.cin_g; ci++) {`);
@@ -224,7 +245,7 @@ function tiledShader(k: ShaderKey): string {
 /** Bias, residual, ReLU, then a guarded store of each valid channel, for each pixel a thread owns. */
 function emitEpilogue(
   emit: (line: string) => void,
-  k: { bias: boolean; residual: boolean; reluResidual: boolean; relu: boolean },
+  k: EpilogueKey,
   pixels: { m: string; valid: string; acc: string }[],
   nv: number,
 ): void {
@@ -277,13 +298,7 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   const key: ShaderKey = {
     tm, nv, vecIn,
     sgW: vecIn && rt.subgroupMinSize >= 4 ? rt.subgroupMinSize : 0,
-    unroll: 1,
-    f16Weights: packed.weight.dtype === 'f16',
-    bias: !!packed.bias,
-    residual: !!opts.residual,
-    reluInput: !!opts.reluInput,
-    reluResidual: !!opts.reluResidual,
-    relu: !!opts.relu,
+    ...epilogueKey(packed, opts),
   };
   const params = new Params()
     .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, m, packed.coutPad / 4)
@@ -291,7 +306,7 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   rt.dispatch({
     label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
     pipeline: rt.pipeline(tiledShader(key)),
-    buffers: [x, packed.weight, ...(packed.bias ? [packed.bias] : []), ...(opts.residual ? [opts.residual] : []), y],
+    buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
     workgroups: [Math.ceil(m / (WGX * tm)), packed.coutPad / (4 * nv)],
     macs: convMacs(g),
@@ -314,36 +329,20 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
 const ROWS_NV = 2;
 const SEG = 8;
 
-interface RowsKey {
+interface RowsKey extends EpilogueKey {
   rows: number;
-  f16Weights: boolean;
-  bias: boolean;
-  residual: boolean;
-  reluInput: boolean;
-  reluResidual: boolean;
-  relu: boolean;
 }
 
 function rowsShader(k: RowsKey): string {
   const nv = ROWS_NV;
   const R = k.rows;
-  const ep = epilogueBindings({ residual: k.residual ? ({} as Tensor) : undefined }, k.bias ? 3 : 2);
-  const outBinding = (k.bias ? 3 : 2) + ep.order.length;
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
   const slots = 9 * 4 * nv;
   const perLane = Math.ceil(slots / SEG);
-  if (k.f16Weights) emit('enable f16;');
-  emit('enable subgroups;');
-  emit(CONV_PARAMS_WGSL.replace('cin_g: u32, cout_g: u32,', 'cin_g: u32, cout_g: u32, m: u32, cout_pad4: u32, segs: u32,'));
-  emit(`@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;`);
-  emit(`@group(0) @binding(1) var<storage, read> w: array<vec4<${k.f16Weights ? 'f16' : 'f32'}>>;`);
-  if (k.bias) emit(`@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;`);
-  emit(ep.decl);
-  emit(`@group(0) @binding(${outBinding}) var<storage, read_write> y: array<f32>;`);
-  emit(`@group(0) @binding(${outBinding + 1}) var<uniform> p: ConvParams;`);
+  emitBindings(emit, k, 'm: u32, cout_pad4: u32, segs: u32,', true, true);
   const relu4 = (v: string) => (k.reluInput ? `max(${v}, vec4<f32>(0.0))` : v);
-  emit(`@compute @workgroup_size(64)`);
+  emit(`@compute @workgroup_size(${WGX})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {`);
   emit(`  let co0 = wid.y * ${4 * nv}u;`);
   emit(`  let q0 = co0 / 4u;`);
@@ -429,22 +428,14 @@ function conv3x3Rows(rt: Runtime, x: Tensor, packed: PackedConv, g: ConvGeometry
   const rows = rowsPerSegment(g.oh);
   const segs = (g.n * g.oh / rows) * (g.ow / SEG);
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
-  const key: RowsKey = {
-    rows,
-    f16Weights: packed.weight.dtype === 'f16',
-    bias: !!packed.bias,
-    residual: !!opts.residual,
-    reluInput: !!opts.reluInput,
-    reluResidual: !!opts.reluResidual,
-    relu: !!opts.relu,
-  };
+  const key: RowsKey = { rows, ...epilogueKey(packed, opts) };
   const params = new Params()
     .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, g.n * g.oh * g.ow, packed.coutPad / 4, segs)
     .build();
   rt.dispatch({
     label: `conv2d_rows 3x3/1 g1 ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
     pipeline: rt.pipeline(rowsShader(key)),
-    buffers: [x, packed.weight, ...(packed.bias ? [packed.bias] : []), ...(opts.residual ? [opts.residual] : []), y],
+    buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
     workgroups: [Math.ceil(segs / 8), packed.coutPad / (4 * ROWS_NV)],
     macs: convMacs(g),
