@@ -3,7 +3,7 @@
 import { Runtime } from '../src/nn/runtime.js';
 import type { Tensor } from '../src/nn/tensor.js';
 import { conv2dNaive } from '../src/kernels/conv2d.js';
-import { conv2dTiled, DEFAULT_TILE, disposePacked, packConv, tiledSupports, type TileConfig } from '../src/kernels/conv2d_tiled.js';
+import { chooseTile, conv2dTiled, disposePacked, packConv, tiledSupports, type TileConfig } from '../src/kernels/conv2d_tiled.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
 import { resize2d, upsample2x } from '../src/kernels/resize.js';
 import { batchnorm2d, IMAGENET_MEAN, IMAGENET_STD, normalize } from '../src/kernels/channelwise.js';
@@ -184,13 +184,17 @@ function convCases(): ConvCase[] {
   return cases;
 }
 
-/** The headline conv with other tile shapes (full runs only). */
+/**
+ * Tile shapes (pixels x 4*nv channels per thread) on layer3's 1x1 1024->1024 conv at
+ * 24x24, the shape that takes the most time at 384 and runs the GEMM path on every
+ * adapter (3x3 stride-1 convs may take conv2d_rows, which has no such tile). Full runs only.
+ */
 function tileSweep(): ConvCase[] {
   const tiles: TileConfig[] = [
-    { tm: 2, nv: 2 }, { tm: 4, nv: 1 }, { tm: 8, nv: 1 }, { tm: 2, nv: 4 }, { tm: 4, nv: 4 }, { tm: 8, nv: 2 },
+    { tm: 1, nv: 4 }, { tm: 2, nv: 4 }, { tm: 3, nv: 2 }, { tm: 3, nv: 4 }, { tm: 3, nv: 8 }, { tm: 4, nv: 2 }, { tm: 4, nv: 4 }, { tm: 6, nv: 4 },
   ];
   return tiles.map((tile) =>
-    conv('tile-sweep', `3x3 256->256 @96 tm${tile.tm} nv${tile.nv}`, { size: 96, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true, tile, tiledOnly: true }),
+    conv('tile-sweep', `1x1 1024->1024 @24 tm${tile.tm} nv${tile.nv}`, { size: 24, cin: 1024, cout: 1024, k: 1, stride: 1, groups: 1, tile, tiledOnly: true }),
   );
 }
 
@@ -478,7 +482,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
     if (opts.waitQuietS) waitedMs += (await waitQuiet(opts.waitQuietS * 1000)) ?? 0;
     if (c.kind === 'conv') {
       const g = convGeom(c);
-      const tile = c.tile ?? DEFAULT_TILE;
+      const tile = c.tile ?? chooseTile(rt, [c.cout, c.cin / c.groups, c.k, c.k], c.groups);
       const base = { group: c.group, name: c.name, shape: convShape(c, g.out), flop: g.flop, bytes: g.bytes, headline: c.headline };
       const w = randomData(c.cout * (c.cin / c.groups) * c.k * c.k, 1 / Math.sqrt((c.cin / c.groups) * c.k * c.k));
       const b = c.bias ? randomData(c.cout, 0.1) : undefined;

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/nn/runtime.js';
 import { conv2dNaive } from '../src/kernels/conv2d.js';
-import { conv2dTiled, packConv, disposePacked, pixelsPerThread, rowsPerSegment, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
+import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, rowsPerSegment, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
 import { add, relu } from '../src/kernels/elementwise.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
@@ -91,7 +91,9 @@ describe('conv2d against the CPU reference', () => {
         it(`tiled ${label(c)}${shared ? '' : ' without subgroups'} within ${convTol(kTerms).toExponential(1)}`, async () => {
           const r = shared ? rt : rtPlain;
           const xt = r.upload(x, [c.n, c.h, c.w, c.cin]);
-          const packed = packConv(r, wt, [c.cout, c.cin / c.groups, c.k, c.k], c.groups, bias);
+          // The tile the network would use on this runtime (3x16 or 3x8 with subgroups, 4x8 without).
+          const shape = [c.cout, c.cin / c.groups, c.k, c.k] as const;
+          const packed = packConv(r, wt, shape, c.groups, bias, chooseTile(r, shape, c.groups));
           const y = conv2dTiled(r, xt, packed, { stride: c.stride, padding: pad });
           expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
           for (const t of [xt, y]) t.dispose();
@@ -108,6 +110,14 @@ describe('conv2d against the CPU reference', () => {
     expect(rowsSupported(rt, geometry(12, 12))).toBe(false);
     expect(rowsSupported(rtPlain, geometry(12, 16))).toBe(false);
     expect([12, 8, 7, 10, 96, 24].map(rowsPerSegment)).toEqual([6, 4, 1, 2, 6, 6]);
+  });
+
+  it('picks 3-pixel tiles where subgroups share weights, 4x8 where they do not', () => {
+    expect(chooseTile(rt, [1024, 1024, 1, 1], 1)).toEqual({ tm: 3, nv: 4 });
+    expect(chooseTile(rt, [256, 8, 3, 3], 32)).toEqual({ tm: 3, nv: 2 });
+    expect(chooseTile(rt, [12, 1, 3, 3], 12)).toEqual(DEFAULT_TILE);
+    expect(chooseTile(rtPlain, [1024, 1024, 1, 1], 1)).toEqual(DEFAULT_TILE);
+    expect([144, 576, 1023, 2304, 9216].map((m) => pixelsPerThread(m, 3))).toEqual([3, 3, 2, 3, 3]);
   });
 
   it('fits pixels per thread to the image: least waste, then the most per thread', () => {

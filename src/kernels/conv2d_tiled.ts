@@ -25,15 +25,20 @@ export interface TileConfig {
 export const DEFAULT_TILE: TileConfig = { tm: 4, nv: 2 };
 /**
  * With weights shared across a subgroup, a weight costs each thread a fraction of a
- * load, so more output channels per thread pay off: 2 pixels x 16 channels ran the
- * 3x3 256->256 conv at 96x96 about 8% faster than 4 x 8 on lavapipe. Without
- * subgroups every thread loads every weight itself and 4 x 8 is best by far.
+ * load, so more output channels per thread pay off. Swept on lavapipe over the MiDaS
+ * shapes the GEMM path runs (tm 1-6 x nv 2-8, `bench kernels` and a sweep at 384): 3
+ * pixels x 16 channels was best or within noise of best on nearly all of them, 1.3-2x
+ * faster than 2 x 16 (the 1x1 1024->1024 conv at 24x24: 29.8 against 19.9 GFLOP/s),
+ * and 3 pixels tile 12x12, 24x24 ... 96x96 images exactly. Groups of 8 output
+ * channels (layer1's grouped conv) take 3 x 8. Without subgroups every thread loads
+ * every weight itself and 4 x 8 is best by far.
  */
-const WIDE_TILE: TileConfig = { tm: 2, nv: 4 };
+const WIDE_TILES: TileConfig[] = [{ tm: 3, nv: 4 }, { tm: 3, nv: 2 }];
 
-/** The tile for a conv on this runtime: the wide one where subgroups share weights and it divides the channels. */
+/** The tile for a conv on this runtime: a wide one where subgroups share weights and it divides the channels. */
 export function chooseTile(rt: Runtime, shape: readonly number[], groups: number): TileConfig {
-  return rt.subgroupMinSize >= 4 && tiledSupports(shape, groups, WIDE_TILE) ? WIDE_TILE : DEFAULT_TILE;
+  if (rt.subgroupMinSize < 4) return DEFAULT_TILE;
+  return WIDE_TILES.find((t) => tiledSupports(shape, groups, t)) ?? DEFAULT_TILE;
 }
 const WGX = 64;
 
@@ -340,8 +345,12 @@ function rowsShader(k: RowsKey): string {
   const emit = (s: string) => lines.push(s);
   const slots = 9 * 4 * nv;
   const perLane = Math.ceil(slots / SEG);
-  emitBindings(emit, k, 'm: u32, cout_pad4: u32, segs: u32,', true, true);
-  const relu4 = (v: string) => (k.reluInput ? `max(${v}, vec4<f32>(0.0))` : v);
+  emitBindings(emit, k, 'm: u32, cout_pad4: u32, segs: u32, xlo: f32,', true, true);
+  // conv(relu(x)) reads max(x, 0); a plain conv reads max(x, -inf), from the same
+  // uniform. The max costs one instruction, but without it LLVM schedules the shuffled
+  // loads so that far more values spill: 3x3 256->256 at 96x96 ran in 477 ms without
+  // the max and in 320 ms with it (lavapipe).
+  const relu4 = (v: string) => `max(${v}, vec4<f32>(p.xlo))`;
   emit(`@compute @workgroup_size(${WGX})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {`);
   emit(`  let co0 = wid.y * ${4 * nv}u;`);
@@ -431,6 +440,7 @@ function conv3x3Rows(rt: Runtime, x: Tensor, packed: PackedConv, g: ConvGeometry
   const key: RowsKey = { rows, ...epilogueKey(packed, opts) };
   const params = new Params()
     .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, g.n * g.oh * g.ow, packed.coutPad / 4, segs)
+    .f32(opts.reluInput ? 0 : -Infinity)
     .build();
   rt.dispatch({
     label: `conv2d_rows 3x3/1 g1 ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
