@@ -8,6 +8,7 @@ import { midasWeights } from '../midas/weights.js';
 import { Runtime } from '../nn/runtime.js';
 import { nodeGpu } from '../node/gpu.js';
 import { readSafetensors, resolveWeights } from '../node/weights.js';
+import { quietly } from '../nn/wait.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions, parseSize } from './main.js';
 
@@ -69,7 +70,7 @@ async function profile(config: MidasConfig, size: number, weightsPath: string | 
       const t0 = performance.now();
       net.forward(x, new Set(), (key) => {
         rt.flush();
-        marks.push(rt.device.queue.onSubmittedWorkDone().then(() => [key, performance.now()]));
+        marks.push(quietly(() => rt.device.queue.onSubmittedWorkDone()).then(() => [key, performance.now()]));
       }).depth.dispose();
       const done = await Promise.all(marks);
       let prev = t0;

@@ -1,3 +1,5 @@
+import { quietly } from './wait.js';
+
 export interface Timing {
   label: string;
   ms: number;
@@ -48,7 +50,7 @@ export class Profiler {
   async read(): Promise<Timing[]> {
     const out: Timing[] = [];
     for (const { buffer, from, to } of this.pending) {
-      await buffer.mapAsync(0x1 /* GPUMapMode.READ */);
+      await quietly(() => buffer.mapAsync(0x1 /* GPUMapMode.READ */));
       const ts = new BigInt64Array(buffer.getMappedRange().slice(0));
       buffer.unmap();
       buffer.destroy();

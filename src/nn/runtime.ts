@@ -3,6 +3,7 @@ import { BYTES_PER_ELEMENT, Tensor, numel, type DType } from './tensor.js';
 import { toFloat16Bits } from './half.js';
 import { UniformArena } from './uniforms.js';
 import { Profiler, type Timing } from './profiler.js';
+import { quietly } from './wait.js';
 
 export interface DispatchArgs {
   /** Shown in traces and profiles, e.g. `conv2d 3x3 256->256`. */
@@ -180,10 +181,8 @@ export class Runtime {
 
   /**
    * Copies a tensor back to the CPU. `expectMs`: how long the pending work should
-   * take. Awaiting a WebGPU promise in Node makes Dawn poll on the main thread, which
-   * takes a core from a software adapter (lavapipe) and slows it down up to 2x, so
-   * the wait sleeps most of the expected time first. `lastWaitMs` tells how long the
-   * work took, to estimate the next time.
+   * take; the wait sleeps most of it before it starts polling (see `quietly`).
+   * `lastWaitMs` tells how long the work took, to estimate the next time.
    */
   async read(t: Tensor, expectMs = 0): Promise<Float32Array> {
     t.assertLive();
@@ -194,17 +193,13 @@ export class Runtime {
     this.flush();
     const started = performance.now();
     if (expectMs >= 2) await new Promise((resolve) => setTimeout(resolve, 0.95 * expectMs));
-    const slept = performance.now() - started;
     try {
-      await staging.mapAsync(0x1 /* GPUMapMode.READ */, 0, bytes);
+      await quietly(() => staging.mapAsync(0x1 /* GPUMapMode.READ */, 0, bytes));
     } catch (e) {
       this.throwIfLost();
       throw e;
     }
-    // The part spent awaiting ran with Dawn polling, about 1.75x slower than it would
-    // have: count it at 0.6. Data ready right after the sleep gives just the sleep, so
-    // an oversleep shrinks the next estimate by 5% a call.
-    this.lastWaitMs = slept + 0.6 * (performance.now() - started - slept);
+    this.lastWaitMs = performance.now() - started;
     const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
     staging.unmap();
     this.giveBack(this.stagingPool, staging);
@@ -306,7 +301,7 @@ export class Runtime {
   async sync(): Promise<void> {
     if (this.meta) return;
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
+    await quietly(() => this.device.queue.onSubmittedWorkDone());
     this.throwIfLost();
   }
 
