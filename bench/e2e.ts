@@ -6,8 +6,8 @@
 // in the same run, peak GPU memory, and PyTorch CPU on the same machine, run after
 // ours (never at the same time).
 //
-// By default the runs call predict's own steps with one change, the wait for the GPU
-// (see `pipelineRunner`); `--predict` times `Midas.predict` itself.
+// By default the runs call predict's own steps, recorded here (see `pipelineRunner`);
+// `--predict` times `Midas.predict` itself.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -40,7 +40,7 @@ export interface E2eOptions {
   command: string;
   /** Compare convs with this kernel-bench JSON (at 384) when it exists. */
   kernelsJson: string;
-  /** pipeline (default): predict's steps with the bench's wait; predict: Midas.predict as is. */
+  /** pipeline (default): predict's steps recorded by the bench; predict: Midas.predict as is. */
   via: 'pipeline' | 'predict';
 }
 
@@ -113,17 +113,16 @@ interface TorchResult {
 export interface SizeResult {
   size: number;
   runs: number;
-  /** pipeline: predict's steps with the bench's wait; predict: Midas.predict as is. */
+  /** pipeline: predict's steps recorded by the bench; predict: Midas.predict as is. */
   via: 'pipeline' | 'predict';
   ms: number[];
-  /** Per timed run: the sleep before awaiting the GPU (NaN with predict), the whole wait, the GPU passes' sum. */
-  napsMs: number[];
+  /** Per timed run: the wait from submit to data, the GPU passes' sum. */
   waitsMs: number[];
   gpuPassesMs: (number | null)[];
   medianMs: number;
   minMs: number;
   warmupMs: number;
-  /** The first run: recording (pipelines compiled), and its GPU passes (awaited at once, so Dawn polled throughout). */
+  /** The first run: recording (pipelines compiled), and its GPU passes . */
   warmup: { hostSyncMs: number; gpuMs: number | null; passes: { label: string; ms: number }[] | null };
   loadMs: number;
   macs: { total: number; encoder: number; decoder: number; perStage: Record<NetworkStage, number>; fromLabels: number | null; torch: number | null };
@@ -137,7 +136,6 @@ export interface SizeResult {
     wallMs: number;
     /** The synchronous part of the run: upload, recording every dispatch, submit. */
     hostSyncMs: number;
-    napMs: number;
     waitMs: number;
     /** Sum of every pass's GPU time, pre/post included. */
     gpuMs: number;
@@ -277,9 +275,7 @@ interface RunOutcome {
   wallMs: number;
   /** The synchronous part: upload, recording every dispatch, submit. */
   hostSyncMs: number;
-  /** How long the bench slept before awaiting the GPU (NaN: Midas.predict chose). */
-  napMs: number;
-  /** From submit to data on the CPU (nap included): Runtime.lastWaitMs. */
+  /** From submit to data on the CPU: Runtime.lastWaitMs. */
   waitMs: number;
   passes: Timing[] | null;
   depth: Float32Array;
@@ -287,13 +283,10 @@ interface RunOutcome {
 
 /**
  * What `Midas.predict` does for an image that fits one buffer (src/midas/model.ts):
- * checkFits, preprocess, forward, PyTorch bicubic back (one strip), read. The one
- * difference is the wait: `napMs` is chosen by the caller (see `gpuEstimate`) instead of
- * predict's 0.9 x the previous wait, which can only shrink 10% per call (see the
- * e2e notes: after a slow first call, predict oversleeps for several calls).
+ * checkFits, preprocess, forward, PyTorch bicubic back (one strip), read.
  */
 function pipelineRunner(rt: Runtime, net: MidasNet, size: number) {
-  return async (image: RgbImage, napMs: number, profile: boolean): Promise<RunOutcome> => {
+  return async (image: RgbImage, profile: boolean): Promise<RunOutcome> => {
     if (profile) rt.startProfile();
     const t0 = now();
     checkInputFits(MIDAS_V2, size, rt.limits.maxStorageBufferBindingSize, image.width, image.height);
@@ -301,21 +294,20 @@ function pipelineRunner(rt: Runtime, net: MidasNet, size: number) {
     const { depth } = net.forward(x);
     x.dispose();
     const strip = resize2d(rt, depth, image.height, image.width, { kind: 'bicubic', alignCorners: false }, [0, image.height]);
-    // read() flushes, then sleeps 0.9 x expectMs (when >= 2 ms) before awaiting the map.
-    const pending = strip.read(napMs >= 2 ? napMs / 0.9 : 0);
+    const pending = strip.read();
     const hostSyncMs = now() - t0;
     const out = await pending;
     const wallMs = now() - t0;
     strip.dispose();
     depth.dispose();
     const passes = profile ? await rt.stopProfile() : null;
-    return { wallMs, hostSyncMs, napMs: napMs >= 2 ? napMs : 0, waitMs: rt.lastWaitMs, passes, depth: out };
+    return { wallMs, hostSyncMs, waitMs: rt.lastWaitMs, passes, depth: out };
   };
 }
 
-/** `Midas.predict` as is (its own wait). */
+/** `Midas.predict` as is. */
 function predictRunner(rt: Runtime, midas: Midas) {
-  return async (image: RgbImage, _napMs: number, profile: boolean): Promise<RunOutcome> => {
+  return async (image: RgbImage, profile: boolean): Promise<RunOutcome> => {
     if (profile) rt.startProfile();
     const t0 = now();
     const pending = midas.predict(image);
@@ -323,32 +315,11 @@ function predictRunner(rt: Runtime, midas: Midas) {
     const r = await pending;
     const wallMs = now() - t0;
     const passes = profile ? await rt.stopProfile() : null;
-    return { wallMs, hostSyncMs, napMs: NaN, waitMs: rt.lastWaitMs, passes, depth: r.depth };
+    return { wallMs, hostSyncMs, waitMs: rt.lastWaitMs, passes, depth: r.depth };
   };
 }
 
 const sumMs = (passes: readonly Timing[]) => passes.reduce((a, p) => a + p.ms, 0);
-
-/**
- * A safe guess of the next run's GPU time, from the last run: with timestamps, the
- * GPU's busy time B is a lower bound of its GPU time (the gaps between passes come on
- * top); but the part of B after the nap ran while Dawn polled on the main thread,
- * which takes a core from lavapipe and slows it (1.75x measured here on a quiet CPU,
- * more on a busy one), so that part counts at 1 / POLL_SLOWDOWN: B / 2 for the warm-up.
- * Without timestamps: 0.7 x the wait of a polled run (the timing.ts rule), else the wait.
- */
-function gpuEstimate(run: RunOutcome): number {
-  const nap = Number.isNaN(run.napMs) ? 0 : run.napMs;
-  if (run.passes) {
-    const b = sumMs(run.passes);
-    return Math.min(b, nap + Math.max(0, b - nap) / POLL_SLOWDOWN);
-  }
-  return nap > 0 ? run.waitMs : 0.7 * run.waitMs;
-}
-const POLL_SLOWDOWN = 2;
-
-/** The next run's nap: this much of the estimate (a short nap only costs some polling; a long one adds to the time). */
-const NAP_FRACTION = 0.95;
 
 async function runSize(
   gpu: GPU,
@@ -369,7 +340,7 @@ async function runSize(
   const watch = watchLoad();
   let t = now();
   let dispose: () => void;
-  let run: (image: RgbImage, napMs: number, profile: boolean) => Promise<RunOutcome>;
+  let run: (image: RgbImage, profile: boolean) => Promise<RunOutcome>;
   if (opts.via === 'predict') {
     const midas = new Midas(rt, weights, { size });
     run = predictRunner(rt, midas);
@@ -389,9 +360,8 @@ async function runSize(
   const image = testImage(size);
   let waitedRunsS = 0;
   waitedRunsS += (await quietRun()) ?? 0;
-  // Warm-up: compiles the pipelines and, awaited at once (no estimate yet, as predict's
-  // first call), gives the first nap.
-  const warm = await run(image, 0, useTs);
+  // Warm-up: compiles the pipelines.
+  const warm = await run(image, useTs);
   const warmupMs = warm.wallMs;
   let lo = Infinity;
   let hi = -Infinity;
@@ -402,20 +372,17 @@ async function runSize(
   log(
     `warm-up ${fmt(warmupMs)} ms (recording with pipeline compiles ${fmt(warm.hostSyncMs)} ms` +
       (warm.passes ? `, GPU passes ${fmt(sumMs(warm.passes))} ms` : '') +
-      `, awaited at once; depth in [${fmt(lo)}, ${fmt(hi)}])`,
+      `; depth in [${fmt(lo)}, ${fmt(hi)}])`,
   );
 
   const outcomes: RunOutcome[] = [];
-  let estimate = gpuEstimate(warm);
   for (let i = 0; i < runs; i++) {
     waitedRunsS += (await quietRun()) ?? 0;
     // Every run carries timestamp queries (a write at each pass's start and end).
-    const last = await run(image, NAP_FRACTION * estimate, useTs);
-    estimate = gpuEstimate(last);
+    const last = await run(image, useTs);
     outcomes.push(last);
     log(
       `run ${i + 1}/${runs}: ${fmt(last.wallMs)} ms` +
-        (Number.isNaN(last.napMs) ? '' : ` (slept ${fmt(last.napMs)} ms, then awaited ${fmt(last.waitMs - last.napMs)} ms)`) +
         (last.passes ? `; GPU passes ${fmt(sumMs(last.passes))} ms` : ''),
     );
   }
@@ -549,7 +516,6 @@ async function runSize(
       run: outcomes.indexOf(chosen) + 1,
       wallMs,
       hostSyncMs,
-      napMs: chosen.napMs,
       waitMs: chosen.waitMs,
       gpuMs,
       networkGpuMs,
@@ -576,7 +542,6 @@ async function runSize(
     ms,
     medianMs: med,
     minMs: Math.min(...ms),
-    napsMs: outcomes.map((o) => o.napMs),
     waitsMs: outcomes.map((o) => o.waitMs),
     gpuPassesMs: outcomes.map((o) => (o.passes ? sumMs(o.passes) : null)),
     warmupMs,
@@ -747,7 +712,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     notes: [
       opts.via === 'predict'
         ? 'ms: wall clock around Midas.predict(rgb) -> depth Float32Array, after one warm-up; median and min of the runs.'
-        : "ms: wall clock around Midas.predict's steps (checkFits, preprocess, forward, bicubic back, read) -> depth Float32Array, after one warm-up; median and min of the runs. The wait sleeps 0.95 x the last run's GPU time (timestamps; the part of it that Dawn polled through counted at 1/2) before awaiting the GPU; predict's own rule (0.9 x the previous wait) can only shrink 10% a call and oversleeps after a slow call (--predict times it as is).",
+        : "ms: wall clock around Midas.predict's steps (checkFits, preprocess, forward, bicubic back, read) -> depth Float32Array, after one warm-up; median and min of the runs.",
       'GFLOP = 2 * conv MACs counted from the architecture (bench/macs.ts); checked against the dispatch labels and PyTorch forward hooks (macs.fromLabels, macs.torch).',
       'gflopsE2e: network FLOP / end-to-end median. profile.networkGflops: network FLOP / the sum of the network passes\' GPU time (the run with the smallest GPU time).',
       'breakdown: the timed run with the smallest GPU time (every run carries timestamp queries); shares are of its wall time; upload and readback are measured apart on an idle GPU.',
@@ -803,8 +768,8 @@ function header(
     `midas-webgpu end-to-end bench${opts.quick ? ' (--quick)' : ''}: S x S RGB bytes -> depth Float32Array, MiDaS v2 (random weights, f32)`,
     `pipeline: ${
       opts.via === 'predict'
-        ? 'Midas.predict as is (its own wait for the GPU)'
-        : "Midas.predict's steps (transform, network, bicubic back, read); the wait sleeps 0.95 x the last run's GPU time (timestamps), then awaits"
+        ? 'Midas.predict as is'
+        : "Midas.predict's steps (transform, network, bicubic back, read), recorded by the bench"
     }`,
     `command:  ${opts.command}`,
     `adapter:  ${adapter}`,
@@ -895,7 +860,7 @@ function breakdownText(r: SizeResult): string {
   }
   lines.push(
     `run ${p.run} of ${r.runs}: wall ${fmt(p.wallMs)} ms (median of the runs ${fmt(r.medianMs)}); ` +
-      (Number.isNaN(p.napMs) ? `predict waited ${fmt(p.waitMs)} ms from submit to data; ` : `slept ${fmt(p.napMs)} ms after submit, then awaited the GPU ${fmt(p.waitMs - p.napMs)} ms; `) +
+      `waited ${fmt(p.waitMs)} ms from submit to data; ` +
       `synchronous part ${fmt(p.hostSyncMs)} ms`,
     `GPU passes ${fmt(p.gpuMs)} ms, of which the network ${fmt(p.networkGpuMs)} ms = ${fmt(p.networkGflops)} GFLOP/s (${p.networkPctFma.toFixed(1)}% of the FMA ceiling)`,
   );

@@ -33,8 +33,8 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
   --quick   256 only, 1 run, quick ceilings (unless --sizes / --runs say otherwise)
   --no-torch
             skip the PyTorch comparison (it runs when /usr/bin/python3 imports torch)
-  --predict time Midas.predict itself, with its own wait for the GPU (default: the
-            same steps with the bench's wait, sized from the last run's GPU time)
+  --predict time Midas.predict itself (default: the same steps, recorded by the
+            bench)
   --wait-quiet s
             before each phase wait up to s seconds for a quiet CPU (e2e default 20; 0: don't)`;
 

@@ -70,8 +70,6 @@ export class Midas {
   }
 
   private readonly config: MidasConfig;
-  /** GPU time of the last forward pass per network input size, to sleep through the next instead of polling (see Runtime.read). */
-  private readonly forwardMs = new Map<string, number>();
 
   /** Throws, before any work, when this image's largest activation would not fit one storage binding. */
   checkFits(width: number, height: number): void {
@@ -84,18 +82,17 @@ export class Midas {
     const rt = this.runtime;
     this.checkFits(image.width, image.height);
     const x = preprocess(rt, image, this.size);
-    const key = x.shape.join('x');
     const { depth } = this.net.forward(x);
     x.dispose();
     try {
-      return { depth: await this.resizeBack(depth, image.width, image.height, key), width: image.width, height: image.height };
+      return { depth: await this.resizeBack(depth, image.width, image.height), width: image.width, height: image.height };
     } finally {
       depth.dispose();
     }
   }
 
   /** PyTorch bicubic to the image's size, in strips of rows when the map is bigger than one buffer. */
-  private async resizeBack(depth: Tensor, width: number, height: number, key: string): Promise<Float32Array> {
+  private async resizeBack(depth: Tensor, width: number, height: number): Promise<Float32Array> {
     const limit = Math.min(this.runtime.limits.maxStorageBufferBindingSize, this.runtime.limits.maxBufferSize);
     const rowsPerStrip = Math.max(1, Math.floor(limit / (width * 4)));
     const out = new Float32Array(width * height);
@@ -103,9 +100,7 @@ export class Midas {
       const r1 = Math.min(height, r0 + rowsPerStrip);
       const strip = resize2d(this.runtime, depth, height, width, { kind: 'bicubic', alignCorners: false }, [r0, r1]);
       try {
-        // The first read waits for the whole forward pass: about as long as last time.
-        out.set(await strip.read(r0 === 0 ? this.forwardMs.get(key) : 0), r0 * width);
-        if (r0 === 0) this.forwardMs.set(key, this.runtime.lastWaitMs);
+        out.set(await strip.read(), r0 * width);
       } finally {
         strip.dispose();
       }

@@ -58,7 +58,7 @@ export class Runtime {
   readonly subgroupMaxSize: number;
   /** Print each dispatch to stderr (MIDAS_DEBUG style tracing). */
   trace = false;
-  /** Estimated milliseconds the work before the last `read` took on the device (see `read`). */
+  /** Milliseconds the last `read` waited, from its submit to the data on the CPU. */
   lastWaitMs = 0;
   /** Prefixed to dispatch labels: the checkpoint key of the module running (see `withScope`). */
   private scope = '';
@@ -179,12 +179,8 @@ export class Runtime {
     if (!this.meta) this.giveBack(this.pool, t.buffer);
   }
 
-  /**
-   * Copies a tensor back to the CPU. `expectMs`: how long the pending work should
-   * take; the wait sleeps most of it before it starts polling (see `quietly`).
-   * `lastWaitMs` tells how long the work took, to estimate the next time.
-   */
-  async read(t: Tensor, expectMs = 0): Promise<Float32Array> {
+  /** Copies a tensor back to the CPU; the wait leaves the CPU to the device (see `quietly`). */
+  async read(t: Tensor): Promise<Float32Array> {
     t.assertLive();
     if (this.meta) throw new Error('read: a meta runtime holds no data');
     const bytes = t.byteLength;
@@ -192,7 +188,6 @@ export class Runtime {
     this.commandEncoder().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
     this.flush();
     const started = performance.now();
-    if (expectMs >= 2) await new Promise((resolve) => setTimeout(resolve, 0.95 * expectMs));
     try {
       await quietly(() => staging.mapAsync(0x1 /* GPUMapMode.READ */, 0, bytes));
     } catch (e) {

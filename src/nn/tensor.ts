@@ -33,10 +33,10 @@ export class Tensor {
   }
 
   /** Copies an f32 tensor back to the CPU (flushes pending work first). */
-  read(expectMs?: number): Promise<Float32Array> {
+  read(): Promise<Float32Array> {
     this.assertLive();
     if (this.dtype !== 'f32') throw new Error(`read: only f32 tensors are read back (this one is ${this.dtype})`);
-    return this.runtime.read(this, expectMs);
+    return this.runtime.read(this);
   }
 
   /** Returns the buffer to the runtime's pool. Work already recorded still sees the data. */
