@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/nn/runtime.js';
 import { conv2dNaive } from '../src/kernels/conv2d.js';
-import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, rowsPerSegment, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
+import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, rowsChannelVecs, rowsPerSegment, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
 import { add, relu } from '../src/kernels/elementwise.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
@@ -57,11 +57,14 @@ const convGrid: ConvCase[] = [
   { n: 1, h: 24, w: 24, cin: 16, cout: 16, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 24, w: 24, cin: 64, cout: 64, k: 3, stride: 2, groups: 8 },
   // 3x3 stride 1 with the width a multiple of 8: the rows kernel where subgroups are 8
-  // wide (6, 4, 1 and 2 rows per subgroup; two images; a partial last workgroup)
+  // wide (12, 8, 1, 2, 6 and 3 rows per subgroup; two and three images; a partial last
+  // workgroup; 8 output channels padded to 16)
   { n: 2, h: 12, w: 16, cin: 20, cout: 24, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 8, w: 8, cin: 8, cout: 8, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 7, w: 24, cin: 12, cout: 16, k: 3, stride: 1, groups: 1 },
   { n: 3, h: 10, w: 40, cin: 4, cout: 40, k: 3, stride: 1, groups: 1 },
+  { n: 1, h: 6, w: 16, cin: 8, cout: 32, k: 3, stride: 1, groups: 1 },
+  { n: 2, h: 9, w: 8, cin: 12, cout: 8, k: 3, stride: 1, groups: 1 },
 ];
 
 function label(c: ConvCase): string {
@@ -109,7 +112,14 @@ describe('conv2d against the CPU reference', () => {
     expect(rowsSupported(rt, geometry(12, 16))).toBe(true);
     expect(rowsSupported(rt, geometry(12, 12))).toBe(false);
     expect(rowsSupported(rtPlain, geometry(12, 16))).toBe(false);
-    expect([12, 8, 7, 10, 96, 24].map(rowsPerSegment)).toEqual([6, 4, 1, 2, 6, 6]);
+    expect([12, 8, 7, 10, 96, 24, 6, 9].map(rowsPerSegment)).toEqual([12, 8, 1, 2, 12, 12, 6, 3]);
+    // 16 output channels per lane where the packing pads to 16, else 8.
+    const wt = new Float32Array(24 * 16 * 9);
+    for (const [tile, nv] of [[{ tm: 3, nv: 4 }, 4], [{ tm: 4, nv: 2 }, 2]] as const) {
+      const packed = packConv(rt, wt, [24, 16, 3, 3], 1, undefined, tile);
+      expect(rowsChannelVecs(packed)).toBe(nv);
+      disposePacked(packed);
+    }
   });
 
   it('picks 3-pixel tiles where subgroups share weights, 4x8 where they do not', () => {

@@ -294,7 +294,7 @@ export function pixelsPerThread(m: number, preferred: number): number {
 /** Convolution with weights from `packConv`; same options and result as `conv2dNaive`. */
 export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'> = {}): Tensor {
   const g = convGeometry(x, packed.shape, { ...opts, groups: packed.groups });
-  if (rowsSupported(rt, g)) return conv3x3Rows(rt, x, packed, g, opts);
+  if (rowsSupported(rt, g) && rowsChannelVecs(packed)) return conv3x3Rows(rt, x, packed, g, opts);
   const m = g.n * g.oh * g.ow;
   const tm = pixelsPerThread(m, packed.tile.tm);
   const { nv } = packed.tile;
@@ -331,15 +331,16 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
 // It assumes lanes 8s..8s+7 of a subgroup are local invocations 8s..8s+7, which
 // holds where subgroups are exactly 8 lanes wide (lavapipe); `rowsSupported` checks.
 
-const ROWS_NV = 2;
 const SEG = 8;
 
 interface RowsKey extends EpilogueKey {
   rows: number;
+  /** vec4s of output channels per lane (4*nv channels). */
+  nv: number;
 }
 
 function rowsShader(k: RowsKey): string {
-  const nv = ROWS_NV;
+  const nv = k.nv;
   const R = k.rows;
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
@@ -393,10 +394,15 @@ function rowsShader(k: RowsKey): string {
     emit(`    let x${r}_2 = select(subgroupShuffle(xa${r}, sh2), subgroupShuffle(xb${r}, sh2), col >= 6u);`);
   }
   const X = (r: number, kx: number) => (kx === 0 ? `xa${r}` : `x${r}_${kx}`);
-  for (let ky = 0; ky < 3; ky++) {
-    for (let kx = 0; kx < 3; kx++) {
-      for (let j = 0; j < 4; j++) {
-        for (let q = 0; q < nv; q++) {
+  // One group of 4 output channels at a time: only its R accumulators are updated
+  // while it runs, so LLVM keeps them in registers and reads the (spilled) inputs as
+  // memory operands. With q innermost all R*nv accumulators were live at once and
+  // spilled on every update: 3x3 256->256 at 96x96 ran in ~330 ms that way with 6 rows
+  // x 8 channels, and in ~250 ms this way with 12 rows x 16 channels (lavapipe).
+  for (let q = 0; q < nv; q++) {
+    for (let ky = 0; ky < 3; ky++) {
+      for (let kx = 0; kx < 3; kx++) {
+        for (let j = 0; j < 4; j++) {
           const slot = ((ky * 3 + kx) * 4 + j) * nv + q;
           emit(`    {`);
           emit(`      let wv = subgroupBroadcast(wl${Math.floor(slot / SEG)}, ${slot % SEG}u);`);
@@ -416,12 +422,22 @@ function rowsShader(k: RowsKey): string {
 }
 
 /**
- * Output rows per subgroup: the first of 6, 4, 3, 2, 1 that divides the height. More
- * rows share each weight load among more FMAs but hold more accumulators: at 96x96,
- * 3x3 256->256, 6 rows ran in 315 ms, 8 in 335, 4 in 363, 3 in 437 (lavapipe, 2 cores).
+ * Output rows per subgroup: the first of 12, 8, 6, 4, 3, 2, 1 that divides the height.
+ * More rows share each weight load among more FMAs and each input row among more
+ * output rows, but hold more accumulators. At 96x96, 3x3 256->256 with 16 channels
+ * per lane: 12 rows ran in 243-255 ms, 8 in 254-277, 16 in 292-309, 24 in 305-339
+ * (lavapipe, 2 cores); 12 was also best or level at 48, 24, 192 and 384.
  */
 export function rowsPerSegment(oh: number): number {
-  return [6, 4, 3, 2, 1].find((r) => oh % r === 0)!;
+  return [12, 8, 6, 4, 3, 2, 1].find((r) => oh % r === 0)!;
+}
+
+/**
+ * vec4s of output channels per lane in the rows kernel: 4 where the packing pads the
+ * channels to 16 (16 ran ~10% faster than 8 and 32 at 12 rows), else 2; 0 if neither.
+ */
+export function rowsChannelVecs(packed: PackedConv): number {
+  return packed.coutPad % 16 === 0 ? 4 : packed.coutPad % 8 === 0 ? 2 : 0;
 }
 
 /** Whether `conv2dTiled` runs this conv with the rows kernel. */
@@ -429,7 +445,7 @@ export function rowsSupported(rt: Runtime, g: ConvGeometry): boolean {
   return (
     rt.subgroupMinSize === SEG && rt.subgroupMaxSize === SEG &&
     g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.ph === 1 && g.pw === 1 &&
-    g.groups === 1 && g.cin % 4 === 0 && g.cout % (4 * ROWS_NV) === 0 && g.ow % SEG === 0
+    g.groups === 1 && g.cin % 4 === 0 && g.ow % SEG === 0
   );
 }
 
@@ -437,7 +453,8 @@ function conv3x3Rows(rt: Runtime, x: Tensor, packed: PackedConv, g: ConvGeometry
   const rows = rowsPerSegment(g.oh);
   const segs = (g.n * g.oh / rows) * (g.ow / SEG);
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
-  const key: RowsKey = { rows, ...epilogueKey(packed, opts) };
+  const nv = rowsChannelVecs(packed);
+  const key: RowsKey = { rows, nv, ...epilogueKey(packed, opts) };
   const params = new Params()
     .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, g.n * g.oh * g.ow, packed.coutPad / 4, segs)
     .f32(opts.reluInput ? 0 : -Infinity)
@@ -447,7 +464,7 @@ function conv3x3Rows(rt: Runtime, x: Tensor, packed: PackedConv, g: ConvGeometry
     pipeline: rt.pipeline(rowsShader(key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
-    workgroups: [Math.ceil(segs / 8), packed.coutPad / (4 * ROWS_NV)],
+    workgroups: [Math.ceil(segs / 8), packed.coutPad / (4 * nv)],
     macs: convMacs(g),
   });
   return y;
