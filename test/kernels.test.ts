@@ -53,6 +53,9 @@ const convGrid: ConvCase[] = [
   { n: 1, h: 7, w: 7, cin: 10, cout: 10, k: 3, stride: 2, groups: 10 },
   { n: 1, h: 33, w: 31, cin: 36, cout: 40, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 5, w: 5, cin: 64, cout: 1, k: 1, stride: 1, groups: 1 },
+  // 32 output channels (per group) per thread where subgroups share weights
+  { n: 1, h: 9, w: 11, cin: 16, cout: 64, k: 1, stride: 1, groups: 1 },
+  { n: 2, h: 10, w: 9, cin: 64, cout: 64, k: 3, stride: 2, groups: 2 },
   // 24x24 and 12x12 pixels: 3 pixels per thread (see pixelsPerThread)
   { n: 1, h: 24, w: 24, cin: 16, cout: 16, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 24, w: 24, cin: 64, cout: 64, k: 3, stride: 2, groups: 8 },
@@ -94,7 +97,7 @@ describe('conv2d against the CPU reference', () => {
         it(`tiled ${label(c)}${shared ? '' : ' without subgroups'} within ${convTol(kTerms).toExponential(1)}`, async () => {
           const r = shared ? rt : rtPlain;
           const xt = r.upload(x, [c.n, c.h, c.w, c.cin]);
-          // The tile the network would use on this runtime (3x16 or 3x8 with subgroups, 4x8 without).
+          // The tile the network would use on this runtime (3 pixels x 32, 16 or 8 channels with subgroups, 4 x 8 without).
           const shape = [c.cout, c.cin / c.groups, c.k, c.k] as const;
           const packed = packConv(r, wt, shape, c.groups, bias, chooseTile(r, shape, c.groups));
           const y = conv2dTiled(r, xt, packed, { stride: c.stride, padding: pad });
@@ -123,8 +126,10 @@ describe('conv2d against the CPU reference', () => {
   });
 
   it('picks 3-pixel tiles where subgroups share weights, 4x8 where they do not', () => {
-    expect(chooseTile(rt, [1024, 1024, 1, 1], 1)).toEqual({ tm: 3, nv: 4 });
+    expect(chooseTile(rt, [1024, 1024, 1, 1], 1)).toEqual({ tm: 3, nv: 8 });
+    expect(chooseTile(rt, [512, 16, 3, 3], 32)).toEqual({ tm: 3, nv: 4 });
     expect(chooseTile(rt, [256, 8, 3, 3], 32)).toEqual({ tm: 3, nv: 2 });
+    expect(chooseTile(rt, [1, 32, 1, 1], 1)).toEqual({ tm: 3, nv: 2 });
     expect(chooseTile(rt, [12, 1, 3, 3], 12)).toEqual(DEFAULT_TILE);
     expect(chooseTile(rtPlain, [1024, 1024, 1, 1], 1)).toEqual(DEFAULT_TILE);
     expect([144, 576, 1023, 2304, 9216].map((m) => pixelsPerThread(m, 3))).toEqual([3, 3, 2, 3, 3]);

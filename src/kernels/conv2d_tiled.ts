@@ -26,19 +26,21 @@ export const DEFAULT_TILE: TileConfig = { tm: 4, nv: 2 };
 /**
  * With weights shared across a subgroup, a weight costs each thread a fraction of a
  * load, so more output channels per thread pay off. Swept on lavapipe over the MiDaS
- * shapes the GEMM path runs (tm 1-6 x nv 2-8, `bench kernels` and a sweep at 384): 3
- * pixels x 16 channels was best or within noise of best on nearly all of them, 1.3-2x
- * faster than 2 x 16 (the 1x1 1024->1024 conv at 24x24: 29.8 against 19.9 GFLOP/s),
- * and 3 pixels tile 12x12, 24x24 ... 96x96 images exactly. Groups of 8 output
- * channels (layer1's grouped conv) take 3 x 8. Without subgroups every thread loads
- * every weight itself and 4 x 8 is best by far.
+ * shapes the GEMM path runs at 384 (tm 1-6 x nv 2-16): 3 pixels x 32 channels was
+ * best or close to it on nearly all (the 1x1 1024->1024 conv at 24x24: 31-36 ms,
+ * against 39-51 for 3 x 16 and ~60 for the 2 x 16 of an earlier release), and 3 pixels
+ * tile 12x12, 24x24 ... 96x96 images exactly. Convs whose channels (per group) are not
+ * a multiple of 32 take the widest of 16 and 8 that divides them, or 8 with padding.
+ * Without subgroups every thread loads every weight itself and 4 x 8 is best by far.
  */
-const WIDE_TILES: TileConfig[] = [{ tm: 3, nv: 4 }, { tm: 3, nv: 2 }];
+const WIDE_TILES: TileConfig[] = [{ tm: 3, nv: 8 }, { tm: 3, nv: 4 }, { tm: 3, nv: 2 }];
 
-/** The tile for a conv on this runtime: a wide one where subgroups share weights and it divides the channels. */
+/** The tile for a conv on this runtime: a wide one where subgroups share weights. */
 export function chooseTile(rt: Runtime, shape: readonly number[], groups: number): TileConfig {
   if (rt.subgroupMinSize < 4) return DEFAULT_TILE;
-  return WIDE_TILES.find((t) => tiledSupports(shape, groups, t)) ?? DEFAULT_TILE;
+  const coutG = shape[0]! / groups;
+  const narrowest = WIDE_TILES[WIDE_TILES.length - 1]!;
+  return WIDE_TILES.find((t) => coutG % (4 * t.nv) === 0) ?? (tiledSupports(shape, groups, narrowest) ? narrowest : DEFAULT_TILE);
 }
 const WGX = 64;
 
@@ -219,15 +221,23 @@ function tiledShader(k: ShaderKey): string {
       // Each lane loads a different slice of the weight tile and the subgroup shares
       // them: one load per slice instead of one per lane.
       for (let r = 0; r < loadsPerLane; r++) emit(`        let wl${r} = ${W(`wr + wj${r} * p.cout_pad4 + wq${r}`)};`);
-      for (const j of J) for (const q of Q) {
-        const slot = j * nv + q;
-        emit(`        let w${j}_${q} = subgroupBroadcast(wl${Math.floor(slot / k.sgW)}, ${slot % k.sgW}u);`);
-      }
-    } else for (const j of J) for (const q of Q) emit(`        let w${j}_${q} = ${W(`wr + ${j}u * p.cout_pad4 + ${q}u`)};`);
+    }
     for (const i of P) {
       const v = `x[off${i} + ci / 4u]`;
       emit(`        let xv${i} = select(vec4<f32>(0.0), ${k.reluInput ? `max(${v}, vec4<f32>(0.0))` : v}, in${i});`);
-      for (const j of J) for (const q of Q) emit(`        acc${i}_${q} = fma(vec4<f32>(xv${i}[${j}]), w${j}_${q}, acc${i}_${q});`);
+    }
+    // One group of 4 output channels at a time, each weight fetched (or broadcast)
+    // right before its FMAs: only that group's accumulators are updated meanwhile, so
+    // they stay in registers (as in the rows kernel). On lavapipe this took the 1x1
+    // 1024->1024 conv at 24x24 from 39-51 ms (3 x 16, all weights first) to 31-36 ms
+    // with 3 x 32; without subgroups, 4 x 8 went from ~105 to ~91 ms.
+    for (const q of Q) for (const j of J) {
+      const slot = j * nv + q;
+      const wv = k.sgW ? `subgroupBroadcast(wl${Math.floor(slot / k.sgW)}, ${slot % k.sgW}u)` : W(`wr + ${j}u * p.cout_pad4 + ${q}u`);
+      emit(`        {`);
+      emit(`          let wv = ${wv};`);
+      for (const i of P) emit(`          acc${i}_${q} = fma(vec4<f32>(xv${i}[${j}]), wv, acc${i}_${q});`);
+      emit(`        }`);
     }
   } else {
     emit(`      for (var ci = 0u; ci < p.cin_g; ci++) {`);
