@@ -619,7 +619,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   let ceil = await measureCeilings(rt0, opts.quick, true);
   const ceilLoad = ceilWatch();
   rt0.destroy();
-  /** FMA ceilings measured (a busy CPU lowers it: then it is measured again at the end, and the best counts). */
+  /** FMA ceilings measured at the start and the end of the run; the best counts. */
   const fmaTries = [{ gflops: ceil.fma.rate, othersCpuShare: ceilLoad.othersCpuShare, when: 'start' }];
   process.stderr.write(
     `  FMA ${fmt(ceil.fma.rate)} GFLOP/s, copy ${fmt(ceil.copy.rate)} GB/s; ` +
@@ -650,9 +650,12 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     torchNote = r.note;
     process.stderr.write(`  ${torch ? `done in ${fmt((now() - t) / 1000, 2)} s` : torchNote}\n`);
   }
-  if ((ceilLoad.othersCpuShare ?? 0) > 0.1) {
+  {
+    // Always measured again at the end (the host's speed drifts even with no other
+    // process on the CPU): the better of the two counts, so a slow start cannot
+    // inflate the shares.
     await quiet();
-    process.stderr.write(`the ceilings ran on a busy CPU (others ${pct(ceilLoad.othersCpuShare, 0)}%): measuring them again...\n`);
+    process.stderr.write(`measuring the ceilings again${(ceilLoad.othersCpuShare ?? 0) > 0.1 ? ` (the first ran on a busy CPU: others ${pct(ceilLoad.othersCpuShare, 0)}%)` : ''}...\n`);
     const rt1 = await Runtime.create(gpu);
     const w = watchLoad();
     const again = await measureCeilings(rt1, opts.quick, true);
@@ -776,7 +779,7 @@ function header(
     `features: ${feats || 'none'}${flags.length ? `; dawn flags: ${flags.join(' ')}` : ''}`,
     `ceilings: FMA ${fmt(ceil.fma.rate)} GFLOP/s (awaited at once: ${fmt(ceil.fmaSpin.rate)}), copy ${fmt(ceil.copy.rate)} GB/s, measured in this run (bench/ceiling.ts)` +
       (fmaTries.length > 1
-        ? `; FMA measured twice as the CPU was busy: ${fmaTries.map((f) => `${f.when} ${fmt(f.gflops)} (others ${pct(f.othersCpuShare, 0)}%)`).join(', ')}; the best counts`
+        ? `; FMA measured at the start and the end: ${fmaTries.map((f) => `${f.when} ${fmt(f.gflops)} (others ${pct(f.othersCpuShare, 0)}%)`).join(', ')}; the best counts`
         : ceilLoad.othersCpuShare !== null ? `; other processes took ${(100 * ceilLoad.othersCpuShare).toFixed(0)}% of the CPU meanwhile` : ''),
     `timing:   wall clock per image (after one warm-up); ${ceil.timing.useTimestamps ? 'timestamp queries for the breakdown' : `no breakdown (${ceil.timing.note})`}`,
     `weights:  ${(w.params / 1e6).toFixed(1)} M parameters, ${mib(w.bytes)} MiB f32`,
