@@ -132,11 +132,12 @@ describe('conv2d against the CPU reference', () => {
     expect(chooseTile(rt, [1, 32, 1, 1], 1)).toEqual({ tm: 3, nv: 2 });
     expect(chooseTile(rt, [12, 1, 3, 3], 12)).toEqual(DEFAULT_TILE);
     expect(chooseTile(rtPlain, [1024, 1024, 1, 1], 1)).toEqual(DEFAULT_TILE);
-    expect([144, 576, 1023, 2304, 9216].map((m) => pixelsPerThread(m, 3))).toEqual([3, 3, 2, 3, 3]);
+    expect([144, 576, 1023, 1024, 2304, 9216].map((m) => pixelsPerThread(m, 3))).toEqual([3, 3, 3, 3, 3, 3]);
   });
 
-  it('fits pixels per thread to the image: least waste, then the most per thread', () => {
+  it('fits pixels per thread to the image: padding weighed against pixels per thread', () => {
     expect([4, 16, 144, 576, 1023, 2304, 9216].map((m) => pixelsPerThread(m, 4))).toEqual([1, 1, 3, 3, 4, 4, 4]);
+    expect([64, 128, 200].map((m) => pixelsPerThread(m, 3))).toEqual([1, 2, 2]);
   });
 
   it('the tiled kernel declines depthwise convs (the naive one runs them)', () => {
