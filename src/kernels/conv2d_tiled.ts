@@ -64,6 +64,12 @@ export function tiledSupports(shape: readonly number[], groups: number, tile: Ti
   return groups === 1 || (cout / groups) % tn === 0;
 }
 
+/** Output channels rounded up to the tile's 4*nv: the packed weights' row length. */
+export function paddedCout(cout: number, tile: TileConfig): number {
+  const tn = 4 * tile.nv;
+  return Math.ceil(cout / tn) * tn;
+}
+
 /** Re-lays out a PyTorch conv weight `[Cout, Cin/g, kH, kW]` as `[kH][kW][Cin/g][CoutPad]`. */
 export function packConvWeight(
   weight: Float32Array,
@@ -75,8 +81,7 @@ export function packConvWeight(
   if (!tiledSupports(shape, groups, tile)) {
     throw new Error(`conv2d_tiled: ${cout / groups} output channels per group is not a multiple of ${4 * tile.nv}`);
   }
-  const tn = 4 * tile.nv;
-  const coutPad = Math.ceil(cout / tn) * tn;
+  const coutPad = paddedCout(cout, tile);
   const data = new Float32Array(kh * kw * cinG * coutPad);
   for (let co = 0; co < cout; co++) {
     for (let ci = 0; ci < cinG; ci++) {

@@ -3,7 +3,7 @@ import type { Runtime } from './runtime.js';
 import type { DType, Tensor } from './tensor.js';
 import { Module } from './module.js';
 import { conv2dNaive, type Conv2dOptions } from '../kernels/conv2d.js';
-import { chooseTile, conv2dTiled, disposePacked, packConv, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
+import { chooseTile, conv2dTiled, disposePacked, packConv, paddedCout, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, BN_EPS, type BatchNormTensors } from '../kernels/channelwise.js';
 import { relu } from '../kernels/elementwise.js';
 import { maxpool2d } from '../kernels/maxpool2d.js';
@@ -85,7 +85,7 @@ export class Conv2d extends Module {
       const [cout, cinG, kh, kw] = this.weightShape;
       if (tiledSupports(this.weightShape, this.groups)) {
         const tile = chooseTile(rt, this.weightShape, this.groups);
-        const coutPad = Math.ceil(cout / (4 * tile.nv)) * 4 * tile.nv;
+        const coutPad = paddedCout(cout, tile);
         this.packed = { weight: rt.empty([kh * kw * cinG, coutPad], this.weightDType), shape: this.weightShape, groups: this.groups, coutPad, tile };
         if (this.hasBias || this.foldedBatchNorm) this.packed.bias = rt.empty([coutPad]);
       } else {
