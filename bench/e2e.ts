@@ -42,6 +42,8 @@ export interface E2eOptions {
   kernelsJson: string;
   /** pipeline (default): predict's steps recorded by the bench; predict: Midas.predict as is. */
   via: 'pipeline' | 'predict';
+  /** Also run REFERENCE_SIZE with f16 weights, after the f32 sizes, for the f16/f32 ratio. */
+  f16: boolean;
 }
 
 export const DEFAULT_SIZES = [256, 384, 512];
@@ -332,8 +334,9 @@ async function runSize(
   waitedS: number | null,
   /** Waits (briefly) for a quiet CPU before each run; returns seconds waited. */
   quietRun: () => Promise<number | null>,
+  precision: 'f32' | 'f16' = 'f32',
 ): Promise<SizeResult> {
-  const log = (s: string) => process.stderr.write(`  [${size}] ${s}\n`);
+  const log = (s: string) => process.stderr.write(`  [${size}${precision === 'f16' ? ' f16' : ''}] ${s}\n`);
   // A fresh Runtime per size: peakLiveBytes has no reset.
   const rt = await Runtime.create(gpu);
   const useTs = rt.features.timestamps && ceil.timing.useTimestamps;
@@ -342,13 +345,13 @@ async function runSize(
   let dispose: () => void;
   let run: (image: RgbImage, profile: boolean) => Promise<RunOutcome>;
   if (opts.via === 'predict') {
-    const midas = new Midas(rt, weights, { size });
+    const midas = new Midas(rt, weights, { size, precision });
     run = predictRunner(rt, midas);
     dispose = () => midas.dispose();
   } else {
     // What the Midas constructor does.
     const net = new MidasNet(MIDAS_V2);
-    net.prepare(rt, weights, 'f32');
+    net.prepare(rt, weights, precision);
     run = pipelineRunner(rt, net, size);
     dispose = () => (net.dispose(), rt.trim());
   }
@@ -568,6 +571,17 @@ async function runSize(
 }
 
 /** Recomputes the %FMA figures against another ceiling. */
+/** The f16-weights run against the f32 one at the same size. */
+function f16Text(h: SizeResult, f: SizeResult | undefined): string {
+  const mem = (r: SizeResult) => `${fmt(r.memory.peakLiveBytes / MiB)} MiB peak (weights ${fmt(r.memory.weightsGpuBytes / MiB)})`;
+  return [
+    '',
+    `== ${h.size}x${h.size} with f16 weights (arithmetic f32), after the f32 runs ==`,
+    `median ${fmt(h.medianMs)} ms (min ${fmt(h.minMs)}), ${h.pctFmaE2e.toFixed(1)}% of the FMA ceiling; ${mem(h)}`,
+    f ? `f32 in this run: median ${fmt(f.medianMs)} ms (min ${fmt(f.minMs)}); ${mem(f)}; f16 / f32 time = ${(h.medianMs / f.medianMs).toFixed(2)}` : `no f32 run at ${h.size} to compare with`,
+  ].join('\n');
+}
+
 function rescale(r: SizeResult, fmaGflops: number): void {
   r.pctFmaE2e = (100 * r.gflopsE2e) / fmaGflops;
   const p = r.profile;
@@ -639,6 +653,14 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     results.push(await runSize(gpu, weights, size, runsFor(size), ceil, opts, kernelRates, waited, quietRun));
   }
 
+  // f16 weights at the reference size, right after the f32 runs (same weights, same ceiling).
+  let f16: SizeResult | null = null;
+  if (opts.f16) {
+    const waited = await quiet();
+    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE} with f16 weights: ${runsFor(REFERENCE_SIZE)} run(s) after a warm-up\n`);
+    f16 = await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, waited, quietRun, 'f16');
+  }
+
   let torch: TorchResult | null = null;
   let torchNote = 'not run (--no-torch)';
   if (opts.torch) {
@@ -666,6 +688,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     if (again.fma.rate > ceil.fma.rate) {
       ceil = again;
       for (const r of results) rescale(r, ceil.fma.rate);
+      if (f16) rescale(f16, ceil.fma.rate);
     }
   }
   for (const r of results) {
@@ -684,6 +707,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   console.log(table(results, SUMMARY));
   console.log(summaryNotes(results, torch, torchNote));
   for (const r of results) console.log(breakdownText(r));
+  if (f16) console.log(f16Text(f16, results.find((r) => r.size === REFERENCE_SIZE)));
   console.log(markdown(results, adapter, ceil, load, torch, opts));
   console.log(`\ntotal ${seconds.toFixed(1)} s`);
 
@@ -724,6 +748,8 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     ],
     seconds,
     sizes: results,
+    /** --f16: REFERENCE_SIZE with f16 weights (null without --f16). */
+    f16,
   });
   process.stderr.write(`wrote ${opts.json}\n`);
 }

@@ -1,13 +1,13 @@
 // The bench entry point: `node dist/bench/main.js <mode> [options]`.
 //   kernels [--json out.json] [--quick] [--filter text] [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
-//   e2e [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--wait-quiet s]
+//   e2e [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--f16] [--wait-quiet s]
 import { DEFAULT_RUNS, DEFAULT_SIZES, runE2e } from './e2e.js';
 import { runKernels } from './kernels.js';
 
 const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick] [--filter text]
                                           [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
        node dist/bench/main.js e2e [--sizes 256,384,512] [--runs N] [--json out.json]
-                                      [--quick] [--no-torch] [--predict] [--wait-quiet s]
+                                      [--quick] [--no-torch] [--predict] [--f16] [--wait-quiet s]
 
   kernels   every WGSL kernel at MiDaS's 384x384 shapes, against the adapter's
             measured FMA ceiling and copy bandwidth
@@ -35,6 +35,7 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
             skip the PyTorch comparison (it runs when /usr/bin/python3 imports torch)
   --predict time Midas.predict itself (default: the same steps, recorded by the
             bench)
+  --f16     also run 384x384 with f16 weights after the f32 sizes: f16 / f32 time
   --wait-quiet s
             before each phase wait up to s seconds for a quiet CPU (e2e default 20; 0: don't)`;
 
@@ -51,10 +52,11 @@ interface Args {
   runs: number | undefined;
   noTorch: boolean;
   predict: boolean;
+  f16: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { mode: undefined, json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false };
+  const args: Args = { mode: undefined, json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false, f16: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -85,6 +87,7 @@ function parseArgs(argv: string[]): Args {
     }
     else if (a === '--no-torch') args.noTorch = true;
     else if (a === '--predict') args.predict = true;
+    else if (a === '--f16') args.f16 = true;
     else if (a === '--filter') args.filter = value();
     else if (a.startsWith('--filter=')) args.filter = a.slice('--filter='.length);
     else if (a === '-h' || a === '--help') args.mode = 'help';
@@ -125,6 +128,7 @@ async function main(): Promise<number> {
         command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
         kernelsJson: 'bench/results-kernels.json',
         via: args.predict ? 'predict' : 'pipeline',
+        f16: args.f16,
       });
       return 0;
     case 'help':
