@@ -52,7 +52,7 @@ describe('arguments', () => {
     ['--size not a multiple of 32', ['predict', 'x.jpg', '--size', '100'], /--size must be a positive multiple of 32 \(got '100'\)/],
     ['--size zero', ['predict', 'x.jpg', '--size', '0'], /--size must be a positive multiple of 32/],
     ['an unknown --format', ['predict', 'x.jpg', '--format', 'png,tiff'], /unknown --format 'tiff'/],
-    ['an unknown --precision', ['predict', 'x.jpg', '--precision', 'f8'], /--precision must be f32 or f16/],
+    ['an unknown --precision', ['predict', 'x.jpg', '--precision', 'f8'], /--precision must be f32, f16 or f16-math/],
     ['no images', ['predict'], /no images given/],
     ['a bad --normalize', ['predict', 'x.jpg', '--normalize', 'fixed:3,1'], /--normalize must be image, batch or fixed:MIN,MAX with MIN < MAX/],
   ];

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Runtime } from '../src/nn/runtime.js';
 import { conv2dNaive } from '../src/kernels/conv2d.js';
-import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, rowsChannelVecs, rowsPerSegment, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
+import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, ROWS_PER_SEGMENT, rowsChannelVecs, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
 import { add, relu } from '../src/kernels/elementwise.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
@@ -60,13 +60,14 @@ const convGrid: ConvCase[] = [
   { n: 1, h: 24, w: 24, cin: 16, cout: 16, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 24, w: 24, cin: 64, cout: 64, k: 3, stride: 2, groups: 8 },
   // 3x3 stride 1 with the width a multiple of 8: the rows kernel where subgroups are 8
-  // wide (12, 8, 1, 2, 6 and 3 rows per subgroup; two and three images; a partial last
-  // workgroup; 8 output channels padded to 16)
+  // wide (8 rows per subgroup: heights that end in a full segment and in partial ones
+  // of 7, 4, 2 and 1 rows; two and three images; a partial last workgroup; 8 output
+  // channels padded to 16)
   { n: 2, h: 12, w: 16, cin: 20, cout: 24, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 8, w: 8, cin: 8, cout: 8, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 7, w: 24, cin: 12, cout: 16, k: 3, stride: 1, groups: 1 },
   { n: 3, h: 10, w: 40, cin: 4, cout: 40, k: 3, stride: 1, groups: 1 },
-  { n: 1, h: 6, w: 16, cin: 8, cout: 32, k: 3, stride: 1, groups: 1 },
+  { n: 1, h: 20, w: 16, cin: 8, cout: 32, k: 3, stride: 1, groups: 1 },
   { n: 2, h: 9, w: 8, cin: 12, cout: 8, k: 3, stride: 1, groups: 1 },
 ];
 
@@ -115,7 +116,7 @@ describe('conv2d against the CPU reference', () => {
     expect(rowsSupported(rt, geometry(12, 16))).toBe(true);
     expect(rowsSupported(rt, geometry(12, 12))).toBe(false);
     expect(rowsSupported(rtPlain, geometry(12, 16))).toBe(false);
-    expect([12, 8, 7, 10, 96, 24, 6, 9].map(rowsPerSegment)).toEqual([12, 8, 1, 2, 12, 12, 6, 3]);
+    expect(ROWS_PER_SEGMENT).toBe(8); // the grid's heights 12, 8, 7, 10, 20, 9 end in full and partial segments
     // 16 output channels per lane where the packing pads to 16, else 8.
     const wt = new Float32Array(24 * 16 * 9);
     for (const [tile, nv] of [[{ tm: 3, nv: 4 }, 4], [{ tm: 4, nv: 2 }, 2]] as const) {
@@ -205,6 +206,46 @@ describe('conv2d against the CPU reference', () => {
     xt.dispose();
     y.dispose();
     disposePacked(packed);
+  });
+
+  // f16 arithmetic: activations and weights rounded to f16, each product rounded to f16,
+  // the sum in f32. Against the exact conv of the rounded values, each product is off by
+  // at most 2^-11 of itself (or 2^-25 where it falls below f16's normal range), so the
+  // bound per output is 2^-11 * sum|x w| + K * 2^-25, plus the f32 summation tolerance.
+  for (const [w, k, cout] of [[9, 3, 24], [16, 3, 24], [9, 1, 40]] as const) {
+    it(`tiled conv with f16 arithmetic stays within its rounding bound (${k}x${k}, width ${w})`, async () => {
+      const c = { n: 1, h: 11, w, cin: 32, cout, k, stride: 1, groups: 1 };
+      const x = random(c.n * c.h * c.w * c.cin, 71);
+      const wt = random(c.cout * c.cin * k * k, 72);
+      const bias = random(c.cout, 73);
+      const xr = new Float32Array(new Float16Array(x));
+      const wr = new Float32Array(new Float16Array(wt));
+      const pad = (k - 1) / 2;
+      const ref = conv2dRef(xr, wr, { ...c, kh: k, kw: k, pad, bias });
+      const absSum = conv2dRef(xr.map(Math.abs), wr.map(Math.abs), { ...c, kh: k, kw: k, pad });
+      const xt = rt.upload(x, [1, 11, w, 32]);
+      const shape = [cout, 32, k, k] as const;
+      const packed = packConv(rt, wt, shape, 1, bias, chooseTile(rt, shape, 1), 'f16', true);
+      const y = conv2dTiled(rt, xt, packed, { padding: pad });
+      const got = await y.read();
+      const terms = 32 * k * k;
+      let worst = 0;
+      let moved = 0;
+      for (let i = 0; i < got.length; i++) {
+        const err = Math.abs(got[i]! - ref[i]!);
+        worst = Math.max(worst, err / (2 ** -11 * absSum[i]! + terms * 2 ** -25 + convTol(terms)));
+        moved = Math.max(moved, err);
+      }
+      expect(worst).toBeLessThanOrEqual(1);
+      expect(moved).toBeGreaterThan(convTol(terms)); // the products really were rounded
+      xt.dispose();
+      y.dispose();
+      disposePacked(packed);
+    });
+  }
+
+  it('f16 arithmetic needs f16 weights', () => {
+    expect(() => packConv(rt, new Float32Array(8 * 4), [8, 4, 1, 1], 1, undefined, undefined, 'f32', true)).toThrow(/f16 arithmetic needs f16 weights/);
   });
 
   it('f16 storage refuses values beyond its range by index', () => {

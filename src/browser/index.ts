@@ -33,7 +33,7 @@ export interface LoadProgress {
 export interface LoadMidasOptions {
   /** A converted `.safetensors` file: a URL (fetched), its bytes, or a File/Blob. */
   weights: WeightsSource;
-  /** 'f16' stores the conv weights in half precision (needs the shader-f16 feature). Default 'f32'. */
+  /** 'f16' stores the conv weights in half precision; 'f16-math' also multiplies in f16 (both need the shader-f16 feature). Default 'f32'. */
   precision?: Precision;
   /** The transform's target side, a multiple of 32. Default 384. */
   size?: number;
@@ -124,10 +124,10 @@ export async function loadMidas(options: LoadMidasOptions): Promise<MidasModel> 
   const file = parseWeights(bytes, weightsName(options.weights));
   const weights = midasWeights(file, config);
   const runtime = options.runtime ?? (await createBrowserRuntime(options.gpu));
-  if (options.precision === 'f16' && !runtime.features.f16) {
+  if (options.precision !== undefined && options.precision !== 'f32' && !runtime.features.f16) {
     if (!options.runtime) runtime.destroy();
     throw new Error(
-      "precision 'f16' needs the adapter's shader-f16 feature, which this one lacks " +
+      `precision '${options.precision}' needs the adapter's shader-f16 feature, which this one lacks ` +
         `(${deviceFeatureLevel(runtime.device)} level; compatibility mode never has it): use precision 'f32'`,
     );
   }

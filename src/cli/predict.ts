@@ -32,7 +32,8 @@ Options:
                          once and cached). Default: the official MiDaS v2 checkpoint,
                          downloaded to $MIDAS_HOME (~/.cache/midas-webgpu) on first use.
   -s, --size N           network input side, a positive multiple of 32 (default: 384)
-      --precision P      f32 or f16 (f16: half-precision weights on the GPU) (default: f32)
+      --precision P      f32, f16 (half-precision weights on the GPU) or f16-math (also
+                         multiplies in f16, sums in f32) (default: f32)
       --overwrite        replace existing outputs (default: images whose outputs all
                          exist are skipped)
       --normalize MODE   how png and color pictures are scaled: image (each image's own
@@ -193,7 +194,9 @@ export const predictCommand: Command = {
     const formats = parseFormats((values['format'] as string | undefined) ?? 'png,color');
     const size = parseSize(values['size'] as string | undefined);
     const precision = ((values['precision'] as string | undefined) ?? 'f32') as Precision;
-    if (precision !== 'f32' && precision !== 'f16') throw new UsageError(`--precision must be f32 or f16 (got '${precision}')`);
+    if (precision !== 'f32' && precision !== 'f16' && precision !== 'f16-math') {
+      throw new UsageError(`--precision must be f32, f16 or f16-math (got '${precision}')`);
+    }
     const colormap = ((values['colormap'] as string | undefined) ?? 'inferno') as ColorMapName;
     if (!COLOR_MAPS.includes(colormap)) throw new UsageError(`unknown --colormap '${colormap}' (choose from ${COLOR_MAPS.join(', ')})`);
     const overwrite = !!values['overwrite'];

@@ -55,6 +55,11 @@ export interface PackedConv {
   groups: number;
   coutPad: number;
   tile: TileConfig;
+  /**
+   * Multiply in f16 (activations rounded to f16, times the f16 weights), accumulate in
+   * f32. Only with f16 weights; the scalar-input path (the stem) stays f32.
+   */
+  f16Math?: boolean;
 }
 
 /** Whether the tiled kernel can run this conv (otherwise use `conv2dNaive`). */
@@ -98,7 +103,7 @@ export function packConvWeight(
 /**
  * Packs and uploads a conv's weights. With `weightDType` 'f16' the weights are
  * stored in half precision (half the memory and weight traffic); the arithmetic
- * stays f32 and the bias stays f32.
+ * stays f32 unless `f16Math` (products in f16, sums in f32); the bias stays f32.
  */
 export function packConv(
   rt: Runtime,
@@ -108,16 +113,15 @@ export function packConv(
   bias?: Float32Array,
   tile: TileConfig = DEFAULT_TILE,
   weightDType: DType = 'f32',
+  f16Math = false,
 ): PackedConv {
+  if (f16Math && weightDType !== 'f16') throw new Error('packConv: f16 arithmetic needs f16 weights');
   const { data, coutPad } = packConvWeight(weight, shape, groups, tile);
   const [, cinG, kh, kw] = shape;
-  const packed: PackedConv = { weight: rt.upload(data, [kh * kw * cinG, coutPad], weightDType), shape, groups, coutPad, tile };
-  if (bias) {
-    const b = new Float32Array(coutPad);
-    b.set(bias);
-    packed.bias = rt.upload(b, [coutPad]);
-  }
-  return packed;
+  // A conv without bias gets zeros: one shader serves both (see EpilogueKey).
+  const b = new Float32Array(coutPad);
+  if (bias) b.set(bias);
+  return { weight: rt.upload(data, [kh * kw * cinG, coutPad], weightDType), bias: rt.upload(b, [coutPad]), shape, groups, coutPad, tile, f16Math };
 }
 
 export function disposePacked(p: PackedConv): void {
@@ -125,24 +129,34 @@ export function disposePacked(p: PackedConv): void {
   p.bias?.dispose();
 }
 
-/** What both fast kernels' shaders depend on besides their tiling: storage and fused work. */
+/**
+ * What both fast kernels' shaders depend on besides their tiling: storage and the
+ * fused buffers. The fused ReLUs are not in it: the shaders always take max(v, lo)
+ * with lo = 0 or -inf from the params (`reluBounds`), so a conv with and one without a
+ * ReLU share one pipeline (and packConv gives every conv a bias, zeros where it has
+ * none). lavapipe compiles a conv2d_rows shader in ~11 s
+ * (once; Mesa caches it on disk), so fewer variants is a shorter first run.
+ */
 interface EpilogueKey {
   f16Weights: boolean;
+  /** Products in f16, accumulation in f32 (f16 weights only). */
+  f16Math: boolean;
   bias: boolean;
   residual: boolean;
-  reluInput: boolean;
-  reluResidual: boolean;
-  relu: boolean;
+}
+
+/** The params block's ReLU bounds, in order xlo (input), rlo (residual), ylo (result): 0 for a fused ReLU, else -inf. */
+const RELU_PARAMS = 'xlo: f32, rlo: f32, ylo: f32,';
+function reluBounds(opts: Omit<Conv2dOptions, 'groups' | 'bias'>): number[] {
+  return [opts.reluInput, opts.reluResidual, opts.relu].map((on) => (on ? 0 : -Infinity));
 }
 
 function epilogueKey(packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'>): EpilogueKey {
   return {
     f16Weights: packed.weight.dtype === 'f16',
+    f16Math: !!packed.f16Math,
     bias: !!packed.bias,
     residual: !!opts.residual,
-    reluInput: !!opts.reluInput,
-    reluResidual: !!opts.reluResidual,
-    relu: !!opts.relu,
   };
 }
 
@@ -160,7 +174,7 @@ function emitBindings(emit: (line: string) => void, k: EpilogueKey, extraParams:
   const outBinding = (k.bias ? 3 : 2) + ep.order.length;
   if (k.f16Weights) emit('enable f16;');
   if (subgroups) emit('enable subgroups;');
-  emit(CONV_PARAMS_WGSL.replace('cin_g: u32, cout_g: u32,', `cin_g: u32, cout_g: u32, ${extraParams}`));
+  emit(CONV_PARAMS_WGSL.replace('cin_g: u32, cout_g: u32,', `cin_g: u32, cout_g: u32, ${extraParams} ${RELU_PARAMS}`));
   emit(`@group(0) @binding(0) var<storage, read> x: array<${xVec4 ? 'vec4<f32>' : 'f32'}>;`);
   emit(`@group(0) @binding(1) var<storage, read> w: array<vec4<${k.f16Weights ? 'f16' : 'f32'}>>;`);
   if (k.bias) emit(`@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;`);
@@ -185,6 +199,9 @@ function tiledShader(k: ShaderKey): string {
 
   emitBindings(emit, k, 'm: u32, cout_pad4: u32,', k.vecIn, !!k.sgW);
   const W = (index: string) => (k.f16Weights ? `vec4<f32>(w[${index}])` : `w[${index}]`);
+  // With f16 arithmetic the vec4 path keeps the weights in f16 (the scalar path converts).
+  const Wv = (index: string) => (k.f16Math ? `w[${index}]` : W(index));
+  const term = (x: string, w: string) => (k.f16Math ? `vec4<f32>(${x} * ${w})` : null);
   emit(`@compute @workgroup_size(${WGX})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${k.sgW ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
   const slots = 4 * nv;
@@ -225,11 +242,12 @@ function tiledShader(k: ShaderKey): string {
     if (k.sgW) {
       // Each lane loads a different slice of the weight tile and the subgroup shares
       // them: one load per slice instead of one per lane.
-      for (let r = 0; r < loadsPerLane; r++) emit(`        let wl${r} = ${W(`wr + wj${r} * p.cout_pad4 + wq${r}`)};`);
+      for (let r = 0; r < loadsPerLane; r++) emit(`        let wl${r} = ${Wv(`wr + wj${r} * p.cout_pad4 + wq${r}`)};`);
     }
     for (const i of P) {
       const v = `x[off${i} + ci / 4u]`;
-      emit(`        let xv${i} = select(vec4<f32>(0.0), ${k.reluInput ? `max(${v}, vec4<f32>(0.0))` : v}, in${i});`);
+      emit(`        let xv${i} = select(vec4<f32>(0.0), max(${v}, vec4<f32>(p.xlo)), in${i});`);
+      if (k.f16Math) emit(`        let xh${i} = vec4<f16>(xv${i});`);
     }
     // One group of 4 output channels at a time, each weight fetched (or broadcast)
     // right before its FMAs: only that group's accumulators are updated meanwhile, so
@@ -238,10 +256,13 @@ function tiledShader(k: ShaderKey): string {
     // with 3 x 32; without subgroups, 4 x 8 went from ~105 to ~91 ms.
     for (const q of Q) for (const j of J) {
       const slot = j * nv + q;
-      const wv = k.sgW ? `subgroupBroadcast(wl${Math.floor(slot / k.sgW)}, ${slot % k.sgW}u)` : W(`wr + ${j}u * p.cout_pad4 + ${q}u`);
+      const wv = k.sgW ? `subgroupBroadcast(wl${Math.floor(slot / k.sgW)}, ${slot % k.sgW}u)` : Wv(`wr + ${j}u * p.cout_pad4 + ${q}u`);
       emit(`        {`);
       emit(`          let wv = ${wv};`);
-      for (const i of P) emit(`          acc${i}_${q} = fma(vec4<f32>(xv${i}[${j}]), wv, acc${i}_${q});`);
+      for (const i of P) {
+        const t = term(`xh${i}[${j}]`, 'wv');
+        emit(t ? `          acc${i}_${q} += ${t};` : `          acc${i}_${q} = fma(vec4<f32>(xv${i}[${j}]), wv, acc${i}_${q});`);
+      }
       emit(`        }`);
     }
   } else {
@@ -250,7 +271,7 @@ function tiledShader(k: ShaderKey): string {
     for (const q of Q) emit(`        let w0_${q} = ${W(`wr + ${q}u`)};`);
     for (const i of P) {
       const v = `x[off${i} + ci]`;
-      emit(`        let xv${i} = select(0.0, ${k.reluInput ? `max(${v}, 0.0)` : v}, in${i});`);
+      emit(`        let xv${i} = select(0.0, max(${v}, p.xlo), in${i});`);
       for (const q of Q) emit(`        acc${i}_${q} = fma(vec4<f32>(xv${i}), w0_${q}, acc${i}_${q});`);
     }
   }
@@ -279,8 +300,8 @@ function emitEpilogue(
       emit(`      for (var j = 0u; j < 4u; j++) {`);
       emit(`        if (co0 + ${4 * q}u + j < p.cout) {`);
       emit(`          var s = v[j];`);
-      if (k.residual) emit(`          s += ${k.reluResidual ? 'max(residual[base + j], 0.0)' : 'residual[base + j]'};`);
-      emit(`          y[base + j] = ${k.relu ? 'max(s, 0.0)' : 's'};`);
+      if (k.residual) emit(`          s += max(residual[base + j], p.rlo);`);
+      emit(`          y[base + j] = max(s, p.ylo);`);
       emit(`        }`);
       emit(`      }`);
       emit(`    }`);
@@ -324,9 +345,10 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   };
   const params = new Params()
     .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, m, packed.coutPad / 4)
+    .f32(...reluBounds(opts))
     .build();
   rt.dispatch({
-    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
+    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Math ? ' f16' : key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
     pipeline: rt.pipeline(tiledShader(key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
@@ -339,7 +361,7 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
 // ---- 3x3 stride-1 convs by rows of 8 pixels -----------------------------------------
 //
 // In a 3x3 stride-1 conv, neighbouring output pixels read overlapping windows. Here a
-// subgroup of 8 lanes owns 8 neighbouring columns of ROWS output rows: per input row
+// subgroup of 8 lanes owns 8 neighbouring columns of 8 output rows: per input row
 // and 4 input channels it loads 10 columns (each lane one, lanes 0-1 one more) and
 // passes them left with subgroupShuffle, where the tiled kernel loads 3 x 8; and each
 // input row serves up to 3 output rows. On lavapipe, where every lane's load is a
@@ -351,19 +373,30 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
 const SEG = 8;
 
 interface RowsKey extends EpilogueKey {
-  rows: number;
   /** vec4s of output channels per lane (4*nv channels). */
   nv: number;
 }
 
+/**
+ * Output rows per subgroup. More rows share each weight load among more FMAs and each
+ * input row among more output rows, but hold more accumulators and make a longer
+ * shader. At 96x96, 3x3 256->256 with 16 channels per lane: 12 rows ran in 243-255 ms,
+ * 8 in 254-277, 16 in 292-309 (lavapipe, 2 cores); but lavapipe compiled the 12-row
+ * shader in ~22 s and the 8-row one in ~11 s (once per variant and machine: Mesa caches
+ * it on disk). One height for every image keeps it to one shader per variant: the
+ * last segment of an image whose height is not a multiple of 8 computes a few rows
+ * it does not store.
+ */
+export const ROWS_PER_SEGMENT = 8;
+
 function rowsShader(k: RowsKey): string {
   const nv = k.nv;
-  const R = k.rows;
+  const R = ROWS_PER_SEGMENT;
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
   const slots = 9 * 4 * nv;
   const perLane = Math.ceil(slots / SEG);
-  emitBindings(emit, k, 'm: u32, cout_pad4: u32, segs: u32, xlo: f32,', true, true);
+  emitBindings(emit, k, 'm: u32, cout_pad4: u32, segs: u32, rsegs: u32,', true, true);
   // conv(relu(x)) reads max(x, 0); a plain conv reads max(x, -inf), from the same
   // uniform. The max costs one instruction, but without it LLVM schedules the shuffled
   // loads so that far more values spill: 3x3 256->256 at 96x96 ran in 477 ms without
@@ -377,9 +410,9 @@ function rowsShader(k: RowsKey): string {
   emit(`  let seg = min(wid.x * 8u + lid.x / 8u, p.segs - 1u);`);
   emit(`  let col = lid.x % 8u;`);
   emit(`  let cb = seg % (p.ow / 8u);`);
-  emit(`  let row0 = (seg / (p.ow / 8u)) * ${R}u;`);
-  emit(`  let img = row0 / p.oh;`);
-  emit(`  let oy0 = row0 % p.oh;`);
+  emit(`  let rs = seg / (p.ow / 8u);`);
+  emit(`  let img = rs / p.rsegs;`);
+  emit(`  let oy0 = (rs % p.rsegs) * ${R}u;`);
   emit(`  let ixa = i32(cb * 8u + col) - 1;`);
   emit(`  let ixb = i32(cb * 8u + 7u + col);`);
   emit(`  let ina = ixa >= 0;`);
@@ -398,7 +431,8 @@ function rowsShader(k: RowsKey): string {
   for (let i = 0; i < R; i++) for (let q = 0; q < nv; q++) emit(`  var acc${i}_${q} = vec4<f32>(0.0);`);
   emit(`  for (var ci = 0u; ci < p.cin; ci += 4u) {`);
   for (let r = 0; r < perLane; r++) {
-    emit(`    let wl${r} = ${k.f16Weights ? 'vec4<f32>(' : ''}w[(wtap${r} * p.cin + ci + wj${r}) * p.cout_pad4 + q0 + wq${r}]${k.f16Weights ? ')' : ''};`);
+    const conv = k.f16Weights && !k.f16Math;
+    emit(`    let wl${r} = ${conv ? 'vec4<f32>(' : ''}w[(wtap${r} * p.cin + ci + wj${r}) * p.cout_pad4 + q0 + wq${r}]${conv ? ')' : ''};`);
   }
   for (let r = 0; r < R + 2; r++) {
     emit(`    let iy${r} = i32(oy0) + ${r - 1};`);
@@ -409,13 +443,14 @@ function rowsShader(k: RowsKey): string {
     emit(`    if (rin${r} && inb) { xb${r} = ${relu4(`x[(roff${r} + colB) * cin4 + ci / 4u]`)}; }`);
     emit(`    let x${r}_1 = select(subgroupShuffle(xa${r}, sh1), subgroupShuffle(xb${r}, sh1), col == 7u);`);
     emit(`    let x${r}_2 = select(subgroupShuffle(xa${r}, sh2), subgroupShuffle(xb${r}, sh2), col >= 6u);`);
+    if (k.f16Math) for (const [kx, v] of [[0, `xa${r}`], [1, `x${r}_1`], [2, `x${r}_2`]] as const) emit(`    let h${r}_${kx} = vec4<f16>(${v});`);
   }
   const X = (r: number, kx: number) => (kx === 0 ? `xa${r}` : `x${r}_${kx}`);
   // One group of 4 output channels at a time: only its R accumulators are updated
   // while it runs, so LLVM keeps them in registers and reads the (spilled) inputs as
   // memory operands. With q innermost all R*nv accumulators were live at once and
   // spilled on every update: 3x3 256->256 at 96x96 ran in ~330 ms that way with 6 rows
-  // x 8 channels, and in ~250 ms this way with 12 rows x 16 channels (lavapipe).
+  // x 8 channels, and in ~250-275 ms this way with 8 or 12 rows x 16 channels (lavapipe).
   for (let q = 0; q < nv; q++) {
     for (let ky = 0; ky < 3; ky++) {
       for (let kx = 0; kx < 3; kx++) {
@@ -423,7 +458,11 @@ function rowsShader(k: RowsKey): string {
           const slot = ((ky * 3 + kx) * 4 + j) * nv + q;
           emit(`    {`);
           emit(`      let wv = subgroupBroadcast(wl${Math.floor(slot / SEG)}, ${slot % SEG}u);`);
-          for (let i = 0; i < R; i++) emit(`      acc${i}_${q} = fma(vec4<f32>(${X(i + ky, kx)}[${j}]), wv, acc${i}_${q});`);
+          for (let i = 0; i < R; i++) {
+            emit(k.f16Math
+              ? `      acc${i}_${q} += vec4<f32>(h${i + ky}_${kx}[${j}] * wv);`
+              : `      acc${i}_${q} = fma(vec4<f32>(${X(i + ky, kx)}[${j}]), wv, acc${i}_${q});`);
+          }
           emit(`    }`);
         }
       }
@@ -432,21 +471,10 @@ function rowsShader(k: RowsKey): string {
   emit(`  }`);
   emit(`  let ox = cb * 8u + col;`);
   const P = [...Array(R).keys()];
-  for (const i of P) emit(`  let m${i} = (row0 + ${i}u) * p.ow + ox;`);
-  emitEpilogue(emit, k, P.map((i) => ({ m: `m${i}`, valid: 'segValid', acc: `acc${i}` })), nv);
+  for (const i of P) emit(`  let m${i} = (img * p.oh + oy0 + ${i}u) * p.ow + ox;`);
+  emitEpilogue(emit, k, P.map((i) => ({ m: `m${i}`, valid: `segValid && oy0 + ${i}u < p.oh`, acc: `acc${i}` })), nv);
   emit(`}`);
   return lines.join('\n');
-}
-
-/**
- * Output rows per subgroup: the first of 12, 8, 6, 4, 3, 2, 1 that divides the height.
- * More rows share each weight load among more FMAs and each input row among more
- * output rows, but hold more accumulators. At 96x96, 3x3 256->256 with 16 channels
- * per lane: 12 rows ran in 243-255 ms, 8 in 254-277, 16 in 292-309, 24 in 305-339
- * (lavapipe, 2 cores); 12 was also best or level at 48, 24, 192 and 384.
- */
-export function rowsPerSegment(oh: number): number {
-  return [12, 8, 6, 4, 3, 2, 1].find((r) => oh % r === 0)!;
 }
 
 /**
@@ -467,17 +495,17 @@ export function rowsSupported(rt: Runtime, g: ConvGeometry): boolean {
 }
 
 function conv3x3Rows(rt: Runtime, x: Tensor, packed: PackedConv, g: ConvGeometry, opts: Omit<Conv2dOptions, 'groups' | 'bias'>): Tensor {
-  const rows = rowsPerSegment(g.oh);
-  const segs = (g.n * g.oh / rows) * (g.ow / SEG);
+  const rsegs = Math.ceil(g.oh / ROWS_PER_SEGMENT);
+  const segs = g.n * rsegs * (g.ow / SEG);
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const nv = rowsChannelVecs(packed);
-  const key: RowsKey = { rows, nv, ...epilogueKey(packed, opts) };
+  const key: RowsKey = { nv, ...epilogueKey(packed, opts) };
   const params = new Params()
-    .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, g.n * g.oh * g.ow, packed.coutPad / 4, segs)
-    .f32(opts.reluInput ? 0 : -Infinity)
+    .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, g.n * g.oh * g.ow, packed.coutPad / 4, segs, rsegs)
+    .f32(...reluBounds(opts))
     .build();
   rt.dispatch({
-    label: `conv2d_rows 3x3/1 g1 ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
+    label: `conv2d_rows 3x3/1 g1 ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Math ? ' f16' : key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
     pipeline: rt.pipeline(rowsShader(key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,

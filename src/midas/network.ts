@@ -15,7 +15,11 @@ export const STAGES = [
 ] as const;
 export type Stage = (typeof STAGES)[number];
 
-export type Precision = 'f32' | 'f16';
+/**
+ * 'f32'; 'f16': conv weights stored in half precision, arithmetic f32; 'f16-math': f16
+ * weights and the convs' products in f16, summed in f32 (needs shader-f16).
+ */
+export type Precision = 'f32' | 'f16' | 'f16-math';
 
 export class MidasNet extends Module {
   readonly pretrained: Encoder;
@@ -37,11 +41,16 @@ export class MidasNet extends Module {
   /**
    * Loads, fuses and uploads in one go. `precision` 'f16' stores the conv weights in
    * half precision on the GPU (half their memory); activations and arithmetic stay f32.
+   * 'f16-math' also multiplies in f16 (activations stay f32 in memory, sums in f32).
    */
   prepare(rt: Runtime, weights: Weights, precision: Precision = 'f32'): void {
     this.loadState(weights);
     this.fuse();
-    for (const m of this.modules()) if (m instanceof Conv2d) m.weightDType = precision;
+    for (const m of this.modules()) {
+      if (!(m instanceof Conv2d)) continue;
+      m.weightDType = precision === 'f32' ? 'f32' : 'f16';
+      m.f16Math = precision === 'f16-math';
+    }
     this.upload(rt);
   }
 

@@ -76,6 +76,8 @@ export class Conv2d extends Module {
 
   /** Storage type of the weights on the GPU ('f16' halves their memory; arithmetic stays f32). Set before upload. */
   weightDType: DType = 'f32';
+  /** Products in f16, sums in f32 (with f16 weights; see PackedConv.f16Math). Set before upload. */
+  f16Math = false;
 
   override upload(rt: Runtime): void {
     this.rt = rt;
@@ -86,8 +88,8 @@ export class Conv2d extends Module {
       if (tiledSupports(this.weightShape, this.groups)) {
         const tile = chooseTile(rt, this.weightShape, this.groups);
         const coutPad = paddedCout(cout, tile);
-        this.packed = { weight: rt.empty([kh * kw * cinG, coutPad], this.weightDType), shape: this.weightShape, groups: this.groups, coutPad, tile };
-        if (this.hasBias || this.foldedBatchNorm) this.packed.bias = rt.empty([coutPad]);
+        this.packed = { weight: rt.empty([kh * kw * cinG, coutPad], this.weightDType), shape: this.weightShape, groups: this.groups, coutPad, tile, f16Math: this.f16Math };
+        this.packed.bias = rt.empty([coutPad]); // packConv gives every conv a bias (zeros where it has none)
       } else {
         this.naive = { weight: rt.empty(this.weightShape) };
         if (this.hasBias || this.foldedBatchNorm) this.naive.bias = rt.empty([cout]);
@@ -98,7 +100,7 @@ export class Conv2d extends Module {
     if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
     if (tiledSupports(this.weightShape, this.groups)) {
       const tile = chooseTile(rt, this.weightShape, this.groups);
-      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, tile, this.weightDType);
+      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, tile, this.weightDType, this.f16Math);
     } else {
       this.naive = { weight: rt.upload(this.weight, this.weightShape) };
       if (this.bias) this.naive.bias = rt.upload(this.bias, [this.outChannels]);

@@ -17,7 +17,7 @@ export interface LoadMidasOptions extends ResolveHooks {
    * (`~/.cache/midas-webgpu`), downloaded and hash-checked on first use.
    */
   weights?: string;
-  /** 'f16' stores the conv weights in half precision on the GPU; arithmetic stays f32. Default 'f32'. */
+  /** 'f16' stores the conv weights in half precision on the GPU, arithmetic f32; 'f16-math' also multiplies in f16 (sums f32). Default 'f32'. */
   precision?: Precision;
   /** The transform's target side, a multiple of 32. Default 384. */
   size?: number;
