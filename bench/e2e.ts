@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MIDAS_V2 } from '../src/midas/config.js';
 import { checkInputFits, Midas } from '../src/midas/model.js';
-import { largestActivation, MidasNet } from '../src/midas/network.js';
+import { largestActivation, MidasNet, type Precision } from '../src/midas/network.js';
 import { resize2d } from '../src/kernels/resize.js';
 import { preprocess, type RgbImage } from '../src/midas/transform.js';
 import type { Weights } from '../src/nn/module.js';
@@ -334,9 +334,9 @@ async function runSize(
   waitedS: number | null,
   /** Waits (briefly) for a quiet CPU before each run; returns seconds waited. */
   quietRun: () => Promise<number | null>,
-  precision: 'f32' | 'f16' = 'f32',
+  precision: Precision = 'f32',
 ): Promise<SizeResult> {
-  const log = (s: string) => process.stderr.write(`  [${size}${precision === 'f16' ? ' f16' : ''}] ${s}\n`);
+  const log = (s: string) => process.stderr.write(`  [${size}${precision === 'f32' ? '' : ` ${precision}`}] ${s}\n`);
   // A fresh Runtime per size: peakLiveBytes has no reset.
   const rt = await Runtime.create(gpu);
   const useTs = rt.features.timestamps && ceil.timing.useTimestamps;
@@ -570,18 +570,19 @@ async function runSize(
   };
 }
 
-/** Recomputes the %FMA figures against another ceiling. */
-/** The f16-weights run against the f32 one at the same size. */
-function f16Text(h: SizeResult, f: SizeResult | undefined): string {
+/** An f16 run (weights, or weights and products) against the f32 one at the same size. */
+function f16Text(h: SizeResult, precision: Precision, f: SizeResult | undefined): string {
   const mem = (r: SizeResult) => `${fmt(r.memory.peakLiveBytes / MiB)} MiB peak (weights ${fmt(r.memory.weightsGpuBytes / MiB)})`;
+  const what = precision === 'f16' ? 'f16 weights (arithmetic f32)' : 'f16 weights and f16 products (sums f32)';
   return [
     '',
-    `== ${h.size}x${h.size} with f16 weights (arithmetic f32), after the f32 runs ==`,
+    `== ${h.size}x${h.size} with ${what}, after the f32 runs ==`,
     `median ${fmt(h.medianMs)} ms (min ${fmt(h.minMs)}), ${h.pctFmaE2e.toFixed(1)}% of the FMA ceiling; ${mem(h)}`,
-    f ? `f32 in this run: median ${fmt(f.medianMs)} ms (min ${fmt(f.minMs)}); ${mem(f)}; f16 / f32 time = ${(h.medianMs / f.medianMs).toFixed(2)}` : `no f32 run at ${h.size} to compare with`,
+    f ? `f32 in this run: median ${fmt(f.medianMs)} ms (min ${fmt(f.minMs)}); ${mem(f)}; ${precision} / f32 time = ${(h.medianMs / f.medianMs).toFixed(2)}` : `no f32 run at ${h.size} to compare with`,
   ].join('\n');
 }
 
+/** Recomputes the %FMA figures against another ceiling. */
 function rescale(r: SizeResult, fmaGflops: number): void {
   r.pctFmaE2e = (100 * r.gflopsE2e) / fmaGflops;
   const p = r.profile;
@@ -653,12 +654,12 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     results.push(await runSize(gpu, weights, size, runsFor(size), ceil, opts, kernelRates, waited, quietRun));
   }
 
-  // f16 weights at the reference size, right after the f32 runs (same weights, same ceiling).
-  let f16: SizeResult | null = null;
-  if (opts.f16) {
+  // The f16 precisions at the reference size, right after the f32 runs (same weights, same ceiling).
+  const f16: { precision: Precision; result: SizeResult }[] = [];
+  for (const precision of opts.f16 ? (['f16', 'f16-math'] as const) : []) {
     const waited = await quiet();
-    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE} with f16 weights: ${runsFor(REFERENCE_SIZE)} run(s) after a warm-up\n`);
-    f16 = await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, waited, quietRun, 'f16');
+    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE}, precision ${precision}: ${runsFor(REFERENCE_SIZE)} run(s) after a warm-up\n`);
+    f16.push({ precision, result: await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, waited, quietRun, precision) });
   }
 
   let torch: TorchResult | null = null;
@@ -688,7 +689,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     if (again.fma.rate > ceil.fma.rate) {
       ceil = again;
       for (const r of results) rescale(r, ceil.fma.rate);
-      if (f16) rescale(f16, ceil.fma.rate);
+      for (const h of f16) rescale(h.result, ceil.fma.rate);
     }
   }
   for (const r of results) {
@@ -707,7 +708,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   console.log(table(results, SUMMARY));
   console.log(summaryNotes(results, torch, torchNote));
   for (const r of results) console.log(breakdownText(r));
-  if (f16) console.log(f16Text(f16, results.find((r) => r.size === REFERENCE_SIZE)));
+  for (const h of f16) console.log(f16Text(h.result, h.precision, results.find((r) => r.size === REFERENCE_SIZE)));
   console.log(markdown(results, adapter, ceil, load, torch, opts));
   console.log(`\ntotal ${seconds.toFixed(1)} s`);
 
@@ -748,7 +749,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     ],
     seconds,
     sizes: results,
-    /** --f16: REFERENCE_SIZE with f16 weights (null without --f16). */
+    /** --f16: REFERENCE_SIZE with precision 'f16' and 'f16-math' (empty without --f16). */
     f16,
   });
   process.stderr.write(`wrote ${opts.json}\n`);

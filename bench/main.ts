@@ -35,7 +35,8 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
             skip the PyTorch comparison (it runs when /usr/bin/python3 imports torch)
   --predict time Midas.predict itself (default: the same steps, recorded by the
             bench)
-  --f16     also run 384x384 with f16 weights after the f32 sizes: f16 / f32 time
+  --f16     also run 384x384 with precision f16 and f16-math after the f32 sizes,
+            against the f32 time
   --wait-quiet s
             before each phase wait up to s seconds for a quiet CPU (e2e default 20; 0: don't)`;
 
