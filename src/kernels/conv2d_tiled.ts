@@ -37,7 +37,7 @@ const WIDE_TILES: TileConfig[] = [{ tm: 3, nv: 8 }, { tm: 3, nv: 4 }, { tm: 3, n
 
 /** The tile for a conv on this runtime: a wide one where subgroups share weights. */
 export function chooseTile(rt: Runtime, shape: readonly number[], groups: number): TileConfig {
-  if (rt.subgroupMinSize < 4) return DEFAULT_TILE;
+  if (!sharesWeights(rt)) return DEFAULT_TILE;
   const coutG = shape[0]! / groups;
   const narrowest = WIDE_TILES[WIDE_TILES.length - 1]!;
   return WIDE_TILES.find((t) => coutG % (4 * t.nv) === 0) ?? (tiledSupports(shape, groups, narrowest) ? narrowest : DEFAULT_TILE);
@@ -48,8 +48,8 @@ const WGX = 64;
 export interface PackedConv {
   /** `[kH*kW*Cin/groups, CoutPad]` */
   weight: Tensor;
-  /** `[CoutPad]`, zero-padded; absent when the conv has no bias. */
-  bias?: Tensor;
+  /** `[CoutPad]`, zero-padded; zeros for a conv without bias (one shader serves both). */
+  bias: Tensor;
   /** PyTorch's `[Cout, Cin/groups, kH, kW]`. */
   shape: readonly [number, number, number, number];
   groups: number;
@@ -126,22 +126,21 @@ export function packConv(
 
 export function disposePacked(p: PackedConv): void {
   p.weight.dispose();
-  p.bias?.dispose();
+  p.bias.dispose();
 }
 
 /**
  * What both fast kernels' shaders depend on besides their tiling: storage and the
- * fused buffers. The fused ReLUs are not in it: the shaders always take max(v, lo)
+ * fused residual. The fused ReLUs are not in it: the shaders always take max(v, lo)
  * with lo = 0 or -inf from the params (`reluBounds`), so a conv with and one without a
- * ReLU share one pipeline (and packConv gives every conv a bias, zeros where it has
- * none). lavapipe compiles a conv2d_rows shader in ~11 s
- * (once; Mesa caches it on disk), so fewer variants is a shorter first run.
+ * ReLU share one pipeline; nor is the bias (packConv gives every conv one, zeros where
+ * it has none). lavapipe compiles a conv2d_rows shader in ~11 s (once; Mesa caches it
+ * on disk), so fewer variants is a shorter first run.
  */
 interface EpilogueKey {
   f16Weights: boolean;
   /** Products in f16, accumulation in f32 (f16 weights only). */
   f16Math: boolean;
-  bias: boolean;
   residual: boolean;
 }
 
@@ -151,18 +150,44 @@ function reluBounds(opts: Omit<Conv2dOptions, 'groups' | 'bias'>): number[] {
   return [opts.reluInput, opts.reluResidual, opts.relu].map((on) => (on ? 0 : -Infinity));
 }
 
+/** The params block both kernels bind: ConvParams, then `extra` (the kernel's own u32s), then the ReLU bounds (see `emitBindings`). */
+function convParams(g: ConvGeometry, extra: number[], opts: Omit<Conv2dOptions, 'groups' | 'bias'>): ArrayBuffer {
+  return new Params()
+    .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, ...extra)
+    .f32(...reluBounds(opts))
+    .build();
+}
+
+/** The dispatch label's storage note: ' f16' (f16 math), ' w:f16' (f16 weights) or nothing. */
+function storageText(k: EpilogueKey): string {
+  return k.f16Math ? ' f16' : k.f16Weights ? ' w:f16' : '';
+}
+
+/**
+ * One accumulation in either arithmetic: acc += x * w as an f32 fma, or, with f16
+ * math, the f16 product of `x16` (x already rounded to f16) and the f16 weight `w`,
+ * added in f32.
+ */
+function accumulate(k: EpilogueKey, acc: string, x32: string, x16: string, w: string): string {
+  return k.f16Math ? `${acc} += vec4<f32>(${x16} * ${w});` : `${acc} = fma(vec4<f32>(${x32}), ${w}, ${acc});`;
+}
+
+/** Whether the tiled kernel shares weight loads across the subgroup (`subgroupBroadcast`) on this runtime. */
+function sharesWeights(rt: Runtime): boolean {
+  return rt.subgroupMinSize >= 4;
+}
+
 function epilogueKey(packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'>): EpilogueKey {
   return {
     f16Weights: packed.weight.dtype === 'f16',
     f16Math: !!packed.f16Math,
-    bias: !!packed.bias,
     residual: !!opts.residual,
   };
 }
 
 /** The buffers both fast kernels bind, in binding order (`emitBindings`). */
 function convBuffers(x: Tensor, packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'>, y: Tensor): Tensor[] {
-  return [x, packed.weight, ...(packed.bias ? [packed.bias] : []), ...(opts.residual ? [opts.residual] : []), y];
+  return [x, packed.weight, packed.bias, ...(opts.residual ? [opts.residual] : []), y];
 }
 
 /**
@@ -170,14 +195,14 @@ function convBuffers(x: Tensor, packed: PackedConv, opts: Omit<Conv2dOptions, 'g
  * `convBuffers`: x (vec4s or scalars), packed weights, bias, residual, y, params.
  */
 function emitBindings(emit: (line: string) => void, k: EpilogueKey, extraParams: string, xVec4: boolean, subgroups: boolean): void {
-  const ep = epilogueBindings({ residual: k.residual ? ({} as Tensor) : undefined }, k.bias ? 3 : 2);
-  const outBinding = (k.bias ? 3 : 2) + ep.order.length;
+  const ep = epilogueBindings({ residual: k.residual ? ({} as Tensor) : undefined }, 3);
+  const outBinding = 3 + ep.order.length;
   if (k.f16Weights) emit('enable f16;');
   if (subgroups) emit('enable subgroups;');
   emit(CONV_PARAMS_WGSL.replace('cin_g: u32, cout_g: u32,', `cin_g: u32, cout_g: u32, ${extraParams} ${RELU_PARAMS}`));
   emit(`@group(0) @binding(0) var<storage, read> x: array<${xVec4 ? 'vec4<f32>' : 'f32'}>;`);
   emit(`@group(0) @binding(1) var<storage, read> w: array<vec4<${k.f16Weights ? 'f16' : 'f32'}>>;`);
-  if (k.bias) emit(`@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;`);
+  emit(`@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;`);
   emit(ep.decl);
   emit(`@group(0) @binding(${outBinding}) var<storage, read_write> y: array<f32>;`);
   emit(`@group(0) @binding(${outBinding + 1}) var<uniform> p: ConvParams;`);
@@ -201,7 +226,6 @@ function tiledShader(k: ShaderKey): string {
   const W = (index: string) => (k.f16Weights ? `vec4<f32>(w[${index}])` : `w[${index}]`);
   // With f16 arithmetic the vec4 path keeps the weights in f16 (the scalar path converts).
   const Wv = (index: string) => (k.f16Math ? `w[${index}]` : W(index));
-  const term = (x: string, w: string) => (k.f16Math ? `vec4<f32>(${x} * ${w})` : null);
   emit(`@compute @workgroup_size(${WGX})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${k.sgW ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
   const slots = 4 * nv;
@@ -259,10 +283,7 @@ function tiledShader(k: ShaderKey): string {
       const wv = k.sgW ? `subgroupBroadcast(wl${Math.floor(slot / k.sgW)}, ${slot % k.sgW}u)` : Wv(`wr + ${j}u * p.cout_pad4 + ${q}u`);
       emit(`        {`);
       emit(`          let wv = ${wv};`);
-      for (const i of P) {
-        const t = term(`xh${i}[${j}]`, 'wv');
-        emit(t ? `          acc${i}_${q} += ${t};` : `          acc${i}_${q} = fma(vec4<f32>(xv${i}[${j}]), wv, acc${i}_${q});`);
-      }
+      for (const i of P) emit(`          ${accumulate(k, `acc${i}_${q}`, `xv${i}[${j}]`, `xh${i}[${j}]`, 'wv')}`);
       emit(`        }`);
     }
   } else {
@@ -295,7 +316,7 @@ function emitEpilogue(
     for (let q = 0; q < nv; q++) {
       emit(`    {`);
       emit(`      var v = ${px.acc}_${q};`);
-      if (k.bias) emit(`      v += bias[q0 + ${q}u];`);
+      emit(`      v += bias[q0 + ${q}u];`);
       emit(`      let base = ${px.m} * p.cout + co0 + ${4 * q}u;`);
       emit(`      for (var j = 0u; j < 4u; j++) {`);
       emit(`        if (co0 + ${4 * q}u + j < p.cout) {`);
@@ -340,15 +361,12 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const key: ShaderKey = {
     tm, nv, vecIn,
-    sgW: vecIn && rt.subgroupMinSize >= 4 ? rt.subgroupMinSize : 0,
+    sgW: vecIn && sharesWeights(rt) ? rt.subgroupMinSize : 0,
     ...epilogueKey(packed, opts),
   };
-  const params = new Params()
-    .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, m, packed.coutPad / 4)
-    .f32(...reluBounds(opts))
-    .build();
+  const params = convParams(g, [m, packed.coutPad / 4], opts);
   rt.dispatch({
-    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Math ? ' f16' : key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
+    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${storageText(key)}${epilogueText(opts)}`,
     pipeline: rt.pipeline(tiledShader(key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
@@ -458,11 +476,7 @@ function rowsShader(k: RowsKey): string {
           const slot = ((ky * 3 + kx) * 4 + j) * nv + q;
           emit(`    {`);
           emit(`      let wv = subgroupBroadcast(wl${Math.floor(slot / SEG)}, ${slot % SEG}u);`);
-          for (let i = 0; i < R; i++) {
-            emit(k.f16Math
-              ? `      acc${i}_${q} += vec4<f32>(h${i + ky}_${kx}[${j}] * wv);`
-              : `      acc${i}_${q} = fma(vec4<f32>(${X(i + ky, kx)}[${j}]), wv, acc${i}_${q});`);
-          }
+          for (let i = 0; i < R; i++) emit(`      ${accumulate(k, `acc${i}_${q}`, `${X(i + ky, kx)}[${j}]`, `h${i + ky}_${kx}[${j}]`, 'wv')}`);
           emit(`    }`);
         }
       }
@@ -500,12 +514,9 @@ function conv3x3Rows(rt: Runtime, x: Tensor, packed: PackedConv, g: ConvGeometry
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const nv = rowsChannelVecs(packed);
   const key: RowsKey = { nv, ...epilogueKey(packed, opts) };
-  const params = new Params()
-    .u32(g.n, g.h, g.w, g.cin, g.oh, g.ow, g.cout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.cinG, g.coutG, g.n * g.oh * g.ow, packed.coutPad / 4, segs, rsegs)
-    .f32(...reluBounds(opts))
-    .build();
+  const params = convParams(g, [g.n * g.oh * g.ow, packed.coutPad / 4, segs, rsegs], opts);
   rt.dispatch({
-    label: `conv2d_rows 3x3/1 g1 ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.f16Math ? ' f16' : key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
+    label: `conv2d_rows 3x3/1 g1 ${g.cin}->${g.cout} @${g.oh}x${g.ow}${storageText(key)}${epilogueText(opts)}`,
     pipeline: rt.pipeline(rowsShader(key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,

@@ -88,8 +88,11 @@ export class Conv2d extends Module {
       if (tiledSupports(this.weightShape, this.groups)) {
         const tile = chooseTile(rt, this.weightShape, this.groups);
         const coutPad = paddedCout(cout, tile);
-        this.packed = { weight: rt.empty([kh * kw * cinG, coutPad], this.weightDType), shape: this.weightShape, groups: this.groups, coutPad, tile, f16Math: this.f16Math };
-        this.packed.bias = rt.empty([coutPad]); // packConv gives every conv a bias (zeros where it has none)
+        // As packConv lays it out, every conv with a bias (zeros where it has none).
+        this.packed = {
+          weight: rt.empty([kh * kw * cinG, coutPad], this.weightDType), bias: rt.empty([coutPad]),
+          shape: this.weightShape, groups: this.groups, coutPad, tile, f16Math: this.f16Math,
+        };
       } else {
         this.naive = { weight: rt.empty(this.weightShape) };
         if (this.hasBias || this.foldedBatchNorm) this.naive.bias = rt.empty([cout]);
