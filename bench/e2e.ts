@@ -42,7 +42,7 @@ export interface E2eOptions {
   kernelsJson: string;
   /** pipeline (default): predict's steps recorded by the bench; predict: Midas.predict as is. */
   via: 'pipeline' | 'predict';
-  /** Also run REFERENCE_SIZE with f16 weights, after the f32 sizes, for the f16/f32 ratio. */
+  /** Also run REFERENCE_SIZE with precision 'f16' and 'f16-math', after the f32 sizes, against the f32 time. */
   f16: boolean;
 }
 
@@ -124,7 +124,7 @@ export interface SizeResult {
   medianMs: number;
   minMs: number;
   warmupMs: number;
-  /** The first run: recording (pipelines compiled), and its GPU passes . */
+  /** The first run: recording (pipelines compiled), and its GPU passes. */
   warmup: { hostSyncMs: number; gpuMs: number | null; passes: { label: string; ms: number }[] | null };
   loadMs: number;
   macs: { total: number; encoder: number; decoder: number; perStage: Record<NetworkStage, number>; fromLabels: number | null; torch: number | null };
@@ -704,7 +704,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
 
   const seconds = (now() - started) / 1000;
   const load = stopWatch();
-  console.log(header(adapter, features, flags, ceil, fmaTries, ceilLoad, load, opts, waitedMs, wsize));
+  console.log(header(adapter, features, flags, ceil, fmaTries, load, opts, waitedMs, wsize));
   console.log(table(results, SUMMARY));
   console.log(summaryNotes(results, torch, torchNote));
   for (const r of results) console.log(breakdownText(r));
@@ -787,7 +787,6 @@ function header(
   flags: string[],
   ceil: CeilingResult,
   fmaTries: { gflops: number; othersCpuShare: number | null; when: string }[],
-  ceilLoad: MachineLoad,
   load: MachineLoad,
   opts: E2eOptions,
   waitedMs: number,
@@ -805,9 +804,7 @@ function header(
     `adapter:  ${adapter}`,
     `features: ${feats || 'none'}${flags.length ? `; dawn flags: ${flags.join(' ')}` : ''}`,
     `ceilings: FMA ${fmt(ceil.fma.rate)} GFLOP/s (awaited at once: ${fmt(ceil.fmaSpin.rate)}), copy ${fmt(ceil.copy.rate)} GB/s, measured in this run (bench/ceiling.ts)` +
-      (fmaTries.length > 1
-        ? `; FMA measured at the start and the end: ${fmaTries.map((f) => `${f.when} ${fmt(f.gflops)} (others ${pct(f.othersCpuShare, 0)}%)`).join(', ')}; the best counts`
-        : ceilLoad.othersCpuShare !== null ? `; other processes took ${(100 * ceilLoad.othersCpuShare).toFixed(0)}% of the CPU meanwhile` : ''),
+      `; FMA measured at the start and the end: ${fmaTries.map((f) => `${f.when} ${fmt(f.gflops)} (others ${pct(f.othersCpuShare, 0)}%)`).join(', ')}; the best counts`,
     `timing:   wall clock per image (after one warm-up); ${ceil.timing.useTimestamps ? 'timestamp queries for the breakdown' : `no breakdown (${ceil.timing.note})`}`,
     `weights:  ${(w.params / 1e6).toFixed(1)} M parameters, ${mib(w.bytes)} MiB f32`,
     `machine:  ${load.cores} CPU cores; other processes used ${load.othersCpuShare === null ? '?' : `${(100 * load.othersCpuShare).toFixed(0)}%`} of them over the whole run` +
