@@ -25,7 +25,7 @@ describe('long runs', () => {
   afterAll(() => model?.dispose());
 
   // Live GPU buffers, pool and allocations must not move at all once warm.
-  it('100 predictions in one process: live GPU buffers, the pool and allocations stay exactly flat after warm-up', async () => {
+  it('100 predictions in one process: live GPU buffers, the pool, allocations and bind groups stay exactly flat after warm-up', async () => {
     const img = rawImage(83, 61, 1);
     for (let i = 0; i < 10; i++) await model.predict(img);
     const before = model.runtime.stats();
@@ -37,6 +37,8 @@ describe('long runs', () => {
     expect(after.liveTensors).toBe(before.liveTensors);
     expect(after.allocatedBuffers).toBe(before.allocatedBuffers);
     expect(after.pooledBytes).toBe(before.pooledBytes);
+    // Same buffers in the same order each time: every bind group comes from the cache.
+    expect(after.bindGroupsCreated).toBe(before.bindGroupsCreated);
   });
 
   // RSS, in a process of its own with the collector exposed so the JS heap's own

@@ -31,6 +31,32 @@ describe('tensor runtime', () => {
     expect(after.liveTensors).toBe(before.liveTensors);
   });
 
+  it('reuses bind groups: a repeated pass creates none, and trim() drops those of destroyed buffers', async () => {
+    const rt = await testRuntime();
+    const input = random(4096, 2);
+    const pass = async () => {
+      const x = rt.upload(input, [1, 8, 8, 64]);
+      const y = relu(rt, x);
+      x.dispose();
+      const z = relu(rt, y);
+      y.dispose();
+      const out = await z.read();
+      z.dispose();
+      return out;
+    };
+    const first = await pass();
+    await pass();
+    const before = rt.stats();
+    for (let i = 0; i < 5; i++) expect(await pass()).toEqual(first);
+    expect(rt.stats().bindGroupsCreated).toBe(before.bindGroupsCreated);
+    expect(before.bindGroupsCached).toBeGreaterThan(0);
+    rt.trim();
+    expect(rt.stats().bindGroupsCached).toBe(0);
+    // New buffers, new groups, same answer.
+    expect(await pass()).toEqual(first);
+    expect(rt.stats().bindGroupsCreated).toBeGreaterThan(before.bindGroupsCreated);
+  });
+
   it('an upload while work is pending never overwrites a buffer that work still reads', async () => {
     const rt = await testRuntime();
     const a = rt.upload(Float32Array.from([1, -2, 3, -4]), [4]);

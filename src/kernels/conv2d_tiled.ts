@@ -208,6 +208,19 @@ function emitBindings(emit: (line: string) => void, k: EpilogueKey, extraParams:
   emit(`@group(0) @binding(${outBinding + 1}) var<uniform> p: ConvParams;`);
 }
 
+/**
+ * Generated shaders by generator and key. The unrolled shaders are long, and building
+ * them again for each of a forward pass's ~100 convs took ~17 ms of the ~30 ms the
+ * CPU spends encoding a pass at 256 (lavapipe computes on the same cores).
+ */
+const shaderTexts = new Map<string, string>();
+function memo<K extends object>(generate: (key: K) => string, key: K): string {
+  const id = `${generate.name}:${JSON.stringify(key, Object.keys(key).sort())}`;
+  let text = shaderTexts.get(id);
+  if (text === undefined) shaderTexts.set(id, (text = generate(key)));
+  return text;
+}
+
 interface ShaderKey extends TileConfig, EpilogueKey {
   vecIn: boolean;
   /** Subgroup size to share weight loads across (0: every thread loads every weight itself). */
@@ -367,7 +380,7 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   const params = convParams(g, [m, packed.coutPad / 4], opts);
   rt.dispatch({
     label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${storageText(key)}${epilogueText(opts)}`,
-    pipeline: rt.pipeline(tiledShader(key)),
+    pipeline: rt.pipeline(memo(tiledShader, key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
     workgroups: [Math.ceil(m / (WGX * tm)), packed.coutPad / (4 * nv)],
@@ -517,7 +530,7 @@ function conv3x3Rows(rt: Runtime, x: Tensor, packed: PackedConv, g: ConvGeometry
   const params = convParams(g, [g.n * g.oh * g.ow, packed.coutPad / 4, segs, rsegs], opts);
   rt.dispatch({
     label: `conv2d_rows 3x3/1 g1 ${g.cin}->${g.cout} @${g.oh}x${g.ow}${storageText(key)}${epilogueText(opts)}`,
-    pipeline: rt.pipeline(rowsShader(key)),
+    pipeline: rt.pipeline(memo(rowsShader, key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
     workgroups: [Math.ceil(segs / 8), packed.coutPad / (4 * nv)],

@@ -39,6 +39,10 @@ export interface RuntimeStats {
   allocatedBuffers: number;
   dispatches: number;
   submits: number;
+  /** Bind groups created so far; a repeated forward pass at one input size creates none (see `bindGroup`). */
+  bindGroupsCreated: number;
+  /** Bind groups held in the cache now. */
+  bindGroupsCached: number;
 }
 
 const STORAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST (GPUBufferUsage values)
@@ -65,14 +69,19 @@ export class Runtime {
 
   private encoder: GPUCommandEncoder | null = null;
   private readonly modules = new Map<string, GPUShaderModule>();
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** By shader code, then entry point and constants. */
+  private readonly pipelines = new Map<string, Map<string, GPUComputePipeline>>();
   private readonly pool = new Map<number, GPUBuffer[]>();
   private readonly stagingPool = new Map<number, GPUBuffer[]>();
   private readonly uniforms: UniformArena;
   private profiler: Profiler | null = null;
   private afterSubmit: GPUBuffer[] = [];
   private lost: string | null = null;
-  private counters = { liveTensors: 0, liveBytes: 0, peakLiveBytes: 0, allocatedBuffers: 0, dispatches: 0, submits: 0 };
+  private counters = { liveTensors: 0, liveBytes: 0, peakLiveBytes: 0, allocatedBuffers: 0, dispatches: 0, submits: 0, bindGroupsCreated: 0 };
+  /** Bind groups by pipeline and bound buffers (see `bindGroup`), oldest use first. */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
 
   /** Dispatches so far, when recording (always in a meta runtime). */
   records: DispatchRecord[] | null = null;
@@ -206,8 +215,13 @@ export class Runtime {
   /** A compute pipeline for `code`, cached by the code and its override constants. */
   pipeline(code: string, constants: Record<string, number> = {}, entryPoint = 'main'): GPUComputePipeline {
     if (this.meta) return {} as GPUComputePipeline;
-    const key = `${entryPoint}|${JSON.stringify(constants)}|${code}`;
-    let p = this.pipelines.get(key);
+    // Keyed by the code itself, not by a string built from it: kernels pass the same
+    // (memoized) string each time, whose hash V8 keeps, where a new key string of a
+    // generated conv shader (tens of KB) would be hashed again on every dispatch.
+    let byCode = this.pipelines.get(code);
+    if (!byCode) this.pipelines.set(code, (byCode = new Map()));
+    const key = `${entryPoint}|${JSON.stringify(constants)}`;
+    let p = byCode.get(key);
     if (!p) {
       let module = this.modules.get(code);
       if (!module) {
@@ -215,7 +229,7 @@ export class Runtime {
         this.modules.set(code, module);
       }
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint, constants } });
-      this.pipelines.set(key, p);
+      byCode.set(key, p);
     }
     return p;
   }
@@ -254,14 +268,8 @@ export class Runtime {
       this.counters.dispatches++;
       return;
     }
-    const entries: GPUBindGroupEntry[] = args.buffers.map((b, i) => {
-      const buffer = b instanceof Tensor ? (b.assertLive(), b.buffer) : b;
-      return { binding: i, resource: { buffer } };
-    });
-    if (args.uniforms) {
-      entries.push({ binding: entries.length, resource: this.uniforms.push(args.uniforms) });
-    }
-    const bindGroup = this.device.createBindGroup({ layout: args.pipeline.getBindGroupLayout(0), entries });
+    const buffers = args.buffers.map((b) => (b instanceof Tensor ? (b.assertLive(), b.buffer) : b));
+    const bindGroup = this.bindGroup(args.pipeline, buffers, args.uniforms && this.uniforms.push(args.uniforms));
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) {
       throw new Error(`${args.label}: ${x}x${y}x${z} workgroups exceed maxComputeWorkgroupsPerDimension ${max}`);
@@ -278,6 +286,37 @@ export class Runtime {
     this.counters.dispatches++;
     // console.error: stderr in Node, the console in a browser.
     if (this.trace) console.error(`[midas] ${label}  workgroups ${x}x${y}x${z}`);
+  }
+
+  /**
+   * The bind group for these buffers, from the cache when the same pipeline was bound
+   * to the same buffers before. A repeated forward pass at one input size makes the
+   * same allocations from the pool and the same uniform pushes in the same order, so it
+   * gets back the same buffers and offsets, and creates no bind group at all.
+   */
+  private bindGroup(pipeline: GPUComputePipeline, buffers: GPUBuffer[], uniforms?: GPUBufferBinding): GPUBindGroup {
+    let key = `${this.id(pipeline)}`;
+    for (const b of buffers) key += `,${this.id(b)}`;
+    if (uniforms) key += `|${this.id(uniforms.buffer)}@${uniforms.offset}+${uniforms.size}`;
+    let group = this.bindGroups.get(key);
+    if (group) {
+      // Map order is the LRU order: move this one to the newest end.
+      this.bindGroups.delete(key);
+    } else {
+      const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: i, resource: { buffer } }));
+      if (uniforms) entries.push({ binding: entries.length, resource: uniforms });
+      group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+      this.counters.bindGroupsCreated++;
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.delete(this.bindGroups.keys().next().value!);
+    }
+    this.bindGroups.set(key, group);
+    return group;
+  }
+
+  private id(o: object): number {
+    let id = this.ids.get(o);
+    if (id === undefined) this.ids.set(o, (id = this.nextId++));
+    return id;
   }
 
   /** Submits everything recorded since the last flush as one command buffer. */
@@ -357,7 +396,7 @@ export class Runtime {
       pooledBuffers += list.length;
       for (const b of list) pooledBytes += b.size;
     }
-    return { ...this.counters, pooledBuffers, pooledBytes };
+    return { ...this.counters, pooledBuffers, pooledBytes, bindGroupsCached: this.bindGroups.size };
   }
 
   /** Frees pooled buffers (live tensors stay). */
@@ -368,6 +407,8 @@ export class Runtime {
     this.counters.allocatedBuffers -= [...this.pool.values(), ...this.stagingPool.values()].reduce((n, l) => n + l.length, 0);
     this.pool.clear();
     this.stagingPool.clear();
+    // Cached groups may name the buffers just destroyed; none can be bound again.
+    this.bindGroups.clear();
   }
 
   destroy(): void {
@@ -410,6 +451,13 @@ function copyPadded(data: Uint16Array | Float32Array): Uint8Array {
   out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   return out;
 }
+
+/**
+ * Bind groups kept: a forward pass binds about 140 (134 network dispatches at 384, see
+ * docs/ARCHITECTURE.md), so this holds the groups of many input sizes while bounding
+ * what a long run of different sizes can keep alive.
+ */
+const BIND_GROUP_CACHE = 4096;
 
 /** Buffers are pooled by size rounded up to 256 bytes, so a repeated forward pass reuses them exactly. */
 function bucketSize(bytes: number): number {
