@@ -19,6 +19,8 @@ beforeAll(async () => {
   rt = await testRuntime();
   rtPlain = await plainRuntime();
 });
+/** The plain runtime where weights are staged in workgroup memory (only read without subgroups), else the test one. */
+const runtimeFor = (staged: boolean) => (staged ? rtPlain : rt);
 afterAll(() => {
   rt?.trim();
   rtPlain?.trim();
@@ -107,6 +109,21 @@ describe('conv2d against the CPU reference', () => {
           disposePacked(packed);
         });
       }
+      // Weights staged in workgroup memory 8 input channels at a time (several chunks
+      // per tap where a group has more, a partial one at 12, 20 or 36), as the tuner
+      // may choose on adapters without subgroups; it needs vec4 inputs.
+      if (c.cin % 4 === 0 && (c.cin / c.groups) % 4 === 0) it(`tiled ${label(c)} without subgroups, weights staged in workgroup memory, within ${convTol(kTerms).toExponential(1)}`, async () => {
+        const xt = rtPlain.upload(x, [c.n, c.h, c.w, c.cin]);
+        const shape = [c.cout, c.cin / c.groups, c.k, c.k] as const;
+        const packed = packConv(rtPlain, wt, shape, c.groups, bias, { ...chooseTile(rtPlain, shape, c.groups), wgK: 8 });
+        rtPlain.records = [];
+        const y = conv2dTiled(rtPlain, xt, packed, { stride: c.stride, padding: pad });
+        expect(rtPlain.records.at(-1)!.kernel).toContain(' wg8'); // the staged shader ran
+        rtPlain.records = null;
+        expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
+        for (const t of [xt, y]) t.dispose();
+        disposePacked(packed);
+      });
     }
   });
 
@@ -190,7 +207,8 @@ describe('conv2d against the CPU reference', () => {
     }
   }
 
-  for (const w of [9, 16]) it(`tiled conv with f16-stored weights equals the reference on the f16-rounded weights (width ${w})`, async () => {
+  for (const [w, staged] of [[9, false], [16, false], [9, true]] as const) it(`tiled conv with f16-stored weights equals the reference on the f16-rounded weights (width ${w}${staged ? ', no subgroups, staged in workgroup memory' : ''})`, async () => {
+    const rt = runtimeFor(staged);
     const c = { n: 1, h: 11, w, cin: 32, cout: 24, k: 3, stride: 1, groups: 1 };
     const x = random(c.n * c.h * c.w * c.cin, 61);
     const wt = random(c.cout * c.cin * 9, 62);
@@ -199,7 +217,7 @@ describe('conv2d against the CPU reference', () => {
     expect(maxAbsDiff(rounded, wt)).toBeGreaterThan(0);
     const ref = conv2dRef(x, rounded, { ...c, kh: 3, kw: 3, pad: 1, bias });
     const xt = rt.upload(x, [1, 11, w, 32]);
-    const packed = packConv(rt, wt, [24, 32, 3, 3], 1, bias, undefined, 'f16');
+    const packed = packConv(rt, wt, [24, 32, 3, 3], 1, bias, staged ? { ...DEFAULT_TILE, wgK: 8 } : undefined, 'f16');
     expect(packed.weight.byteLength).toBe(9 * 32 * 24 * 2);
     const y = conv2dTiled(rt, xt, packed, { padding: 1 });
     expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(32 * 9));
@@ -212,8 +230,9 @@ describe('conv2d against the CPU reference', () => {
   // the sum in f32. Against the exact conv of the rounded values, each product is off by
   // at most 2^-11 of itself (or 2^-25 where it falls below f16's normal range), so the
   // bound per output is 2^-11 * sum|x w| + K * 2^-25, plus the f32 summation tolerance.
-  for (const [w, k, cout] of [[9, 3, 24], [16, 3, 24], [9, 1, 40]] as const) {
-    it(`tiled conv with f16 arithmetic stays within its rounding bound (${k}x${k}, width ${w})`, async () => {
+  for (const [w, k, cout, staged] of [[9, 3, 24, false], [16, 3, 24, false], [9, 1, 40, false], [9, 3, 24, true]] as const) {
+    it(`tiled conv with f16 arithmetic stays within its rounding bound (${k}x${k}, width ${w}${staged ? ', no subgroups, staged in workgroup memory' : ''})`, async () => {
+      const rt = runtimeFor(staged);
       const c = { n: 1, h: 11, w, cin: 32, cout, k, stride: 1, groups: 1 };
       const x = random(c.n * c.h * c.w * c.cin, 71);
       const wt = random(c.cout * c.cin * k * k, 72);
@@ -225,7 +244,7 @@ describe('conv2d against the CPU reference', () => {
       const absSum = conv2dRef(xr.map(Math.abs), wr.map(Math.abs), { ...c, kh: k, kw: k, pad });
       const xt = rt.upload(x, [1, 11, w, 32]);
       const shape = [cout, 32, k, k] as const;
-      const packed = packConv(rt, wt, shape, 1, bias, chooseTile(rt, shape, 1), 'f16', true);
+      const packed = packConv(rt, wt, shape, 1, bias, { ...chooseTile(rt, shape, 1), ...(staged ? { wgK: 8 } : {}) }, 'f16', true);
       const y = conv2dTiled(rt, xt, packed, { padding: pad });
       const got = await y.read();
       const terms = 32 * k * k;

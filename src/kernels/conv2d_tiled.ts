@@ -20,6 +20,17 @@ export interface TileConfig {
   tm: number;
   /** vec4s of output channels per thread (4*nv channels). */
   nv: number;
+  /**
+   * Where subgroups do not share weight loads: stage the weights in workgroup memory,
+   * this many input channels (a multiple of 4) at a time, so that each is loaded once
+   * per workgroup instead of once per thread. The usual design on GPUs; on lavapipe it
+   * is slower (the 1x1 1024->1024 conv at 24x24 without subgroups: 118-141 ms with
+   * 32 or 64 channels staged and tiles of 3-4 pixels x 16-32 channels, against 90 ms
+   * for 4 x 8 read straight from storage): workgroup reads there are per-lane loads
+   * like storage reads, and the barriers cost on top. So it is not a default; the tuner
+   * (`tuneConv`) tries it on adapters without subgroups. Absent or 0: none.
+   */
+  wgK?: number;
 }
 
 export const DEFAULT_TILE: TileConfig = { tm: 4, nv: 2 };
@@ -85,6 +96,9 @@ export function packConvWeight(
   const [cout, cinG, kh, kw] = shape as [number, number, number, number];
   if (!tiledSupports(shape, groups, tile)) {
     throw new Error(`conv2d_tiled: ${cout / groups} output channels per group is not a multiple of ${4 * tile.nv}`);
+  }
+  if (tile.wgK !== undefined && !(Number.isInteger(tile.wgK) && tile.wgK >= 0 && tile.wgK % 4 === 0)) {
+    throw new Error(`conv2d_tiled: wgK ${tile.wgK} is not a multiple of 4`);
   }
   const coutPad = paddedCout(cout, tile);
   const data = new Float32Array(kh * kw * cinG * coutPad);
@@ -225,6 +239,8 @@ interface ShaderKey extends TileConfig, EpilogueKey {
   vecIn: boolean;
   /** Subgroup size to share weight loads across (0: every thread loads every weight itself). */
   sgW: number;
+  /** Input channels per chunk of weights staged in workgroup memory (0: none; only without sgW). */
+  wgK: number;
 }
 
 function tiledShader(k: ShaderKey): string {
@@ -239,6 +255,8 @@ function tiledShader(k: ShaderKey): string {
   const W = (index: string) => (k.f16Weights ? `vec4<f32>(w[${index}])` : `w[${index}]`);
   // With f16 arithmetic the vec4 path keeps the weights in f16 (the scalar path converts).
   const Wv = (index: string) => (k.f16Math ? `w[${index}]` : W(index));
+  const wtype = k.f16Weights ? 'f16' : 'f32';
+  if (k.wgK) emit(`var<workgroup> wt: array<vec4<${wtype}>, ${k.wgK * nv}>;`);
   emit(`@compute @workgroup_size(${WGX})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${k.sgW ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
   const slots = 4 * nv;
@@ -273,7 +291,35 @@ function tiledShader(k: ShaderKey): string {
     emit(`      let off${i} = select(0u, ${k.vecIn ? `(${off}) / 4u` : off}, in${i});`);
   }
   emit(`      let krow = (ky * p.kw + kx) * p.cin_g;`);
-  if (k.vecIn) {
+  if (k.vecIn && k.wgK) {
+    // The workgroup stages wgK rows of the weight tile in workgroup memory, then every
+    // thread reads them from there (one address for all: a broadcast).
+    const T = k.wgK * nv;
+    emit(`      for (var c0 = 0u; c0 < p.cin_g; c0 += ${k.wgK}u) {`);
+    emit(`        let chunk = min(${k.wgK}u, p.cin_g - c0);`);
+    emit(`        workgroupBarrier();`);
+    for (let r = 0; r < Math.ceil(T / WGX); r++) {
+      emit(`        {`);
+      emit(`          let t = lid.x + ${r * WGX}u;`);
+      emit(`          if (t / ${nv}u < chunk${T % WGX && r === Math.ceil(T / WGX) - 1 ? ` && t < ${T}u` : ''}) { wt[t] = w[(krow + c0 + t / ${nv}u) * p.cout_pad4 + q0 + t % ${nv}u]; }`);
+      emit(`        }`);
+    }
+    emit(`        workgroupBarrier();`);
+    emit(`        for (var ci = 0u; ci < chunk; ci += 4u) {`);
+    for (const i of P) {
+      const v = `x[off${i} + (c0 + ci) / 4u]`;
+      emit(`          let xv${i} = select(vec4<f32>(0.0), max(${v}, vec4<f32>(p.xlo)), in${i});`);
+      if (k.f16Math) emit(`          let xh${i} = vec4<f16>(xv${i});`);
+    }
+    for (const q of Q) for (const j of J) {
+      const wv = k.f16Math || !k.f16Weights ? `wt[(ci + ${j}u) * ${nv}u + ${q}u]` : `vec4<f32>(wt[(ci + ${j}u) * ${nv}u + ${q}u])`;
+      emit(`          {`);
+      emit(`            let wv = ${wv};`);
+      for (const i of P) emit(`            ${accumulate(k, `acc${i}_${q}`, `xv${i}[${j}]`, `xh${i}[${j}]`, 'wv')}`);
+      emit(`          }`);
+    }
+    emit(`        }`);
+  } else if (k.vecIn) {
     emit(`      for (var ci = 0u; ci < p.cin_g; ci += 4u) {`);
     emit(`        let wr = (krow + ci) * p.cout_pad4 + q0;`);
     if (k.sgW) {
@@ -375,11 +421,12 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   const key: ShaderKey = {
     tm, nv, vecIn,
     sgW: vecIn && sharesWeights(rt) ? rt.subgroupMinSize : 0,
+    wgK: vecIn && !sharesWeights(rt) ? packed.tile.wgK ?? 0 : 0,
     ...epilogueKey(packed, opts),
   };
   const params = convParams(g, [m, packed.coutPad / 4], opts);
   rt.dispatch({
-    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${storageText(key)}${epilogueText(opts)}`,
+    label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.wgK ? ` wg${key.wgK}` : ''}${storageText(key)}${epilogueText(opts)}`,
     pipeline: rt.pipeline(memo(tiledShader, key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
