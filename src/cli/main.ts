@@ -83,13 +83,14 @@ export function parseSize(text: string | undefined): number {
 
 async function loadCommands(): Promise<void> {
   if (commands.length) return;
-  const [{ predictCommand }, { convertCommand }, { alignCommand }, { summaryCommand }, { featuresCommand }, { infoCommand }] = await Promise.all([
+  const [{ predictCommand }, { convertCommand }, { alignCommand }, { summaryCommand }, { featuresCommand }, { infoCommand }, { tuneCommand }] = await Promise.all([
     import('./predict.js'),
     import('./convert.js'),
     import('./align.js'),
     import('./summary.js'),
     import('./features.js'),
     import('./info.js'),
+    import('./tune.js'),
   ]);
   register(predictCommand);
   register(convertCommand);
@@ -97,4 +98,5 @@ async function loadCommands(): Promise<void> {
   register(summaryCommand);
   register(featuresCommand);
   register(infoCommand);
+  register(tuneCommand);
 }

@@ -46,14 +46,57 @@ export const DEFAULT_TILE: TileConfig = { tm: 4, nv: 2 };
  */
 const WIDE_TILES: TileConfig[] = [{ tm: 3, nv: 8 }, { tm: 3, nv: 4 }, { tm: 3, nv: 2 }];
 
-/** The tile for a conv on this runtime: a wide one where subgroups share weights. */
+/** The tile for a conv on this runtime: the tuner's choice (`useTiles`) if it has one, else a wide one where subgroups share weights. */
 export function chooseTile(rt: Runtime, shape: readonly number[], groups: number): TileConfig {
+  const t = tuned.get(rt)?.get(tileKey(shape, groups));
+  return t && tiledSupports(shape, groups, t) ? t : builtinTile(rt, shape, groups);
+}
+
+/**
+ * The tiles the tuner times for a conv on this runtime. With subgroups: the wide
+ * tiles and 4 x 8. Without: 4 x 8 straight from storage, and 4 x 8, 4 x 16 and
+ * 3 x 32 with weights staged in workgroup memory 32 input channels at a time (where
+ * the input is read as vec4s, which staging needs).
+ */
+export function tileCandidates(rt: Runtime, shape: readonly number[], groups: number): TileConfig[] {
+  const vec4 = shape[1]! % 4 === 0;
+  const all = sharesWeights(rt)
+    ? [...WIDE_TILES, DEFAULT_TILE]
+    : [DEFAULT_TILE, ...(vec4 ? [{ tm: 4, nv: 2, wgK: 32 }, { tm: 4, nv: 4, wgK: 32 }, { tm: 3, nv: 8, wgK: 32 }] : [])];
+  return all.filter((t) => tiledSupports(shape, groups, t));
+}
+
+/** The tile chosen without a tuner: a wide one where subgroups share weights, 4 x 8 otherwise. */
+export function builtinTile(rt: Runtime, shape: readonly number[], groups: number): TileConfig {
   if (!sharesWeights(rt)) return DEFAULT_TILE;
   const coutG = shape[0]! / groups;
   const narrowest = WIDE_TILES[WIDE_TILES.length - 1]!;
   return WIDE_TILES.find((t) => coutG % (4 * t.nv) === 0) ?? (tiledSupports(shape, groups, narrowest) ? narrowest : DEFAULT_TILE);
 }
 const WGX = 64;
+
+/** Tiles chosen by the tuner, per runtime, by `tileKey`. */
+const tuned = new WeakMap<Runtime, Map<string, TileConfig>>();
+
+/** What a tile choice is keyed by: the PyTorch weight shape and groups, e.g. `1024x32x3x3/g32`. */
+export function tileKey(shape: readonly number[], groups: number): string {
+  return `${shape.join('x')}/g${groups}`;
+}
+
+/**
+ * Makes `chooseTile` on this runtime take these tiles (by `tileKey`; others keep the
+ * built-in choice). Applies to convs packed afterwards (the tile fixes the packing).
+ */
+export function useTiles(rt: Runtime, tiles: Iterable<readonly [string, TileConfig]>): void {
+  let map = tuned.get(rt);
+  if (!map) tuned.set(rt, (map = new Map()));
+  for (const [key, tile] of tiles) map.set(key, { ...tile });
+}
+
+/** The tiles `useTiles` gave this runtime. */
+export function tilesInUse(rt: Runtime): ReadonlyMap<string, TileConfig> {
+  return tuned.get(rt) ?? new Map();
+}
 
 /** A convolution's weights (and bias) re-laid out for `conv2dTiled`. */
 export interface PackedConv {

@@ -26,6 +26,8 @@ export interface DispatchRecord {
   kernel: string;
   /** The output's shape (the last buffer bound, by our kernels' convention). */
   output: readonly number[];
+  /** The first input's shape (the first buffer bound). */
+  input: readonly number[];
   workgroups: readonly [number, number, number];
   macs: number;
 }
@@ -256,10 +258,12 @@ export class Runtime {
     const [x, y = 1, z = 1] = args.workgroups;
     if (this.records) {
       const out = args.buffers.at(-1);
+      const first = args.buffers[0];
       this.records.push({
         scope: this.scope,
         kernel: args.label,
         output: out instanceof Tensor ? out.shape : [],
+        input: first instanceof Tensor ? first.shape : [],
         workgroups: [x, y, z],
         macs: args.macs ?? 0,
       });

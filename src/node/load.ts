@@ -6,7 +6,10 @@ import type { Precision } from '../midas/network.js';
 import type { RawImage } from '../midas/transform.js';
 import { midasWeights } from '../midas/weights.js';
 import { Runtime } from '../nn/runtime.js';
+import { useTiles } from '../kernels/conv2d_tiled.js';
+import { tuneNetwork } from '../midas/tune.js';
 import { nodeGpu } from './gpu.js';
+import { readTuning, saveTuning, tuningFile } from './tuning.js';
 import { decodeImage } from './image.js';
 import { readSafetensors, resolveWeights, type ResolveHooks } from './weights.js';
 
@@ -25,6 +28,14 @@ export interface LoadMidasOptions extends ResolveHooks {
   config?: MidasConfig;
   /** A runtime to share; default: a new one on Dawn's first adapter. */
   runtime?: Runtime;
+  /**
+   * The convolutions' tiles. Unset: those `midas tune` saved for this adapter in
+   * `$MIDAS_HOME/tuning.json` if there are any, else the built-in choices. `true`: the
+   * same, but if this adapter has none saved, tune it first at `size` and save them
+   * (a few seconds to minutes: every candidate compiles and runs). `false`: the
+   * built-in choices only.
+   */
+  tune?: boolean;
 }
 
 /** What `predict` accepts: a file path, an encoded JPEG/PNG, or raw pixels. */
@@ -66,6 +77,24 @@ export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasMo
   const file = readSafetensors(path);
   const weights = midasWeights(file, config);
   const runtime = options.runtime ?? (await Runtime.create(nodeGpu()));
+  try {
+    if (options.tune !== false) await applyTuning(runtime, config, options);
+  } catch (e) {
+    if (!options.runtime) runtime.destroy();
+    throw e;
+  }
   const midas = await createMidas(runtime, weights, { size: options.size, precision: options.precision, config }, !options.runtime);
   return new MidasModel(midas, !options.runtime);
+}
+
+/** Gives the runtime this adapter's saved tiles, tuning and saving them first with `tune: true` where there are none. */
+async function applyTuning(rt: Runtime, config: MidasConfig, options: LoadMidasOptions): Promise<void> {
+  let saved = readTuning(rt);
+  if (!saved && options.tune === true) {
+    const size = options.size ?? 384;
+    options.log?.(`tuning the convolutions for ${rt.adapterName} at ${size}x${size} (once; saved in ${tuningFile()})`);
+    const { tiles } = await tuneNetwork(rt, config, size);
+    saved = await saveTuning(rt, tiles, size);
+  }
+  if (saved) useTiles(rt, Object.entries(saved.tiles));
 }
