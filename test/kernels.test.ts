@@ -2,7 +2,7 @@
 // of awkward shapes: odd sizes, sizes that do not fill a workgroup, channel counts
 // that are not multiples of 4, 1x1 / 3x3 / 7x7, stride 1 and 2, groups 1 / 32 / C.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Runtime } from '../src/nn/runtime.js';
+import { Runtime } from '../src/nn/runtime.js';
 import { conv2dNaive } from '../src/kernels/conv2d.js';
 import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, ROWS_PER_SEGMENT, rowsChannelVecs, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
@@ -11,6 +11,7 @@ import { maxpool2d } from '../src/kernels/maxpool2d.js';
 import { resize2d, type ResizeMethod } from '../src/kernels/resize.js';
 import { batchnormRef, bilinearAxis, conv2dRef, cubicAxis, maxAbsDiff, maxpoolRef, random, resizeRef } from './reference.js';
 import { plainRuntime, testRuntime } from './gpu.js';
+import { nodeGpu } from '../src/node/gpu.js';
 import { Float16Array } from '@petamoriken/float16';
 
 let rt: Runtime;
@@ -63,7 +64,7 @@ const convGrid: ConvCase[] = [
   { n: 1, h: 24, w: 24, cin: 64, cout: 64, k: 3, stride: 2, groups: 8 },
   // 3x3 stride 1 with the width a multiple of 8: the rows kernel where subgroups are 8
   // wide (8 rows per subgroup: heights that end in a full segment and in partial ones
-  // of 7, 4, 2 and 1 rows; two and three images; a partial last workgroup; 8 output
+  // of 7, 4, 2 and 1 rows; two and three images; 8 output
   // channels padded to 16)
   { n: 2, h: 12, w: 16, cin: 20, cout: 24, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 8, w: 8, cin: 8, cout: 8, k: 3, stride: 1, groups: 1 },
@@ -124,6 +125,25 @@ describe('conv2d against the CPU reference', () => {
         for (const t of [xt, y]) t.dispose();
         disposePacked(packed);
       });
+    }
+  });
+
+  it('the rows kernel spreads its segments over z past maxComputeWorkgroupsPerDimension', async () => {
+    // 3 images x 2 row segments x 5 column segments = 30 workgroups along x, capped at 7: 7 x 5.
+    const c = { n: 3, h: 10, w: 40, cin: 4, cout: 16, k: 3, stride: 1, groups: 1 };
+    const x = random(c.n * c.h * c.w * c.cin, 81);
+    const wt = random(c.cout * c.cin * 9, 82);
+    const ref = conv2dRef(x, wt, { ...c, kh: 3, kw: 3, pad: 1 });
+    const capped = await Runtime.create(nodeGpu(), { capLimits: { maxComputeWorkgroupsPerDimension: 7 } });
+    try {
+      capped.records = [];
+      const xt = capped.upload(x, [c.n, c.h, c.w, c.cin]);
+      const packed = packConv(capped, wt, [16, 4, 3, 3], 1, undefined, chooseTile(capped, [16, 4, 3, 3], 1));
+      const y = conv2dTiled(capped, xt, packed, { padding: 1 });
+      expect(capped.records.at(-1)).toMatchObject({ kernel: expect.stringContaining('conv2d_rows'), workgroups: [7, 1, 5] });
+      expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(36));
+    } finally {
+      capped.destroy();
     }
   });
 

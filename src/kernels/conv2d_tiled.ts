@@ -488,8 +488,11 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
 // input row serves up to 3 output rows. On lavapipe, where every lane's load is a
 // separate scalar load with its own bounds check, that is ~3.6x fewer activation
 // loads. Weights are loaded once per subgroup and broadcast, as in the tiled kernel.
-// It assumes lanes 8s..8s+7 of a subgroup are local invocations 8s..8s+7, which
-// holds where subgroups are exactly 8 lanes wide (lavapipe); `rowsSupported` checks.
+// A workgroup is one subgroup of 8 lanes, lane i on column i, which holds where
+// subgroups are exactly 8 lanes wide (lavapipe); `rowsSupported` checks. Workgroups of
+// 8 segments, as before, left up to 7 of them idle in the last workgroup: at 24x24
+// (9 segments) 3x3 1024->256 ran in 137-154 ms that way and in 87-100 ms with one
+// segment per workgroup, with no loss at 48x48 and 96x96 (lavapipe).
 
 const SEG = 8;
 
@@ -517,19 +520,21 @@ function rowsShader(k: RowsKey): string {
   const emit = (s: string) => lines.push(s);
   const slots = 9 * 4 * nv;
   const perLane = Math.ceil(slots / SEG);
-  emitBindings(emit, k, 'm: u32, cout_pad4: u32, segs: u32, rsegs: u32,', true, true);
+  emitBindings(emit, k, 'm: u32, cout_pad4: u32, segs: u32, rsegs: u32, segs_x: u32,', true, true);
   // conv(relu(x)) reads max(x, 0); a plain conv reads max(x, -inf), from the same
   // uniform. The max costs one instruction, but without it LLVM schedules the shuffled
   // loads so that far more values spill: 3x3 256->256 at 96x96 ran in 477 ms without
   // the max and in 320 ms with it (lavapipe).
   const relu4 = (v: string) => `max(${v}, vec4<f32>(p.xlo))`;
-  emit(`@compute @workgroup_size(${WGX})`);
+  // One subgroup per workgroup: a small image then leaves no subgroup idle.
+  emit(`@compute @workgroup_size(${SEG})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {`);
   emit(`  let co0 = wid.y * ${4 * nv}u;`);
   emit(`  let q0 = co0 / 4u;`);
-  emit(`  let segValid = wid.x * 8u + lid.x / 8u < p.segs;`);
-  emit(`  let seg = min(wid.x * 8u + lid.x / 8u, p.segs - 1u);`);
-  emit(`  let col = lid.x % 8u;`);
+  // Segments run along x, and on along z past the adapter's workgroups per dimension.
+  emit(`  let segValid = wid.z * p.segs_x + wid.x < p.segs;`);
+  emit(`  let seg = min(wid.z * p.segs_x + wid.x, p.segs - 1u);`);
+  emit(`  let col = lid.x;`);
   emit(`  let cb = seg % (p.ow / 8u);`);
   emit(`  let rs = seg / (p.ow / 8u);`);
   emit(`  let img = rs / p.rsegs;`);
@@ -617,13 +622,14 @@ function conv3x3Rows(rt: Runtime, x: Tensor, packed: PackedConv, g: ConvGeometry
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const nv = rowsChannelVecs(packed);
   const key: RowsKey = { nv, ...epilogueKey(packed, opts) };
-  const params = convParams(g, [g.n * g.oh * g.ow, packed.coutPad / 4, segs, rsegs], opts);
+  const segsX = Math.min(segs, rt.limits.maxComputeWorkgroupsPerDimension);
+  const params = convParams(g, [g.n * g.oh * g.ow, packed.coutPad / 4, segs, rsegs, segsX], opts);
   rt.dispatch({
     label: `conv2d_rows 3x3/1 g1 ${g.cin}->${g.cout} @${g.oh}x${g.ow}${storageText(key)}${epilogueText(opts)}`,
     pipeline: rt.pipeline(memo(rowsShader, key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
-    workgroups: [Math.ceil(segs / 8), packed.coutPad / (4 * nv)],
+    workgroups: [segsX, packed.coutPad / (4 * nv), Math.ceil(segs / segsX)],
     macs: convMacs(g),
   });
   return y;
