@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Runtime } from '../src/nn/runtime.js';
 import { conv2dNaive } from '../src/kernels/conv2d.js';
-import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, ROWS_PER_SEGMENT, rowsChannelVecs, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
+import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, workgroupWidth, ROWS_PER_SEGMENT, rowsChannelVecs, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
 import { add, relu } from '../src/kernels/elementwise.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
@@ -147,6 +147,25 @@ describe('conv2d against the CPU reference', () => {
     }
   });
 
+  it('the GEMM kernel spreads its pixel blocks over z past maxComputeWorkgroupsPerDimension', async () => {
+    // 1 x 30 x 31 pixels in blocks of 16 threads x 3 pixels: 20 blocks, capped at 6 along x: 6 x 4.
+    const c = { n: 1, h: 30, w: 31, cin: 8, cout: 32, k: 1, stride: 1, groups: 1 };
+    const x = random(c.n * c.h * c.w * c.cin, 91);
+    const wt = random(c.cout * c.cin, 92);
+    const ref = conv2dRef(x, wt, { ...c, kh: 1, kw: 1, pad: 0 });
+    const capped = await Runtime.create(nodeGpu(), { capLimits: { maxComputeWorkgroupsPerDimension: 6 } });
+    try {
+      capped.records = [];
+      const xt = capped.upload(x, [c.n, c.h, c.w, c.cin]);
+      const packed = packConv(capped, wt, [32, 8, 1, 1], 1, undefined, { tm: 3, nv: 8 });
+      const y = conv2dTiled(capped, xt, packed);
+      expect(capped.records.at(-1)).toMatchObject({ kernel: expect.stringContaining('conv2d_tiled'), workgroups: [6, 1, 4] });
+      expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(8));
+    } finally {
+      capped.destroy();
+    }
+  });
+
   it('3x3 stride-1 convs with widths that are multiples of 8 take the rows kernel on 8-wide subgroups', () => {
     const geometry = (h: number, w: number) => ({ n: 1, h, w, cin: 16, oh: h, ow: w, cout: 16, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, groups: 1, cinG: 16, coutG: 16 });
     // lavapipe's subgroups are 8 lanes: without this the grid above would not reach the rows kernel.
@@ -171,11 +190,17 @@ describe('conv2d against the CPU reference', () => {
     expect(chooseTile(rt, [12, 1, 3, 3], 12)).toEqual(DEFAULT_TILE);
     expect(chooseTile(rtPlain, [1024, 1024, 1, 1], 1)).toEqual(DEFAULT_TILE);
     expect([144, 576, 1023, 1024, 2304, 9216].map((m) => pixelsPerThread(m, 3))).toEqual([3, 3, 3, 3, 3, 3]);
+    // Two subgroups per workgroup where they share weights (16 threads on lavapipe), else 64.
+    expect(workgroupWidth(rt.subgroupMinSize)).toBe(16);
+    expect(workgroupWidth(0)).toBe(64);
+    expect(workgroupWidth(32)).toBe(64);
   });
 
   it('fits pixels per thread to the image: padding weighed against pixels per thread', () => {
     expect([4, 16, 144, 576, 1023, 2304, 9216].map((m) => pixelsPerThread(m, 4))).toEqual([1, 1, 3, 3, 4, 4, 4]);
     expect([64, 128, 200].map((m) => pixelsPerThread(m, 3))).toEqual([1, 2, 2]);
+    // 16-thread workgroups: 12x12 in three blocks of 48, no padding.
+    expect([144, 100, 16].map((m) => pixelsPerThread(m, 3, 16))).toEqual([3, 3, 1]);
   });
 
   it('the tiled kernel declines depthwise convs (the naive one runs them)', () => {

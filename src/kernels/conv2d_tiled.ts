@@ -73,6 +73,7 @@ export function builtinTile(rt: Runtime, shape: readonly number[], groups: numbe
   const narrowest = WIDE_TILES[WIDE_TILES.length - 1]!;
   return WIDE_TILES.find((t) => coutG % (4 * t.nv) === 0) ?? (tiledSupports(shape, groups, narrowest) ? narrowest : DEFAULT_TILE);
 }
+/** Threads per workgroup of the GEMM kernel where each thread loads its own weights (see `workgroupWidth`). */
 const WGX = 64;
 
 /** Tiles chosen by the tuner, per runtime, by `tileKey`. */
@@ -278,6 +279,19 @@ function memo<K extends object>(generate: (key: K) => string, key: K): string {
   return text;
 }
 
+/**
+ * Threads per workgroup of the GEMM kernel: two subgroups where they share weights
+ * (16 on lavapipe), else 64. A workgroup covers wgx * tm pixels, so a narrower one
+ * pads small images less: at 12x12 (144 pixels, 3 per thread) a 64-wide workgroup
+ * computes 48 pixels it throws away. On lavapipe, with 3 x 32 tiles, 1x1 2048->2048
+ * at 12x12 ran in 25-30 ms at 16 wide against 33-35 at 64, the grouped 3x3 in 8 ms
+ * against 10-11, and the 24x24 and 96x96 convs no slower. Without subgroups 64 stays:
+ * there the 1x1 1024->1024 at 24x24 ran faster at 64 (110-157 ms against 140-213).
+ */
+export function workgroupWidth(sgW: number): number {
+  return sgW ? Math.max(16, 2 * sgW) : WGX;
+}
+
 interface ShaderKey extends TileConfig, EpilogueKey {
   vecIn: boolean;
   /** Subgroup size to share weight loads across (0: every thread loads every weight itself). */
@@ -288,19 +302,20 @@ interface ShaderKey extends TileConfig, EpilogueKey {
 
 function tiledShader(k: ShaderKey): string {
   const { tm, nv } = k;
+  const wgx = workgroupWidth(k.sgW);
   const P = [...Array(tm).keys()];
   const Q = [...Array(nv).keys()];
   const J = [0, 1, 2, 3];
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
 
-  emitBindings(emit, k, 'm: u32, cout_pad4: u32,', k.vecIn, !!k.sgW);
+  emitBindings(emit, k, 'm: u32, cout_pad4: u32, wg_x: u32,', k.vecIn, !!k.sgW);
   const W = (index: string) => (k.f16Weights ? `vec4<f32>(w[${index}])` : `w[${index}]`);
   // With f16 arithmetic the vec4 path keeps the weights in f16 (the scalar path converts).
   const Wv = (index: string) => (k.f16Math ? `w[${index}]` : W(index));
   const wtype = k.f16Weights ? 'f16' : 'f32';
   if (k.wgK) emit(`var<workgroup> wt: array<vec4<${wtype}>, ${k.wgK * nv}>;`);
-  emit(`@compute @workgroup_size(${WGX})`);
+  emit(`@compute @workgroup_size(${wgx})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${k.sgW ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
   const slots = 4 * nv;
   const loadsPerLane = Math.ceil(slots / (k.sgW || 1));
@@ -315,7 +330,7 @@ function tiledShader(k: ShaderKey): string {
   emit(`  let q0 = co0 / 4u;`);
   emit(`  let cbase = (co0 / p.cout_g) * p.cin_g;`);
   for (const i of P) {
-    emit(`  let m${i} = wid.x * ${WGX * tm}u + ${i * WGX}u + lid.x;`);
+    emit(`  let m${i} = (wid.z * p.wg_x + wid.x) * ${wgx * tm}u + ${i * wgx}u + lid.x;`);
     emit(`  let mm${i} = min(m${i}, p.m - 1u);`);
     emit(`  let ox${i} = mm${i} % p.ow;`);
     emit(`  let oy${i} = (mm${i} / p.ow) % p.oh;`);
@@ -341,10 +356,10 @@ function tiledShader(k: ShaderKey): string {
     emit(`      for (var c0 = 0u; c0 < p.cin_g; c0 += ${k.wgK}u) {`);
     emit(`        let chunk = min(${k.wgK}u, p.cin_g - c0);`);
     emit(`        workgroupBarrier();`);
-    for (let r = 0; r < Math.ceil(T / WGX); r++) {
+    for (let r = 0; r < Math.ceil(T / wgx); r++) {
       emit(`        {`);
-      emit(`          let t = lid.x + ${r * WGX}u;`);
-      emit(`          if (t / ${nv}u < chunk${T % WGX && r === Math.ceil(T / WGX) - 1 ? ` && t < ${T}u` : ''}) { wt[t] = w[(krow + c0 + t / ${nv}u) * p.cout_pad4 + q0 + t % ${nv}u]; }`);
+      emit(`          let t = lid.x + ${r * wgx}u;`);
+      emit(`          if (t / ${nv}u < chunk${T % wgx && r === Math.ceil(T / wgx) - 1 ? ` && t < ${T}u` : ''}) { wt[t] = w[(krow + c0 + t / ${nv}u) * p.cout_pad4 + q0 + t % ${nv}u]; }`);
       emit(`        }`);
     }
     emit(`        workgroupBarrier();`);
@@ -434,19 +449,18 @@ function emitEpilogue(
 }
 
 /**
- * Pixels per thread fitted to the image: a workgroup covers 64 * tm pixels, and the
+ * Pixels per thread fitted to the image: a workgroup covers wgx * tm pixels, and the
  * last one computes clamped copies where that does not divide the image. Fewer pixels
  * per thread waste less but share each weight among fewer FMAs, so the choice weighs
  * both: cost = padded pixels * (1 + 3 / tm), from the lavapipe sweep (per pixel, 2
- * per thread ran ~0.8x and 1 ~0.55x as fast as 3). At 32x32 (layer3 at 512) that keeps
- * 3 per thread (12.5% padding) where the least padding would take 2. The packing does
- * not depend on tm, so it is chosen per dispatch.
+ * per thread ran ~0.8x and 1 ~0.55x as fast as 3). The packing does not depend on
+ * tm, so it is chosen per dispatch.
  */
-export function pixelsPerThread(m: number, preferred: number): number {
+export function pixelsPerThread(m: number, preferred: number, wgx = WGX): number {
   let best = preferred;
   let bestCost = Infinity;
   for (let tm = preferred; tm >= 1; tm--) {
-    const cost = Math.ceil(m / (WGX * tm)) * WGX * tm * (1 + 3 / tm);
+    const cost = Math.ceil(m / (wgx * tm)) * wgx * tm * (1 + 3 / tm);
     if (cost < bestCost) [best, bestCost] = [tm, cost];
   }
   return best;
@@ -457,23 +471,27 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   const g = convGeometry(x, packed.shape, { ...opts, groups: packed.groups });
   if (rowsSupported(rt, g) && rowsChannelVecs(packed)) return conv3x3Rows(rt, x, packed, g, opts);
   const m = g.n * g.oh * g.ow;
-  const tm = pixelsPerThread(m, packed.tile.tm);
-  const { nv } = packed.tile;
   const vecIn = g.cin % 4 === 0 && g.cinG % 4 === 0;
+  const sgW = vecIn && sharesWeights(rt) ? rt.subgroupMinSize : 0;
+  const wgx = workgroupWidth(sgW);
+  const tm = pixelsPerThread(m, packed.tile.tm, wgx);
+  const { nv } = packed.tile;
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const key: ShaderKey = {
-    tm, nv, vecIn,
-    sgW: vecIn && sharesWeights(rt) ? rt.subgroupMinSize : 0,
+    tm, nv, vecIn, sgW,
     wgK: vecIn && !sharesWeights(rt) ? packed.tile.wgK ?? 0 : 0,
     ...epilogueKey(packed, opts),
   };
-  const params = convParams(g, [m, packed.coutPad / 4], opts);
+  // Pixel blocks run along x, and on along z past the adapter's workgroups per dimension.
+  const blocks = Math.ceil(m / (wgx * tm));
+  const blocksX = Math.min(blocks, rt.limits.maxComputeWorkgroupsPerDimension);
+  const params = convParams(g, [m, packed.coutPad / 4, blocksX], opts);
   rt.dispatch({
     label: `conv2d_tiled ${g.kh}x${g.kw}/${g.sh} g${g.groups} ${g.cin}->${g.cout} @${g.oh}x${g.ow}${key.wgK ? ` wg${key.wgK}` : ''}${storageText(key)}${epilogueText(opts)}`,
     pipeline: rt.pipeline(memo(tiledShader, key)),
     buffers: convBuffers(x, packed, opts, y),
     uniforms: params,
-    workgroups: [Math.ceil(m / (WGX * tm)), packed.coutPad / (4 * nv)],
+    workgroups: [blocksX, packed.coutPad / (4 * nv), Math.ceil(blocks / blocksX)],
     macs: convMacs(g),
   });
   return y;
