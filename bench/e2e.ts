@@ -19,6 +19,9 @@ import { preprocess, type RgbImage } from '../src/midas/transform.js';
 import type { Weights } from '../src/nn/module.js';
 import { Runtime } from '../src/nn/runtime.js';
 import type { Timing } from '../src/nn/profiler.js';
+import { useTiles, type TileConfig } from '../src/kernels/conv2d_tiled.js';
+import { sameTile, tileText, type TunedConv } from '../src/kernels/tuner.js';
+import { tuneNetwork } from '../src/midas/tune.js';
 import { measureCeilings, type CeilingResult } from './ceiling.js';
 import { benchGpu } from './gpu.js';
 import { waitQuiet, watchLoad, type MachineLoad } from './machine.js';
@@ -44,6 +47,8 @@ export interface E2eOptions {
   via: 'pipeline' | 'predict';
   /** Also run REFERENCE_SIZE with precision 'f16' and 'f16-math', after the f32 sizes, against the f32 time. */
   f16: boolean;
+  /** Also tune the convs' tiles at REFERENCE_SIZE (tuneNetwork) and run it on them, against the built-in ones. */
+  tune: boolean;
 }
 
 export const DEFAULT_SIZES = [256, 384, 512];
@@ -335,10 +340,13 @@ async function runSize(
   /** Waits (briefly) for a quiet CPU before each run; returns seconds waited. */
   quietRun: () => Promise<number | null>,
   precision: Precision = 'f32',
+  /** Tiles from the tuner (else the built-in ones). */
+  tiles?: ReadonlyMap<string, TileConfig>,
 ): Promise<SizeResult> {
-  const log = (s: string) => process.stderr.write(`  [${size}${precision === 'f32' ? '' : ` ${precision}`}] ${s}\n`);
+  const log = (s: string) => process.stderr.write(`  [${size}${precision === 'f32' ? '' : ` ${precision}`}${tiles ? ' tuned' : ''}] ${s}\n`);
   // A fresh Runtime per size: peakLiveBytes has no reset.
   const rt = await Runtime.create(gpu);
+  if (tiles) useTiles(rt, tiles);
   const useTs = rt.features.timestamps && ceil.timing.useTimestamps;
   const watch = watchLoad();
   let t = now();
@@ -570,6 +578,31 @@ async function runSize(
   };
 }
 
+interface TunedRun {
+  seconds: number;
+  convs: TunedConv[];
+  /** REFERENCE_SIZE on the tuned tiles. */
+  result: SizeResult;
+  /** REFERENCE_SIZE on the built-in tiles again, right after. */
+  builtinAgain: SizeResult;
+}
+
+/** The run on tuned tiles against the built-in ones at the same size, before and after it. */
+function tunedText(t: TunedRun, f: SizeResult | undefined): string {
+  const h = t.result;
+  const changed = t.convs.filter((c) => !sameTile(c.best.tile, c.builtin.tile));
+  const builtin = [f, t.builtinAgain].filter((r): r is SizeResult => !!r);
+  const best = builtin.reduce((a, b) => (b.medianMs < a.medianMs ? b : a));
+  return [
+    `\n== ${h.size}x${h.size} on tuned tiles, after the f32 runs ==`,
+    `tuned ${t.convs.length} conv shapes in ${fmt(t.seconds, 1)} s; ${changed.length} changed: ` +
+      (changed.map((c) => `${c.tileKey} ${tileText(c.builtin.tile, c.byRows)} -> ${tileText(c.best.tile, c.byRows)}`).join(', ') || 'none'),
+    `tuned: median ${fmt(h.medianMs)} ms (min ${fmt(h.minMs)}), ${h.pctFmaE2e.toFixed(1)}% of the FMA ceiling`,
+    `built-in: median ${builtin.map((r) => `${fmt(r.medianMs)} ms (min ${fmt(r.minMs)})`).join(' before, ')} after; ` +
+      `tuned / built-in time = ${(h.medianMs / best.medianMs).toFixed(2)} against the faster`,
+  ].join('\n');
+}
+
 /** An f16 run (weights, or weights and products) against the f32 one at the same size. */
 function f16Text(h: SizeResult, precision: Precision, f: SizeResult | undefined): string {
   const mem = (r: SizeResult) => `${fmt(r.memory.peakLiveBytes / MiB)} MiB peak (weights ${fmt(r.memory.weightsGpuBytes / MiB)})`;
@@ -662,6 +695,29 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     f16.push({ precision, result: await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, waited, quietRun, precision) });
   }
 
+  // Tuned tiles at the reference size, after the f32 runs: the tuner's time, and the
+  // same run as the f32 one on its tiles.
+  let tuned: TunedRun | null = null;
+  if (opts.tune) {
+    await quiet();
+    process.stderr.write(`tuning the convs at ${REFERENCE_SIZE}x${REFERENCE_SIZE}...\n`);
+    const rtT = await Runtime.create(gpu);
+    t = now();
+    const { results: convs, tiles } = await tuneNetwork(rtT, MIDAS_V2, REFERENCE_SIZE, {
+      onConv: (done, total, r) => process.stderr.write(`  ${done}/${total} ${r.spec.key}: ${tileText(r.best.tile, r.byRows)} ${fmt(r.best.ms)} ms (built-in ${tileText(r.builtin.tile, r.byRows)} ${fmt(r.builtin.ms)} ms)\n`),
+    });
+    const seconds = (now() - t) / 1000;
+    rtT.destroy();
+    const waited = await quiet();
+    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE} on the tuned tiles: ${runsFor(REFERENCE_SIZE)} run(s) after a warm-up\n`);
+    const result = await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, waited, quietRun, 'f32', tiles);
+    // The built-in tiles once more after it, so that a host that sped up or slowed
+    // down over the run does not pass for the tuner's doing: the faster of the two counts.
+    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE} on the built-in tiles again: ${runsFor(REFERENCE_SIZE)} run(s) after a warm-up\n`);
+    const again = await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, await quiet(), quietRun);
+    tuned = { seconds, convs, result, builtinAgain: again };
+  }
+
   let torch: TorchResult | null = null;
   let torchNote = 'not run (--no-torch)';
   if (opts.torch) {
@@ -690,6 +746,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
       ceil = again;
       for (const r of results) rescale(r, ceil.fma.rate);
       for (const h of f16) rescale(h.result, ceil.fma.rate);
+      if (tuned) for (const r of [tuned.result, tuned.builtinAgain]) rescale(r, ceil.fma.rate);
     }
   }
   for (const r of results) {
@@ -709,6 +766,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   console.log(summaryNotes(results, torch, torchNote));
   for (const r of results) console.log(breakdownText(r));
   for (const h of f16) console.log(f16Text(h.result, h.precision, results.find((r) => r.size === REFERENCE_SIZE)));
+  if (tuned) console.log(tunedText(tuned, results.find((r) => r.size === REFERENCE_SIZE)));
   console.log(markdown(results, adapter, ceil, load, torch, opts));
   console.log(`\ntotal ${seconds.toFixed(1)} s`);
 
@@ -751,6 +809,13 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     sizes: results,
     /** --f16: REFERENCE_SIZE with precision 'f16' and 'f16-math' (empty without --f16). */
     f16,
+    /** --tune: the tuner's choices at REFERENCE_SIZE and the run on them (null without --tune). */
+    tuned: tuned && {
+      seconds: tuned.seconds,
+      convs: tuned.convs.map((c) => ({ key: c.spec.key, tileKey: c.tileKey, byRows: c.byRows, best: c.best, builtin: c.builtin, timed: c.timed })),
+      result: tuned.result,
+      builtinAgain: tuned.builtinAgain,
+    },
   });
   process.stderr.write(`wrote ${opts.json}\n`);
 }

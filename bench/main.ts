@@ -1,13 +1,14 @@
 // The bench entry point: `node dist/bench/main.js <mode> [options]`.
 //   kernels [--json out.json] [--quick] [--filter text] [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
-//   e2e [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--f16] [--wait-quiet s]
+//   e2e [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--f16] [--tune] [--wait-quiet s]
 import { DEFAULT_RUNS, DEFAULT_SIZES, runE2e } from './e2e.js';
 import { runKernels } from './kernels.js';
 
 const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick] [--filter text]
                                           [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
        node dist/bench/main.js e2e [--sizes 256,384,512] [--runs N] [--json out.json]
-                                      [--quick] [--no-torch] [--predict] [--f16] [--wait-quiet s]
+                                      [--quick] [--no-torch] [--predict] [--f16] [--tune]
+                                      [--wait-quiet s]
 
   kernels   every WGSL kernel at MiDaS's 384x384 shapes, against the adapter's
             measured FMA ceiling and copy bandwidth
@@ -35,6 +36,8 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
             skip the PyTorch comparison (it runs when /usr/bin/python3 imports torch)
   --predict time Midas.predict itself (default: the same steps, recorded by the
             bench)
+  --tune    also tune the convs' tiles at 384x384 (as \`midas tune\`, not saved) and
+            run 384x384 on them after the f32 sizes, against the built-in tiles
   --f16     also run 384x384 with precision f16 and f16-math after the f32 sizes,
             against the f32 time
   --wait-quiet s
@@ -54,10 +57,11 @@ interface Args {
   noTorch: boolean;
   predict: boolean;
   f16: boolean;
+  tune: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { mode: undefined, json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false, f16: false };
+  const args: Args = { mode: undefined, json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false, f16: false, tune: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -89,6 +93,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--no-torch') args.noTorch = true;
     else if (a === '--predict') args.predict = true;
     else if (a === '--f16') args.f16 = true;
+    else if (a === '--tune') args.tune = true;
     else if (a === '--filter') args.filter = value();
     else if (a.startsWith('--filter=')) args.filter = a.slice('--filter='.length);
     else if (a === '-h' || a === '--help') args.mode = 'help';
@@ -130,6 +135,7 @@ async function main(): Promise<number> {
         kernelsJson: 'bench/results-kernels.json',
         via: args.predict ? 'predict' : 'pipeline',
         f16: args.f16,
+        tune: args.tune,
       });
       return 0;
     case 'help':

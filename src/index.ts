@@ -15,5 +15,5 @@ export { midasWeights, expectedShapes } from './midas/weights.js';
 export { colorize, type ColorMapName } from './midas/colormap.js';
 export { alignToDepth, AlignError } from './midas/align.js';
 export { summarize, type Summary, type SummaryRow } from './midas/summary.js';
-export { gemmConvs, tuneNetwork, type TuneNetworkOptions } from './midas/tune.js';
+export { tiledConvs, tuneNetwork, type TuneNetworkOptions } from './midas/tune.js';
 export * as kernels from './kernels/index.js';

@@ -166,6 +166,25 @@ describe('conv2d against the CPU reference', () => {
     }
   });
 
+  it('a tile with rows: false keeps a conv the rows kernel could run on the GEMM kernel, with the same result', async () => {
+    const c = { n: 2, h: 12, w: 16, cin: 20, cout: 24, k: 3, stride: 1, groups: 1 };
+    const x = random(c.n * c.h * c.w * c.cin, 101);
+    const wt = random(c.cout * c.cin * 9, 102);
+    const ref = conv2dRef(x, wt, { ...c, kh: 3, kw: 3, pad: 1 });
+    const xt = rt.upload(x, [c.n, c.h, c.w, c.cin]);
+    rt.records = [];
+    for (const rows of [undefined, false]) {
+      const packed = packConv(rt, wt, [24, 20, 3, 3], 1, undefined, { ...chooseTile(rt, [24, 20, 3, 3], 1), rows });
+      const y = conv2dTiled(rt, xt, packed, { padding: 1 });
+      expect(rt.records.at(-1)!.kernel).toMatch(rows === false ? /^conv2d_tiled / : /^conv2d_rows /);
+      expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(180));
+      y.dispose();
+      disposePacked(packed);
+    }
+    rt.records = null;
+    xt.dispose();
+  });
+
   it('3x3 stride-1 convs with widths that are multiples of 8 take the rows kernel on 8-wide subgroups', () => {
     const geometry = (h: number, w: number) => ({ n: 1, h, w, cin: 16, oh: h, ow: w, cout: 16, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, groups: 1, cinG: 16, coutG: 16 });
     // lavapipe's subgroups are 8 lanes: without this the grid above would not reach the rows kernel.

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { builtinTile, chooseTile, DEFAULT_TILE, tileCandidates, tileKey, tilesInUse, useTiles } from '../src/kernels/conv2d_tiled.js';
 import { tuneConv, type ConvSpec } from '../src/kernels/tuner.js';
 import { MIDAS_V2 } from '../src/midas/config.js';
-import { gemmConvs, tuneNetwork } from '../src/midas/tune.js';
+import { tiledConvs, tuneNetwork } from '../src/midas/tune.js';
+import { summarize } from '../src/midas/summary.js';
 import { Runtime } from '../src/nn/runtime.js';
 import { nodeGpu } from '../src/node/gpu.js';
 import { loadMidas } from '../src/node/load.js';
@@ -103,26 +104,47 @@ describe('candidates and choice', () => {
 });
 
 describe('the network', () => {
-  it('lists one GEMM-path conv per weight shape at the site with the most work, without the rows kernel\'s', () => {
-    const specs = gemmConvs(rt, MIDAS_V2, 384);
+  it('lists one tiled conv per weight shape, at the site with the most work, with every module it sets', () => {
+    const specs = tiledConvs(rt, MIDAS_V2, 384);
     const keys = specs.map((s) => tileKey(s.shape, s.groups));
     expect(new Set(keys).size).toBe(keys.length);
     const byKey = new Map(specs.map((s) => [s.key, s]));
     expect(byKey.get('pretrained.layer3.0.conv3')).toMatchObject({ shape: [1024, 1024, 1, 1], input: [1, 24, 24, 1024], stride: 1 });
     // layer2's grouped 3x3 runs once at stride 2 (layer2.0) and 3 times at stride 1: tuned at stride 1.
     expect(specs.find((s) => keys[specs.indexOf(s)] === '512x16x3x3/g32')).toMatchObject({ stride: 1, input: [1, 48, 48, 512] });
-    // 3x3 256->256 at 96x96 runs the rows kernel on lavapipe's 8-wide subgroups, at 12x12 the GEMM.
-    expect(byKey.get('scratch.refinenet4.resConfUnit2.conv1')).toMatchObject({ input: [1, 12, 12, 256] });
-    expect(specs.some((s) => s.key.startsWith('scratch.refinenet1'))).toBe(false);
-    // Without subgroups there is no rows kernel.
-    expect(gemmConvs(rtPlain, MIDAS_V2, 384).length).toBeGreaterThan(specs.length);
+    // The 3x3 256->256 convs of layer1_rn and all four refinenets share a shape: tuned at 96x96, where most of their work is.
+    const rcu = specs.find((s) => keys[specs.indexOf(s)] === '256x256x3x3/g1')!;
+    expect(rcu).toMatchObject({ key: 'scratch.layer1_rn', input: [1, 96, 96, 256] });
+    expect(rcu.keys).toContain('scratch.refinenet4.resConfUnit2.conv1');
+    expect(rcu.keys).toHaveLength(1 + 2 + 3 * 4); // two convs per unit; refinenet4 runs one of its two units
+    // The naive kernel's convs (none in MiDaS v2 at 384) are not listed; every conv is.
+    expect(specs.reduce((n, s) => n + s.keys.length, 0)).toBe(summarize(MIDAS_V2, 384, 384).rows.filter((r) => r.op.startsWith('conv2d')).length);
+  });
+
+  it('where the rows kernel runs a conv, the candidates are it and each GEMM tile kept off it', async () => {
+    expect(tileCandidates(rt, [64, 32, 3, 3], 1, true)).toEqual([{ tm: 3, nv: 8 }, ...tileCandidates(rt, [64, 32, 3, 3], 1).map((t) => ({ ...t, rows: false }))]);
+    const spec: ConvSpec = { key: 'test.rows', shape: [32, 16, 3, 3], groups: 1, input: [1, 8, 16, 16], stride: 1, padding: 1 };
+    const r = await tuneConv(rt, spec, { runs: 1 });
+    expect(r.byRows).toBe(true);
+    expect(r.timed).toHaveLength(5);
+    expect(r.timed.filter((t) => t.tile.rows === false)).toHaveLength(4);
+    expect((await tuneConv(rt, { ...spec, input: [1, 8, 12, 16] }, { runs: 1 })).byRows).toBe(false); // width 12: GEMM only
+  });
+
+  it('tuneNetwork with `only` tunes the weight shapes of the modules under that key, reporting each', async () => {
+    const seen: number[] = [];
+    const { results, tiles } = await tuneNetwork(rt, REDUCED, 64, { only: 'pretrained.layer3', runs: 1, onConv: (done, total) => seen.push(done, total) });
+    const expected = tiledConvs(rt, REDUCED, 64).filter((s) => s.keys.some((k) => k.startsWith('pretrained.layer3.')));
+    expect(results.map((r) => r.tileKey)).toEqual(expected.map((s) => tileKey(s.shape, s.groups)));
+    expect(seen).toEqual(expected.flatMap((_, i) => [i + 1, expected.length]));
+    expect([...tiles.keys()]).toEqual(results.map((r) => r.tileKey));
   });
 
   it('a network on tuned tiles computes what it does on the built-in ones', async () => {
     const a = await loadMidas({ weights: REDUCED_WEIGHTS, config: REDUCED, size: 128, tune: false });
     const other = await Runtime.create(nodeGpu());
     // Every GEMM conv on a tile other than its built-in one.
-    useTiles(other, gemmConvs(other, REDUCED, 128).map((s) => {
+    useTiles(other, tiledConvs(other, REDUCED, 128).map((s) => {
       const cands = tileCandidates(other, s.shape, s.groups);
       const builtin = builtinTile(other, s.shape, s.groups);
       return [tileKey(s.shape, s.groups), cands.find((t) => t.nv !== builtin.nv || t.tm !== builtin.tm)!] as const;
@@ -146,10 +168,10 @@ describe('saved tunings', () => {
     const file = path.join(dir, 'a', 'tuning.json');
     expect(readTuning(rt, file)).toBeUndefined();
     await saveTuning(rt, new Map([['64x32x1x1/g1', { tm: 2, nv: 4 }]]), 128, file);
-    await saveTuning(rt, new Map([['8x8x3x3/g1', { tm: 4, nv: 2, wgK: 8 }]]), 256, file);
+    await saveTuning(rt, new Map([['8x8x3x3/g1', { tm: 4, nv: 2, wgK: 8 }], ['16x8x3x3/g1', { tm: 3, nv: 4, rows: false }]]), 256, file);
     await saveTuning(rtPlain, new Map([['64x32x1x1/g1', { tm: 4, nv: 2, wgK: 32 }]]), 128, file);
     const saved = readTuning(rt, file)!;
-    expect(saved.tiles).toEqual({ '64x32x1x1/g1': { tm: 2, nv: 4 }, '8x8x3x3/g1': { tm: 4, nv: 2, wgK: 8 } });
+    expect(saved.tiles).toEqual({ '64x32x1x1/g1': { tm: 2, nv: 4 }, '8x8x3x3/g1': { tm: 4, nv: 2, wgK: 8 }, '16x8x3x3/g1': { tm: 3, nv: 4, rows: false } });
     expect(saved.size).toBe(256);
     expect(readTuning(rtPlain, file)!.tiles).toEqual({ '64x32x1x1/g1': { tm: 4, nv: 2, wgK: 32 } });
     expect(adapterKey(rt)).not.toBe(adapterKey(rtPlain));
@@ -159,6 +181,8 @@ describe('saved tunings', () => {
     const file = path.join(dir, 'bad.json');
     writeFileSync(file, '{"format": "midas-webgpu tuning 1", "adapters": {"x": {"tiles": {"k": {"tm": 0, "nv": 2}}}}}');
     expect(() => readTuning(rt, file)).toThrow(new RegExp(`^${file}: adapter 'x', 'k': not a tile`));
+    writeFileSync(file, '{"format": "midas-webgpu tuning 1", "adapters": {"x": {"tiles": {"k": {"tm": 3, "nv": 2, "rows": "no"}}}}}');
+    expect(() => readTuning(rt, file)).toThrow(new RegExp(`^${file}: adapter 'x', 'k': not a tile`));
     writeFileSync(file, 'not json');
     expect(() => readTuning(rt, file)).toThrow(new RegExp(`^${file}: not a tuning file`));
   });
@@ -167,7 +191,7 @@ describe('saved tunings', () => {
     expect(existsSync(tuningFile())).toBe(false);
     const a = await loadMidas({ weights: REDUCED_WEIGHTS, config: REDUCED, size: 64, tune: true });
     const saved = readTuning(a.runtime)!;
-    expect(Object.keys(saved.tiles).sort()).toEqual(gemmConvs(a.runtime, REDUCED, 64).map((s) => tileKey(s.shape, s.groups)).sort());
+    expect(Object.keys(saved.tiles).sort()).toEqual(tiledConvs(a.runtime, REDUCED, 64).map((s) => tileKey(s.shape, s.groups)).sort());
     expect(Object.fromEntries(tilesInUse(a.runtime))).toEqual(saved.tiles);
     a.dispose();
     const before = readFileSync(tuningFile(), 'utf8');
@@ -204,7 +228,7 @@ describe('midas tune', () => {
 
   for (const [what, args, msg] of [
     ['--runs 0', ['--runs', '0'], /--runs must be a positive integer \(got '0'\)/],
-    ['a key that runs no GEMM conv', ['--size', '64', '--only', 'nothing.here'], /no conv of the network runs the GEMM kernel under 'nothing.here' at 64x64/],
+    ['a key that runs no tiled conv', ['--size', '64', '--only', 'nothing.here'], /^midas tune: no conv of the network runs a tiled kernel under 'nothing.here' at 64x64/],
   ] as const) {
     it(`${what}: one line, non-zero exit, nothing saved`, () => {
       const home = path.join(dir, `cli-bad-${what.length}`);

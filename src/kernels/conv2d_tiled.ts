@@ -31,6 +31,14 @@ export interface TileConfig {
    * (`tuneConv`) tries it on adapters without subgroups. Absent or 0: none.
    */
   wgK?: number;
+  /**
+   * false: run this conv on the GEMM kernel even where the rows kernel could
+   * (`rowsSupported`). Which is faster depends on the CPU under lavapipe: on one host
+   * the rows kernel ran 3x3 256->256 at 96x96 at 57% of the FMA ceiling against ~50%
+   * for the GEMM; on another the GEMM took 330-350 ms against 370-425 for the rows
+   * kernel. The built-in choice is the rows kernel; the tuner tries both.
+   */
+  rows?: boolean;
 }
 
 export const DEFAULT_TILE: TileConfig = { tm: 4, nv: 2 };
@@ -58,12 +66,15 @@ export function chooseTile(rt: Runtime, shape: readonly number[], groups: number
  * 3 x 32 with weights staged in workgroup memory 32 input channels at a time (where
  * the input is read as vec4s, which staging needs).
  */
-export function tileCandidates(rt: Runtime, shape: readonly number[], groups: number): TileConfig[] {
+export function tileCandidates(rt: Runtime, shape: readonly number[], groups: number, byRows = false): TileConfig[] {
   const vec4 = shape[1]! % 4 === 0;
-  const all = sharesWeights(rt)
+  const gemm = sharesWeights(rt)
     ? [...WIDE_TILES, DEFAULT_TILE]
     : [DEFAULT_TILE, ...(vec4 ? [{ tm: 4, nv: 2, wgK: 32 }, { tm: 4, nv: 4, wgK: 32 }, { tm: 3, nv: 8, wgK: 32 }] : [])];
-  return all.filter((t) => tiledSupports(shape, groups, t));
+  const fit = gemm.filter((t) => tiledSupports(shape, groups, t));
+  // Where the rows kernel runs the conv, the built-in tile means the rows kernel, and
+  // each GEMM tile is tried with rows: false.
+  return byRows ? [builtinTile(rt, shape, groups), ...fit.map((t) => ({ ...t, rows: false }))] : fit;
 }
 
 /** The tile chosen without a tuner: a wide one where subgroups share weights, 4 x 8 otherwise. */
@@ -469,7 +480,7 @@ export function pixelsPerThread(m: number, preferred: number, wgx = WGX): number
 /** Convolution with weights from `packConv`; same options and result as `conv2dNaive`. */
 export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'> = {}): Tensor {
   const g = convGeometry(x, packed.shape, { ...opts, groups: packed.groups });
-  if (rowsSupported(rt, g) && rowsChannelVecs(packed)) return conv3x3Rows(rt, x, packed, g, opts);
+  if (runsByRows(rt, g, packed)) return conv3x3Rows(rt, x, packed, g, opts);
   const m = g.n * g.oh * g.ow;
   const vecIn = g.cin % 4 === 0 && g.cinG % 4 === 0;
   const sgW = vecIn && sharesWeights(rt) ? rt.subgroupMinSize : 0;
@@ -621,11 +632,16 @@ function rowsShader(k: RowsKey): string {
  * vec4s of output channels per lane in the rows kernel: 4 where the packing pads the
  * channels to 16 (16 ran ~10% faster than 8 and 32 at 12 rows), else 2; 0 if neither.
  */
-export function rowsChannelVecs(packed: PackedConv): number {
+export function rowsChannelVecs(packed: Pick<PackedConv, 'coutPad'>): number {
   return packed.coutPad % 16 === 0 ? 4 : packed.coutPad % 8 === 0 ? 2 : 0;
 }
 
-/** Whether `conv2dTiled` runs this conv with the rows kernel. */
+/** Whether `conv2dTiled` runs this conv, packed so, with the rows kernel. */
+export function runsByRows(rt: Runtime, g: ConvGeometry, packed: Pick<PackedConv, 'coutPad' | 'tile'>): boolean {
+  return packed.tile.rows !== false && rowsSupported(rt, g) && rowsChannelVecs(packed) > 0;
+}
+
+/** Whether the rows kernel can run a conv of this geometry on this runtime. */
 export function rowsSupported(rt: Runtime, g: ConvGeometry): boolean {
   return (
     rt.subgroupMinSize === SEG && rt.subgroupMaxSize === SEG &&

@@ -6,7 +6,8 @@
 // src/node/tuning.ts).
 import type { Runtime } from '../nn/runtime.js';
 import type { Tensor } from '../nn/tensor.js';
-import { builtinTile, conv2dTiled, disposePacked, packConv, tileCandidates, tileKey, type TileConfig } from './conv2d_tiled.js';
+import { convGeometry } from './conv2d.js';
+import { builtinTile, conv2dTiled, disposePacked, packConv, paddedCout, runsByRows, tileCandidates, tileKey, type TileConfig } from './conv2d_tiled.js';
 
 /** One convolution as a network runs it. */
 export interface ConvSpec {
@@ -35,6 +36,8 @@ export interface TunedConv {
   timed: TimedTile[];
   /** The choice: the fastest, unless the built-in tile is within `margin` of it. */
   best: TimedTile;
+  /** Whether the built-in tile runs this conv on the rows kernel (the candidates then include it). */
+  byRows: boolean;
   /** The built-in choice's time (it is always a candidate). */
   builtin: TimedTile;
 }
@@ -81,11 +84,13 @@ export async function tuneConv(rt: Runtime, spec: ConvSpec, options: TuneOptions
   const timer = options.timer ?? gpuTimer(rt);
   const [cout, cinG, kh, kw] = spec.shape;
   const builtin = builtinTile(rt, spec.shape, spec.groups);
-  const candidates = tileCandidates(rt, spec.shape, spec.groups);
-  if (!candidates.some((t) => sameTile(t, builtin))) candidates.unshift(builtin);
   const weight = noise(cout * cinG * kh * kw, 1);
   const bias = noise(cout, 2);
   const x = rt.upload(noise(spec.input.reduce((a, b) => a * b, 1), 3), spec.input);
+  const g = convGeometry(x, spec.shape, { stride: spec.stride, padding: spec.padding, groups: spec.groups });
+  const byRows = runsByRows(rt, g, { tile: builtin, coutPad: paddedCout(cout, builtin) });
+  const candidates = tileCandidates(rt, spec.shape, spec.groups, byRows);
+  if (!candidates.some((t) => sameTile(t, builtin))) candidates.unshift(builtin);
   const timed: TimedTile[] = [];
   try {
     for (const tile of candidates) {
@@ -112,16 +117,22 @@ export async function tuneConv(rt: Runtime, spec: ConvSpec, options: TuneOptions
     timed,
     best: fastest.ms * (1 + (options.margin ?? 0.05)) < builtinTimed.ms ? fastest : builtinTimed,
     builtin: builtinTimed,
+    byRows,
   };
 }
 
 export function sameTile(a: TileConfig, b: TileConfig): boolean {
-  return a.tm === b.tm && a.nv === b.nv && (a.wgK ?? 0) === (b.wgK ?? 0);
+  return a.tm === b.tm && a.nv === b.nv && (a.wgK ?? 0) === (b.wgK ?? 0) && (a.rows ?? true) === (b.rows ?? true);
 }
 
-/** `tm x channels`, plus `wgK` where weights are staged: `3x32`, `4x8 wg32`. */
-export function tileText(t: TileConfig): string {
-  return `${t.tm}x${4 * t.nv}${t.wgK ? ` wg${t.wgK}` : ''}`;
+/**
+ * `tm x channels`, plus `wgK` where weights are staged: `3x32`, `4x8 wg32`; `gemm` marks
+ * a tile that keeps a conv off the rows kernel. With `byRows`, the tile of a conv that the
+ * rows kernel runs is just `rows`.
+ */
+export function tileText(t: TileConfig, byRows = false): string {
+  if (byRows && t.rows !== false) return 'rows';
+  return `${t.tm}x${4 * t.nv}${t.wgK ? ` wg${t.wgK}` : ''}${t.rows === false ? ' gemm' : ''}`;
 }
 
 function median(xs: number[]): number {

@@ -1,6 +1,6 @@
-// Tuning the network's convolutions on one adapter: which convs the implicit GEMM
-// runs at a given input size (from a forward pass on a meta runtime), each timed with
-// every candidate tile (src/kernels/tuner.ts).
+// Tuning the network's convolutions on one adapter: which convs the tiled kernels run
+// at a given input size (from a forward pass on a meta runtime), each timed with every
+// candidate tile (src/kernels/tuner.ts).
 import { tileKey, type TileConfig } from '../kernels/conv2d_tiled.js';
 import { tuneConv, type ConvSpec, type TuneOptions, type TunedConv } from '../kernels/tuner.js';
 import { Conv2d } from '../nn/layers.js';
@@ -8,13 +8,20 @@ import { Runtime } from '../nn/runtime.js';
 import { MIDAS_V2, type MidasConfig } from './config.js';
 import { MidasNet } from './network.js';
 
+/** A conv to tune, and every module whose tile its choice sets. */
+export interface NetworkConv extends ConvSpec {
+  /** The checkpoint keys of all the convs of this weight shape and groups. */
+  keys: string[];
+}
+
 /**
- * The convs that the tiled GEMM kernel runs (not the rows kernel, which has its own
- * tiling; not the naive one) on `size` x `size` input on a device like `rt`, one per
- * weight shape and groups (what a tile is chosen by): the one that does the most
- * work, counting how often it runs. In forward order.
+ * The convs that `conv2dTiled` runs (on the GEMM or the rows kernel; not the naive
+ * ones) on `size` x `size` input on a device like `rt`, one per weight shape and
+ * groups (what a tile is chosen by): the one that does the most work, counting how
+ * often it runs (so the RCU convs of all four refinenets are tuned where refinenet1
+ * runs them, at 96x96 for 384). In forward order.
  */
-export function gemmConvs(rt: Runtime, config: MidasConfig = MIDAS_V2, size = 384): ConvSpec[] {
+export function tiledConvs(rt: Runtime, config: MidasConfig = MIDAS_V2, size = 384): NetworkConv[] {
   const meta = Runtime.meta({}, { subgroupMinSize: rt.subgroupMinSize, subgroupMaxSize: rt.subgroupMaxSize });
   const net = new MidasNet(config);
   net.fuse();
@@ -27,32 +34,38 @@ export function gemmConvs(rt: Runtime, config: MidasConfig = MIDAS_V2, size = 38
   // By tile key, then by where it runs (input, stride, padding): the first conv seen
   // there and the MACs of all (layer3's 22 alike bottlenecks count together).
   const byTile = new Map<string, Map<string, { spec: ConvSpec; macs: number }>>();
+  const keys = new Map<string, Set<string>>();
   for (const r of meta.records ?? []) {
     const conv = convs.get(r.scope);
-    if (!conv || !r.kernel.startsWith('conv2d_tiled ')) continue;
+    if (!conv || !/^conv2d_(tiled|rows) /.test(r.kernel)) continue;
     const key = tileKey(conv.weightShape, conv.groups);
     const spec: ConvSpec = {
       key: r.scope, shape: conv.weightShape, groups: conv.groups,
       input: r.input as ConvSpec['input'], stride: conv.stride, padding: conv.padding,
     };
     const where = JSON.stringify([spec.input, spec.stride, spec.padding]);
+    if (!keys.has(key)) keys.set(key, new Set());
+    keys.get(key)!.add(r.scope);
     let sites = byTile.get(key);
     if (!sites) byTile.set(key, (sites = new Map()));
     const site = sites.get(where);
     if (site) site.macs += r.macs;
     else sites.set(where, { spec, macs: r.macs });
   }
-  return [...byTile.values()].map((sites) => [...sites.values()].reduce((a, b) => (b.macs > a.macs ? b : a)).spec);
+  return [...byTile].map(([key, sites]) => ({
+    ...[...sites.values()].reduce((a, b) => (b.macs > a.macs ? b : a)).spec,
+    keys: [...keys.get(key)!],
+  }));
 }
 
 export interface TuneNetworkOptions extends TuneOptions {
-  /** Only convs whose checkpoint key starts with this (e.g. `pretrained.layer3`). */
+  /** Only convs whose weight shape a module under this checkpoint key has (e.g. `pretrained.layer3`). */
   only?: string;
   /** Called after each conv is tuned. */
   onConv?: (done: number, total: number, result: TunedConv) => void;
 }
 
-/** Tunes every GEMM-path conv of the network at `size` on `rt`; returns the results and the tiles to use. */
+/** Tunes every tiled conv of the network at `size` on `rt`; returns the results and the tiles to use. */
 export async function tuneNetwork(
   rt: Runtime,
   config: MidasConfig = MIDAS_V2,
@@ -60,8 +73,9 @@ export async function tuneNetwork(
   options: TuneNetworkOptions = {},
 ): Promise<{ results: TunedConv[]; tiles: Map<string, TileConfig> }> {
   const only = options.only;
-  const specs = gemmConvs(rt, config, size).filter((s) => !only || s.key === only || s.key.startsWith(`${only}.`));
-  if (specs.length === 0) throw new Error(`tune: no conv of the network runs the GEMM kernel${only ? ` under '${only}'` : ''} at ${size}x${size} on this adapter`);
+  const under = (key: string) => !only || key === only || key.startsWith(`${only}.`);
+  const specs = tiledConvs(rt, config, size).filter((s) => s.keys.some(under));
+  if (specs.length === 0) throw new Error(`no conv of the network runs a tiled kernel${only ? ` under '${only}'` : ''} at ${size}x${size} on this adapter`);
   const results: TunedConv[] = [];
   for (const spec of specs) {
     const r = await tuneConv(rt, spec, options);

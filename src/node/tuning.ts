@@ -34,7 +34,8 @@ function isTile(t: unknown): t is TileConfig {
   const o = t as Record<string, unknown>;
   const int = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
   return typeof t === 'object' && t !== null && int(o['tm']) && (o['tm'] as number) >= 1 && int(o['nv']) && (o['nv'] as number) >= 1 &&
-    (o['wgK'] === undefined || (int(o['wgK']) && (o['wgK'] as number) % 4 === 0));
+    (o['wgK'] === undefined || (int(o['wgK']) && (o['wgK'] as number) % 4 === 0)) &&
+    (o['rows'] === undefined || typeof o['rows'] === 'boolean');
 }
 
 function readFile(file: string): TuningFile {
