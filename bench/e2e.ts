@@ -579,27 +579,64 @@ async function runSize(
 }
 
 interface TunedRun {
+  size: number;
   seconds: number;
   convs: TunedConv[];
-  /** REFERENCE_SIZE on the tuned tiles. */
-  result: SizeResult;
-  /** REFERENCE_SIZE on the built-in tiles again, right after. */
-  builtinAgain: SizeResult;
+  /** Wall ms of Midas.predict per pair, built-in tiles first. */
+  builtinMs: number[];
+  tunedMs: number[];
 }
 
-/** The run on tuned tiles against the built-in ones at the same size, before and after it. */
-function tunedText(t: TunedRun, f: SizeResult | undefined): string {
-  const h = t.result;
+/**
+ * Midas.predict on the built-in and the tuned tiles, one run of each in turn (two
+ * models, two runtimes), so that the host's drift over minutes, which is larger than
+ * what the tiles change, falls on both alike.
+ */
+async function alternate(
+  gpu: GPU,
+  weights: Weights,
+  size: number,
+  tiles: ReadonlyMap<string, TileConfig>,
+  pairs: number,
+  quietRun: () => Promise<number | null>,
+): Promise<Pick<TunedRun, 'size' | 'builtinMs' | 'tunedMs'>> {
+  const image = testImage(size);
+  const models: { rt: Runtime; midas: Midas }[] = [];
+  for (const t of [undefined, tiles]) {
+    const rt = await Runtime.create(gpu);
+    if (t) useTiles(rt, t);
+    const midas = new Midas(rt, weights, { size });
+    await midas.predict(image); // compiles
+    models.push({ rt, midas });
+  }
+  const ms: number[][] = [[], []];
+  for (let i = 0; i < pairs; i++) {
+    for (const [j, m] of models.entries()) {
+      await quietRun();
+      const t0 = now();
+      await m.midas.predict(image);
+      ms[j]!.push(now() - t0);
+    }
+    process.stderr.write(`  pair ${i + 1}/${pairs}: built-in ${fmt(ms[0]!.at(-1)!)} ms, tuned ${fmt(ms[1]!.at(-1)!)} ms\n`);
+  }
+  for (const m of models) {
+    m.midas.dispose();
+    m.rt.destroy();
+  }
+  return { size, builtinMs: ms[0]!, tunedMs: ms[1]! };
+}
+
+/** The tuner's choices, and predict on them against the built-in tiles, run alternately. */
+function tunedText(t: TunedRun): string {
   const changed = t.convs.filter((c) => !sameTile(c.best.tile, c.builtin.tile));
-  const builtin = [f, t.builtinAgain].filter((r): r is SizeResult => !!r);
-  const best = builtin.reduce((a, b) => (b.medianMs < a.medianMs ? b : a));
+  const ratios = t.tunedMs.map((v, i) => v / t.builtinMs[i]!);
   return [
-    `\n== ${h.size}x${h.size} on tuned tiles, after the f32 runs ==`,
+    `\n== ${t.size}x${t.size}: tuned tiles against built-in ones, alternately, after the f32 runs ==`,
     `tuned ${t.convs.length} conv shapes in ${fmt(t.seconds, 1)} s; ${changed.length} changed: ` +
       (changed.map((c) => `${c.tileKey} ${tileText(c.builtin.tile, c.byRows)} -> ${tileText(c.best.tile, c.byRows)}`).join(', ') || 'none'),
-    `tuned: median ${fmt(h.medianMs)} ms (min ${fmt(h.minMs)}), ${h.pctFmaE2e.toFixed(1)}% of the FMA ceiling`,
-    `built-in: median ${builtin.map((r) => `${fmt(r.medianMs)} ms (min ${fmt(r.minMs)})`).join(' before, ')} after; ` +
-      `tuned / built-in time = ${(h.medianMs / best.medianMs).toFixed(2)} against the faster`,
+    `built-in: median ${fmt(median(t.builtinMs))} ms (min ${fmt(Math.min(...t.builtinMs))}); ` +
+      `tuned: median ${fmt(median(t.tunedMs))} ms (min ${fmt(Math.min(...t.tunedMs))}); ` +
+      `tuned / built-in per pair: median ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`,
   ].join('\n');
 }
 
@@ -708,14 +745,10 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     });
     const seconds = (now() - t) / 1000;
     rtT.destroy();
-    const waited = await quiet();
-    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE} on the tuned tiles: ${runsFor(REFERENCE_SIZE)} run(s) after a warm-up\n`);
-    const result = await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, waited, quietRun, 'f32', tiles);
-    // The built-in tiles once more after it, so that a host that sped up or slowed
-    // down over the run does not pass for the tuner's doing: the faster of the two counts.
-    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE} on the built-in tiles again: ${runsFor(REFERENCE_SIZE)} run(s) after a warm-up\n`);
-    const again = await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, await quiet(), quietRun);
-    tuned = { seconds, convs, result, builtinAgain: again };
+    await quiet();
+    const pairs = Math.max(3, runsFor(REFERENCE_SIZE));
+    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE}: built-in and tuned tiles alternately, ${pairs} pairs after a warm-up of each\n`);
+    tuned = { seconds, convs, ...(await alternate(gpu, weights, REFERENCE_SIZE, tiles, pairs, quietRun)) };
   }
 
   let torch: TorchResult | null = null;
@@ -746,7 +779,6 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
       ceil = again;
       for (const r of results) rescale(r, ceil.fma.rate);
       for (const h of f16) rescale(h.result, ceil.fma.rate);
-      if (tuned) for (const r of [tuned.result, tuned.builtinAgain]) rescale(r, ceil.fma.rate);
     }
   }
   for (const r of results) {
@@ -766,7 +798,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   console.log(summaryNotes(results, torch, torchNote));
   for (const r of results) console.log(breakdownText(r));
   for (const h of f16) console.log(f16Text(h.result, h.precision, results.find((r) => r.size === REFERENCE_SIZE)));
-  if (tuned) console.log(tunedText(tuned, results.find((r) => r.size === REFERENCE_SIZE)));
+  if (tuned) console.log(tunedText(tuned));
   console.log(markdown(results, adapter, ceil, load, torch, opts));
   console.log(`\ntotal ${seconds.toFixed(1)} s`);
 
@@ -811,10 +843,11 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     f16,
     /** --tune: the tuner's choices at REFERENCE_SIZE and the run on them (null without --tune). */
     tuned: tuned && {
+      size: tuned.size,
       seconds: tuned.seconds,
       convs: tuned.convs.map((c) => ({ key: c.spec.key, tileKey: c.tileKey, byRows: c.byRows, best: c.best, builtin: c.builtin, timed: c.timed })),
-      result: tuned.result,
-      builtinAgain: tuned.builtinAgain,
+      builtinMs: tuned.builtinMs,
+      tunedMs: tuned.tunedMs,
     },
   });
   process.stderr.write(`wrote ${opts.json}\n`);

@@ -36,8 +36,8 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
             skip the PyTorch comparison (it runs when /usr/bin/python3 imports torch)
   --predict time Midas.predict itself (default: the same steps, recorded by the
             bench)
-  --tune    also tune the convs' tiles at 384x384 (as \`midas tune\`, not saved) and
-            run 384x384 on them after the f32 sizes, against the built-in tiles
+  --tune    also tune the convs' tiles at 384x384 (as \`midas tune\`, not saved), then
+            predict at 384x384 on the built-in and the tuned tiles in turn
   --f16     also run 384x384 with precision f16 and f16-math after the f32 sizes,
             against the f32 time
   --wait-quiet s
