@@ -226,6 +226,20 @@ describe('midas tune', () => {
     expect(Object.values(saved.adapters).map((a) => Object.keys((a as { tiles: object }).tiles).length)).toEqual([lines.length - 2]);
   });
 
+  it('midas info says whether this adapter has saved tiles', () => {
+    const home = path.join(dir, 'cli-home'); // tuned by the test above
+    const env = { ...process.env, MIDAS_HOME: home };
+    const info = (args: string[], e: NodeJS.ProcessEnv) => spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'info', ...args], { env: e, encoding: 'utf8' });
+    const r = info([], env);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^tuning: +\\d+ conv tiles saved \\d{4}-\\d\\d-\\d\\d at 64x64 \\(${path.join(home, 'tuning.json')}\\)$`, 'm'));
+    const j = JSON.parse(info(['--json'], env).stdout);
+    expect(j.tuning).toMatchObject({ size: 64, file: path.join(home, 'tuning.json') });
+    expect(j.subgroups).toEqual([8, 8]);
+    const none = info([], { ...process.env, MIDAS_HOME: path.join(dir, 'empty-home') });
+    expect(none.stdout).toMatch(/^tuning: +none saved for this adapter/m);
+  });
+
   for (const [what, args, msg] of [
     ['--runs 0', ['--runs', '0'], /--runs must be a positive integer \(got '0'\)/],
     ['a key that runs no tiled conv', ['--size', '64', '--only', 'nothing.here'], /^midas tune: no conv of the network runs a tiled kernel under 'nothing.here' at 64x64/],
