@@ -633,7 +633,7 @@ function tunedText(t: TunedRun): string {
   return [
     `\n== ${t.size}x${t.size}: tuned tiles against built-in ones, alternately, after the f32 runs ==`,
     `tuned ${t.convs.length} conv shapes in ${fmt(t.seconds, 1)} s; ${changed.length} changed: ` +
-      (changed.map((c) => `${c.tileKey} ${tileText(c.builtin.tile, c.byRows)} -> ${tileText(c.best.tile, c.byRows)}`).join(', ') || 'none'),
+      (changed.map((c) => `${c.tileKey} ${tileText(c.builtin.tile)} -> ${tileText(c.best.tile)}`).join(', ') || 'none'),
     `built-in: median ${fmt(median(t.builtinMs))} ms (min ${fmt(Math.min(...t.builtinMs))}); ` +
       `tuned: median ${fmt(median(t.tunedMs))} ms (min ${fmt(Math.min(...t.tunedMs))}); ` +
       `tuned / built-in per pair: median ${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`,
@@ -741,7 +741,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     const rtT = await Runtime.create(gpu);
     t = now();
     const { results: convs, tiles } = await tuneNetwork(rtT, MIDAS_V2, REFERENCE_SIZE, {
-      onConv: (done, total, r) => process.stderr.write(`  ${done}/${total} ${r.spec.key}: ${tileText(r.best.tile, r.byRows)} ${fmt(r.best.ms)} ms (built-in ${tileText(r.builtin.tile, r.byRows)} ${fmt(r.builtin.ms)} ms)\n`),
+      onConv: (done, total, r) => process.stderr.write(`  ${done}/${total} ${r.spec.key}: ${tileText(r.best.tile)} ${fmt(r.best.ms)} ms (built-in ${tileText(r.builtin.tile)} ${fmt(r.builtin.ms)} ms)\n`),
     });
     const seconds = (now() - t) / 1000;
     rtT.destroy();
@@ -845,7 +845,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     tuned: tuned && {
       size: tuned.size,
       seconds: tuned.seconds,
-      convs: tuned.convs.map((c) => ({ key: c.spec.key, tileKey: c.tileKey, byRows: c.byRows, best: c.best, builtin: c.builtin, timed: c.timed })),
+      convs: tuned.convs.map((c) => ({ key: c.spec.key, tileKey: c.tileKey, rowsCan: c.rowsCan, best: c.best, builtin: c.builtin, timed: c.timed })),
       builtinMs: tuned.builtinMs,
       tunedMs: tuned.tunedMs,
     },

@@ -177,6 +177,8 @@ function convCases(): ConvCase[] {
     conv('decoder', 'RCU 3x3 256->256 @24', { size: 24, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true, quick: true }),
     conv('decoder', 'RCU 3x3 256->256 @48', { size: 48, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true }),
     conv('decoder', '3x3 256->256 @96 (layer1_rn, RCU path1)', { size: 96, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true, quick: true, headline: true }),
+    // The rows kernel on the headline conv, beside the GEMM that runs it by default (TileConfig.rows).
+    conv('decoder', '3x3 256->256 @96 on the rows kernel', { size: 96, cin: 256, cout: 256, k: 3, stride: 1, groups: 1, bias: true, reluInput: true, tile: { tm: 4, nv: 8, rows: true }, tiledOnly: true }),
     conv('decoder', 'output_conv.0 3x3 256->128 @192', { size: 192, cin: 256, cout: 128, k: 3, stride: 1, groups: 1, bias: true }),
     conv('decoder', 'output_conv.2 3x3 128->32 @384 +relu', { size: 384, cin: 128, cout: 32, k: 3, stride: 1, groups: 1, bias: true, relu: true }),
     conv('decoder', 'output_conv.4 1x1 32->1 @384 +relu', { size: 384, cin: 32, cout: 1, k: 1, stride: 1, groups: 1, bias: true, relu: true, quick: true }),
@@ -186,12 +188,11 @@ function convCases(): ConvCase[] {
 
 /**
  * Tile shapes (pixels x 4*nv channels per thread) on layer3's 1x1 1024->1024 conv at
- * 24x24, the shape that takes the most time at 384 and runs the GEMM path on every
- * adapter (3x3 stride-1 convs may take conv2d_rows, which has no such tile). Full runs only.
+ * 24x24, the shape that takes the most time at 384. Full runs only.
  */
 function tileSweep(): ConvCase[] {
   const tiles: TileConfig[] = [
-    { tm: 1, nv: 4 }, { tm: 2, nv: 4 }, { tm: 3, nv: 2 }, { tm: 3, nv: 4 }, { tm: 3, nv: 8 }, { tm: 4, nv: 2 }, { tm: 4, nv: 4 }, { tm: 6, nv: 4 },
+    { tm: 1, nv: 4 }, { tm: 2, nv: 8 }, { tm: 3, nv: 4 }, { tm: 3, nv: 8 }, { tm: 4, nv: 2 }, { tm: 4, nv: 4 }, { tm: 4, nv: 8 }, { tm: 5, nv: 8 },
   ];
   return tiles.map((tile) =>
     conv('tile-sweep', `1x1 1024->1024 @24 tm${tile.tm} nv${tile.nv}`, { size: 24, cin: 1024, cout: 1024, k: 1, stride: 1, groups: 1, tile, tiledOnly: true }),
@@ -494,7 +495,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
       let yTiled: Tensor | undefined;
       /** Our output to compare tfjs's with, and the row it came from. */
       let ours: { row: KernelRow; out: Float32Array } | undefined;
-      const tiledRow: KernelRow = { ...base, impl: c.tile ? `tiled ${tile.tm}x${tile.nv}` : 'tiled' };
+      const tiledRow: KernelRow = { ...base, impl: c.tile ? (tile.rows ? 'rows' : `tiled ${tile.tm}x${tile.nv}`) : 'tiled' };
       if (!tiledSupports([c.cout, c.cin / c.groups, c.k, c.k], c.groups, tile)) {
         tiledRow.skipped = `tiled kernel does not support ${c.cout / c.groups} channels per group`;
       } else {

@@ -71,7 +71,7 @@ describe('compatibility mode', () => {
       const { min, max } = finiteRange(reference.depth);
       const rel = maxAbsDiff(compat.depth, reference.depth) / (max - min);
       console.log(`compatibility vs core device: ${rel.toExponential(3)} of the range`);
-      // The core device has subgroups and runs the rows and shared-weight kernels, which
+      // The core device has subgroups and runs the shared-weight kernels, which
       // sum in another order than the portable ones the compat device runs: 1.2e-6 seen.
       expect(rel).toBeLessThanOrEqual(1e-5);
     } finally {

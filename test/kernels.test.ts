@@ -110,6 +110,21 @@ describe('conv2d against the CPU reference', () => {
           disposePacked(packed);
         });
       }
+      // The rows kernel, where it can run the conv (3x3 stride 1, width a multiple of 8).
+      if (c.k === 3 && c.stride === 1 && c.groups === 1 && c.w % 8 === 0 && c.cin % 4 === 0) {
+        it(`rows kernel ${label(c)} within ${convTol(kTerms).toExponential(1)}`, async () => {
+          const xt = rt.upload(x, [c.n, c.h, c.w, c.cin]);
+          const shape = [c.cout, c.cin, 3, 3] as const;
+          const packed = packConv(rt, wt, shape, 1, bias, { ...chooseTile(rt, shape, 1), rows: true });
+          rt.records = [];
+          const y = conv2dTiled(rt, xt, packed, { padding: 1 });
+          expect(rt.records.at(-1)!.kernel).toMatch(/^conv2d_rows /);
+          rt.records = null;
+          expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
+          for (const t of [xt, y]) t.dispose();
+          disposePacked(packed);
+        });
+      }
       // Weights staged in workgroup memory 8 input channels at a time (several chunks
       // per tap where a group has more, a partial one at 12, 20 or 36), as the tuner
       // may choose on adapters without subgroups; it needs vec4 inputs.
@@ -138,7 +153,7 @@ describe('conv2d against the CPU reference', () => {
     try {
       capped.records = [];
       const xt = capped.upload(x, [c.n, c.h, c.w, c.cin]);
-      const packed = packConv(capped, wt, [16, 4, 3, 3], 1, undefined, chooseTile(capped, [16, 4, 3, 3], 1));
+      const packed = packConv(capped, wt, [16, 4, 3, 3], 1, undefined, { ...chooseTile(capped, [16, 4, 3, 3], 1), rows: true });
       const y = conv2dTiled(capped, xt, packed, { padding: 1 });
       expect(capped.records.at(-1)).toMatchObject({ kernel: expect.stringContaining('conv2d_rows'), workgroups: [7, 1, 5] });
       expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(36));
@@ -166,17 +181,17 @@ describe('conv2d against the CPU reference', () => {
     }
   });
 
-  it('a tile with rows: false keeps a conv the rows kernel could run on the GEMM kernel, with the same result', async () => {
+  it('a tile with rows: true runs a conv on the rows kernel, the built-in tile on the GEMM kernel, with the same result', async () => {
     const c = { n: 2, h: 12, w: 16, cin: 20, cout: 24, k: 3, stride: 1, groups: 1 };
     const x = random(c.n * c.h * c.w * c.cin, 101);
     const wt = random(c.cout * c.cin * 9, 102);
     const ref = conv2dRef(x, wt, { ...c, kh: 3, kw: 3, pad: 1 });
     const xt = rt.upload(x, [c.n, c.h, c.w, c.cin]);
     rt.records = [];
-    for (const rows of [undefined, false]) {
+    for (const rows of [undefined, true]) {
       const packed = packConv(rt, wt, [24, 20, 3, 3], 1, undefined, { ...chooseTile(rt, [24, 20, 3, 3], 1), rows });
       const y = conv2dTiled(rt, xt, packed, { padding: 1 });
-      expect(rt.records.at(-1)!.kernel).toMatch(rows === false ? /^conv2d_tiled / : /^conv2d_rows /);
+      expect(rt.records.at(-1)!.kernel).toMatch(rows ? /^conv2d_rows / : /^conv2d_tiled /);
       expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(180));
       y.dispose();
       disposePacked(packed);
@@ -201,12 +216,14 @@ describe('conv2d against the CPU reference', () => {
     }
   });
 
-  it('picks 3-pixel tiles where subgroups share weights, 4x8 where they do not', () => {
-    expect(chooseTile(rt, [1024, 1024, 1, 1], 1)).toEqual({ tm: 3, nv: 8 });
-    expect(chooseTile(rt, [512, 16, 3, 3], 32)).toEqual({ tm: 3, nv: 4 });
-    expect(chooseTile(rt, [256, 8, 3, 3], 32)).toEqual({ tm: 3, nv: 2 });
-    expect(chooseTile(rt, [1, 32, 1, 1], 1)).toEqual({ tm: 3, nv: 2 });
+  it('picks 4 pixels x 32, 16 or 8 channels where subgroups share weights, 4x8 where they do not', () => {
+    expect(chooseTile(rt, [1024, 1024, 1, 1], 1)).toEqual({ tm: 4, nv: 8 });
+    expect(chooseTile(rt, [512, 16, 3, 3], 32)).toEqual({ tm: 4, nv: 4 });
+    expect(chooseTile(rt, [256, 8, 3, 3], 32)).toEqual({ tm: 4, nv: 2 });
+    expect(chooseTile(rt, [1, 32, 1, 1], 1)).toEqual({ tm: 4, nv: 2 });
     expect(chooseTile(rt, [12, 1, 3, 3], 12)).toEqual(DEFAULT_TILE);
+    expect(chooseTile(rt, [64, 3, 7, 7], 1)).toEqual(DEFAULT_TILE); // scalar inputs share no weight loads
+    expect(chooseTile(rt, [256, 256, 3, 3], 1).rows).toBeUndefined(); // the rows kernel only by choice
     expect(chooseTile(rtPlain, [1024, 1024, 1, 1], 1)).toEqual(DEFAULT_TILE);
     expect([144, 576, 1023, 1024, 2304, 9216].map((m) => pixelsPerThread(m, 3))).toEqual([3, 3, 3, 3, 3, 3]);
     // Two subgroups per workgroup where they share weights (16 threads on lavapipe), else 64.
@@ -281,7 +298,8 @@ describe('conv2d against the CPU reference', () => {
     expect(maxAbsDiff(rounded, wt)).toBeGreaterThan(0);
     const ref = conv2dRef(x, rounded, { ...c, kh: 3, kw: 3, pad: 1, bias });
     const xt = rt.upload(x, [1, 11, w, 32]);
-    const packed = packConv(rt, wt, [24, 32, 3, 3], 1, bias, staged ? { ...DEFAULT_TILE, wgK: 8 } : undefined, 'f16');
+    // Width 16 on the rows kernel, 9 on the GEMM.
+    const packed = packConv(rt, wt, [24, 32, 3, 3], 1, bias, staged ? { ...DEFAULT_TILE, wgK: 8 } : { ...chooseTile(rt, [24, 32, 3, 3], 1), rows: w % 8 === 0 }, 'f16');
     expect(packed.weight.byteLength).toBe(9 * 32 * 24 * 2);
     const y = conv2dTiled(rt, xt, packed, { padding: 1 });
     expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(32 * 9));
@@ -308,7 +326,7 @@ describe('conv2d against the CPU reference', () => {
       const absSum = conv2dRef(xr.map(Math.abs), wr.map(Math.abs), { ...c, kh: k, kw: k, pad });
       const xt = rt.upload(x, [1, 11, w, 32]);
       const shape = [cout, 32, k, k] as const;
-      const packed = packConv(rt, wt, shape, 1, bias, { ...chooseTile(rt, shape, 1), ...(staged ? { wgK: 8 } : {}) }, 'f16', true);
+      const packed = packConv(rt, wt, shape, 1, bias, { ...chooseTile(rt, shape, 1), ...(staged ? { wgK: 8 } : { rows: w % 8 === 0 }) }, 'f16', true);
       const y = conv2dTiled(rt, xt, packed, { padding: pad });
       const got = await y.read();
       const terms = 32 * k * k;

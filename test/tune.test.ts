@@ -41,11 +41,11 @@ const small: ConvSpec = { key: 'test.conv', shape: [64, 32, 1, 1], groups: 1, in
 
 describe('candidates and choice', () => {
   it('with subgroups: the wide tiles and 4x8; without: 4x8, and staged in workgroup memory where the input is vec4', () => {
-    expect(tileCandidates(rt, [64, 32, 1, 1], 1)).toEqual([{ tm: 3, nv: 8 }, { tm: 3, nv: 4 }, { tm: 3, nv: 2 }, DEFAULT_TILE]);
+    expect(tileCandidates(rt, [64, 32, 1, 1], 1)).toEqual([{ tm: 4, nv: 8 }, { tm: 4, nv: 4 }, { tm: 4, nv: 2 }, { tm: 3, nv: 8 }]);
     expect(tileCandidates(rtPlain, [64, 32, 1, 1], 1)).toEqual([DEFAULT_TILE, { tm: 4, nv: 2, wgK: 32 }, { tm: 4, nv: 4, wgK: 32 }, { tm: 3, nv: 8, wgK: 32 }]);
     expect(tileCandidates(rtPlain, [64, 3, 7, 7], 1)).toEqual([DEFAULT_TILE]); // the stem reads scalars
     // Grouped: only tiles that divide the channels per group (8 here).
-    expect(tileCandidates(rt, [256, 8, 3, 3], 32)).toEqual([{ tm: 3, nv: 2 }, DEFAULT_TILE]);
+    expect(tileCandidates(rt, [256, 8, 3, 3], 32)).toEqual([{ tm: 4, nv: 2 }]);
   });
 
   it('picks the fastest candidate by the timer, and reports the built-in one', async () => {
@@ -121,14 +121,14 @@ describe('the network', () => {
     expect(specs.reduce((n, s) => n + s.keys.length, 0)).toBe(summarize(MIDAS_V2, 384, 384).rows.filter((r) => r.op.startsWith('conv2d')).length);
   });
 
-  it('where the rows kernel runs a conv, the candidates are it and each GEMM tile kept off it', async () => {
-    expect(tileCandidates(rt, [64, 32, 3, 3], 1, true)).toEqual([{ tm: 3, nv: 8 }, ...tileCandidates(rt, [64, 32, 3, 3], 1).map((t) => ({ ...t, rows: false }))]);
+  it('where the rows kernel can run a conv, it is a candidate beside the GEMM tiles', async () => {
+    expect(tileCandidates(rt, [64, 32, 3, 3], 1, true)).toEqual([...tileCandidates(rt, [64, 32, 3, 3], 1), { tm: 4, nv: 8, rows: true }]);
     const spec: ConvSpec = { key: 'test.rows', shape: [32, 16, 3, 3], groups: 1, input: [1, 8, 16, 16], stride: 1, padding: 1 };
     const r = await tuneConv(rt, spec, { runs: 1 });
-    expect(r.byRows).toBe(true);
+    expect(r.rowsCan).toBe(true);
     expect(r.timed).toHaveLength(5);
-    expect(r.timed.filter((t) => t.tile.rows === false)).toHaveLength(4);
-    expect((await tuneConv(rt, { ...spec, input: [1, 8, 12, 16] }, { runs: 1 })).byRows).toBe(false); // width 12: GEMM only
+    expect(r.timed.filter((t) => t.tile.rows)).toHaveLength(1);
+    expect((await tuneConv(rt, { ...spec, input: [1, 8, 12, 16] }, { runs: 1 })).rowsCan).toBe(false); // width 12: GEMM only
   });
 
   it('tuneNetwork with `only` tunes the weight shapes of the modules under that key, reporting each', async () => {

@@ -12,9 +12,8 @@ import { parseOptions, parseSize } from './main.js';
 const USAGE = `Usage: midas tune [--size N] [--only KEY] [--runs N] [--json] [-q]
 
 Times every candidate tile for each convolution that the tiled kernels run on an
-N x N input on this adapter (and, where the rows kernel runs a 3x3 conv, the GEMM
-kernel's tiles against it) (random weights: the timing does not depend on
-them), and saves the fastest in $MIDAS_HOME/tuning.json (~/.cache/midas-webgpu),
+N x N input on this adapter, and the rows kernel where it can run a 3x3 conv
+(random weights: the timing does not depend on them), and saves the fastest in $MIDAS_HOME/tuning.json (~/.cache/midas-webgpu),
 under this adapter's name. loadMidas and \`midas predict\` use them from then on;
 without a saved tuning they use built-in choices, swept on lavapipe.
 
@@ -30,8 +29,8 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
 function line(r: TunedConv): string {
   const gain = r.builtin.ms / r.best.ms;
   return `${r.spec.key.padEnd(40)} ${`${r.spec.shape.join('x')}/g${r.spec.groups}`.padEnd(18)} ` +
-    `built-in ${tileText(r.builtin.tile, r.byRows).padEnd(11)} ${ms(r.builtin.ms).padStart(10)}   ` +
-    `best ${tileText(r.best.tile, r.byRows).padEnd(11)} ${ms(r.best.ms).padStart(10)}  ${gain.toFixed(2)}x`;
+    `built-in ${tileText(r.builtin.tile).padEnd(11)} ${ms(r.builtin.ms).padStart(10)}   ` +
+    `best ${tileText(r.best.tile).padEnd(11)} ${ms(r.best.ms).padStart(10)}  ${gain.toFixed(2)}x`;
 }
 
 export const tuneCommand: Command = {

@@ -32,11 +32,14 @@ export interface TileConfig {
    */
   wgK?: number;
   /**
-   * false: run this conv on the GEMM kernel even where the rows kernel could
-   * (`rowsSupported`). Which is faster depends on the CPU under lavapipe: on one host
-   * the rows kernel ran 3x3 256->256 at 96x96 at 57% of the FMA ceiling against ~50%
-   * for the GEMM; on another the GEMM took 330-350 ms against 370-425 for the rows
-   * kernel. The built-in choice is the rows kernel; the tuner tries both.
+   * true: run this conv on the rows kernel where it can (`rowsSupported`: 3x3 stride-1
+   * convs whose width is a multiple of 8, on 8-lane subgroups); otherwise the GEMM
+   * kernel runs it. Which is faster depends on the CPU under lavapipe. On the CPU of
+   * earlier sessions the rows kernel ran 3x3 256->256 at 96x96 at 57% of the FMA
+   * ceiling and was the default. On this one, run alternately with the GEMM kernel on
+   * every 3x3 shape MiDaS has at 384, it took 1.5-1.8x as long as the GEMM with 4 x 32
+   * tiles (346 against 209 ms at 96x96, 617 against 373 at 192x192, 91.5 against
+   * 48.7 at 24x24), so the built-in choice is now the GEMM; the tuner tries both.
    */
   rows?: boolean;
 }
@@ -45,14 +48,17 @@ export const DEFAULT_TILE: TileConfig = { tm: 4, nv: 2 };
 /**
  * With weights shared across a subgroup, a weight costs each thread a fraction of a
  * load, so more output channels per thread pay off. Swept on lavapipe over the MiDaS
- * shapes the GEMM path runs at 384 (tm 1-6 x nv 2-16): 3 pixels x 32 channels was
+ * shapes the GEMM path runs at 384 (tm 1-6 x nv 2-16): 32 channels per thread was
  * best or close to it on nearly all (the 1x1 1024->1024 conv at 24x24: 31-36 ms,
- * against 39-51 for 3 x 16 and ~60 for the 2 x 16 of an earlier release), and 3 pixels
- * tile 12x12, 24x24 ... 96x96 images exactly. Convs whose channels (per group) are not
- * a multiple of 32 take the widest of 16 and 8 that divides them, or 8 with padding.
- * Without subgroups every thread loads every weight itself and 4 x 8 is best by far.
+ * against 39-51 for 16 channels and ~60 for the 2 x 16 of an earlier release). With
+ * 16-thread workgroups, 4 pixels per thread then beat 3 on every shape but one, run
+ * alternately (3x3 256->256 at 96x96: 209 against 260 ms; 1x1 512->512 at 48x48: 22.1
+ * against 24.1; 1x1 256->256 at 96x96: 31.3 against 29.6), and 5 lost on most.
+ * Convs whose channels (per group) are not a multiple of 32 take the widest of 16 and
+ * 8 that divides them, or 8 with padding. Without subgroups every thread loads every
+ * weight itself and 4 x 8 is best by far.
  */
-const WIDE_TILES: TileConfig[] = [{ tm: 3, nv: 8 }, { tm: 3, nv: 4 }, { tm: 3, nv: 2 }];
+const WIDE_TILES: TileConfig[] = [{ tm: 4, nv: 8 }, { tm: 4, nv: 4 }, { tm: 4, nv: 2 }];
 
 /** The tile for a conv on this runtime: the tuner's choice (`useTiles`) if it has one, else a wide one where subgroups share weights. */
 export function chooseTile(rt: Runtime, shape: readonly number[], groups: number): TileConfig {
@@ -62,24 +68,26 @@ export function chooseTile(rt: Runtime, shape: readonly number[], groups: number
 
 /**
  * The tiles the tuner times for a conv on this runtime. With subgroups: the wide
- * tiles and 4 x 8. Without: 4 x 8 straight from storage, and 4 x 8, 4 x 16 and
- * 3 x 32 with weights staged in workgroup memory 32 input channels at a time (where
- * the input is read as vec4s, which staging needs).
+ * tiles (4 pixels x 32, 16, 8 channels) and 3 x 32. Without: 4 x 8 straight from
+ * storage, and 4 x 8, 4 x 16 and 3 x 32 with weights staged in workgroup memory 32
+ * input channels at a time (where the input is read as vec4s, which staging needs).
+ * With `rowsCan` (the rows kernel can run the conv), the rows kernel as well.
  */
-export function tileCandidates(rt: Runtime, shape: readonly number[], groups: number, byRows = false): TileConfig[] {
+export function tileCandidates(rt: Runtime, shape: readonly number[], groups: number, rowsCan = false): TileConfig[] {
   const vec4 = shape[1]! % 4 === 0;
   const gemm = sharesWeights(rt)
-    ? [...WIDE_TILES, DEFAULT_TILE]
+    ? [...WIDE_TILES, { tm: 3, nv: 8 }]
     : [DEFAULT_TILE, ...(vec4 ? [{ tm: 4, nv: 2, wgK: 32 }, { tm: 4, nv: 4, wgK: 32 }, { tm: 3, nv: 8, wgK: 32 }] : [])];
   const fit = gemm.filter((t) => tiledSupports(shape, groups, t));
-  // Where the rows kernel runs the conv, the built-in tile means the rows kernel, and
-  // each GEMM tile is tried with rows: false.
-  return byRows ? [builtinTile(rt, shape, groups), ...fit.map((t) => ({ ...t, rows: false }))] : fit;
+  // Where the rows kernel can run the conv, it is a candidate too.
+  return rowsCan ? [...fit, { ...builtinTile(rt, shape, groups), rows: true }] : fit;
 }
 
 /** The tile chosen without a tuner: a wide one where subgroups share weights, 4 x 8 otherwise. */
 export function builtinTile(rt: Runtime, shape: readonly number[], groups: number): TileConfig {
-  if (!sharesWeights(rt)) return DEFAULT_TILE;
+  // Scalar inputs (the stem's 3 channels) share no weight loads either: 4 x 8 ran the
+  // stem in 56-83 ms against 62-108 for 3 x 32 (the tuner, on lavapipe).
+  if (!sharesWeights(rt) || shape[1]! % 4 !== 0) return DEFAULT_TILE;
   const coutG = shape[0]! / groups;
   const narrowest = WIDE_TILES[WIDE_TILES.length - 1]!;
   return WIDE_TILES.find((t) => coutG % (4 * t.nv) === 0) ?? (tiledSupports(shape, groups, narrowest) ? narrowest : DEFAULT_TILE);
@@ -638,7 +646,7 @@ export function rowsChannelVecs(packed: Pick<PackedConv, 'coutPad'>): number {
 
 /** Whether `conv2dTiled` runs this conv, packed so, with the rows kernel. */
 export function runsByRows(rt: Runtime, g: ConvGeometry, packed: Pick<PackedConv, 'coutPad' | 'tile'>): boolean {
-  return packed.tile.rows !== false && rowsSupported(rt, g) && rowsChannelVecs(packed) > 0;
+  return packed.tile.rows === true && rowsSupported(rt, g) && rowsChannelVecs(packed) > 0;
 }
 
 /** Whether the rows kernel can run a conv of this geometry on this runtime. */

@@ -36,8 +36,8 @@ export interface TunedConv {
   timed: TimedTile[];
   /** The choice: the fastest, unless the built-in tile is within `margin` of it. */
   best: TimedTile;
-  /** Whether the built-in tile runs this conv on the rows kernel (the candidates then include it). */
-  byRows: boolean;
+  /** Whether the rows kernel can run this conv (it is then a candidate). */
+  rowsCan: boolean;
   /** The built-in choice's time (it is always a candidate). */
   builtin: TimedTile;
 }
@@ -88,8 +88,9 @@ export async function tuneConv(rt: Runtime, spec: ConvSpec, options: TuneOptions
   const bias = noise(cout, 2);
   const x = rt.upload(noise(spec.input.reduce((a, b) => a * b, 1), 3), spec.input);
   const g = convGeometry(x, spec.shape, { stride: spec.stride, padding: spec.padding, groups: spec.groups });
-  const byRows = runsByRows(rt, g, { tile: builtin, coutPad: paddedCout(cout, builtin) });
-  const candidates = tileCandidates(rt, spec.shape, spec.groups, byRows);
+  const rowsTile = { ...builtin, rows: true };
+  const rowsCan = runsByRows(rt, g, { tile: rowsTile, coutPad: paddedCout(cout, rowsTile) });
+  const candidates = tileCandidates(rt, spec.shape, spec.groups, rowsCan);
   if (!candidates.some((t) => sameTile(t, builtin))) candidates.unshift(builtin);
   const timed: TimedTile[] = [];
   try {
@@ -117,22 +118,18 @@ export async function tuneConv(rt: Runtime, spec: ConvSpec, options: TuneOptions
     timed,
     best: fastest.ms * (1 + (options.margin ?? 0.05)) < builtinTimed.ms ? fastest : builtinTimed,
     builtin: builtinTimed,
-    byRows,
+    rowsCan,
   };
 }
 
 export function sameTile(a: TileConfig, b: TileConfig): boolean {
-  return a.tm === b.tm && a.nv === b.nv && (a.wgK ?? 0) === (b.wgK ?? 0) && (a.rows ?? true) === (b.rows ?? true);
+  return a.tm === b.tm && a.nv === b.nv && (a.wgK ?? 0) === (b.wgK ?? 0) && !!a.rows === !!b.rows;
 }
 
-/**
- * `tm x channels`, plus `wgK` where weights are staged: `3x32`, `4x8 wg32`; `gemm` marks
- * a tile that keeps a conv off the rows kernel. With `byRows`, the tile of a conv that the
- * rows kernel runs is just `rows`.
- */
-export function tileText(t: TileConfig, byRows = false): string {
-  if (byRows && t.rows !== false) return 'rows';
-  return `${t.tm}x${4 * t.nv}${t.wgK ? ` wg${t.wgK}` : ''}${t.rows === false ? ' gemm' : ''}`;
+/** `tm x channels`, plus `wgK` where weights are staged (`3x32`, `4x8 wg32`); `rows` for the rows kernel. */
+export function tileText(t: TileConfig): string {
+  if (t.rows) return 'rows';
+  return `${t.tm}x${4 * t.nv}${t.wgK ? ` wg${t.wgK}` : ''}`;
 }
 
 function median(xs: number[]): number {
