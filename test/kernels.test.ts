@@ -143,43 +143,32 @@ describe('conv2d against the CPU reference', () => {
     }
   });
 
-  it('the rows kernel spreads its segments over z past maxComputeWorkgroupsPerDimension', async () => {
+  // Past the adapter's workgroups per dimension, both kernels go on along z.
+  const zCases = [
     // 3 images x 2 row segments x 5 column segments = 30 workgroups along x, capped at 7: 7 x 5.
-    const c = { n: 3, h: 10, w: 40, cin: 4, cout: 16, k: 3, stride: 1, groups: 1 };
-    const x = random(c.n * c.h * c.w * c.cin, 81);
-    const wt = random(c.cout * c.cin * 9, 82);
-    const ref = conv2dRef(x, wt, { ...c, kh: 3, kw: 3, pad: 1 });
-    const capped = await Runtime.create(nodeGpu(), { capLimits: { maxComputeWorkgroupsPerDimension: 7 } });
-    try {
-      capped.records = [];
-      const xt = capped.upload(x, [c.n, c.h, c.w, c.cin]);
-      const packed = packConv(capped, wt, [16, 4, 3, 3], 1, undefined, { ...chooseTile(capped, [16, 4, 3, 3], 1), rows: true });
-      const y = conv2dTiled(capped, xt, packed, { padding: 1 });
-      expect(capped.records.at(-1)).toMatchObject({ kernel: expect.stringContaining('conv2d_rows'), workgroups: [7, 1, 5] });
-      expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(36));
-    } finally {
-      capped.destroy();
-    }
-  });
-
-  it('the GEMM kernel spreads its pixel blocks over z past maxComputeWorkgroupsPerDimension', async () => {
-    // 1 x 30 x 31 pixels in blocks of 16 threads x 3 pixels: 20 blocks, capped at 6 along x: 6 x 4.
-    const c = { n: 1, h: 30, w: 31, cin: 8, cout: 32, k: 1, stride: 1, groups: 1 };
-    const x = random(c.n * c.h * c.w * c.cin, 91);
-    const wt = random(c.cout * c.cin, 92);
-    const ref = conv2dRef(x, wt, { ...c, kh: 1, kw: 1, pad: 0 });
-    const capped = await Runtime.create(nodeGpu(), { capLimits: { maxComputeWorkgroupsPerDimension: 6 } });
-    try {
-      capped.records = [];
-      const xt = capped.upload(x, [c.n, c.h, c.w, c.cin]);
-      const packed = packConv(capped, wt, [32, 8, 1, 1], 1, undefined, { tm: 3, nv: 8 });
-      const y = conv2dTiled(capped, xt, packed);
-      expect(capped.records.at(-1)).toMatchObject({ kernel: expect.stringContaining('conv2d_tiled'), workgroups: [6, 1, 4] });
-      expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(8));
-    } finally {
-      capped.destroy();
-    }
-  });
+    { kernel: 'conv2d_rows', cap: 7, c: { n: 3, h: 10, w: 40, cin: 4, cout: 16, k: 3 }, tile: { tm: 4, nv: 4, rows: true }, workgroups: [7, 1, 5] },
+    // 1 x 30 x 31 pixels in blocks of 16 threads x 3 pixels: 20 blocks, capped at 6: 6 x 4.
+    { kernel: 'conv2d_tiled', cap: 6, c: { n: 1, h: 30, w: 31, cin: 8, cout: 32, k: 1 }, tile: { tm: 3, nv: 8 }, workgroups: [6, 1, 4] },
+  ];
+  for (const { kernel, cap, c, tile, workgroups } of zCases) {
+    it(`${kernel} spreads its workgroups over z past maxComputeWorkgroupsPerDimension`, async () => {
+      const x = random(c.n * c.h * c.w * c.cin, 81);
+      const wt = random(c.cout * c.cin * c.k * c.k, 82);
+      const pad = (c.k - 1) / 2;
+      const ref = conv2dRef(x, wt, { ...c, stride: 1, groups: 1, kh: c.k, kw: c.k, pad });
+      const capped = await Runtime.create(nodeGpu(), { capLimits: { maxComputeWorkgroupsPerDimension: cap } });
+      try {
+        capped.records = [];
+        const xt = capped.upload(x, [c.n, c.h, c.w, c.cin]);
+        const packed = packConv(capped, wt, [c.cout, c.cin, c.k, c.k], 1, undefined, tile);
+        const y = conv2dTiled(capped, xt, packed, { padding: pad });
+        expect(capped.records.at(-1)).toMatchObject({ kernel: expect.stringContaining(kernel), workgroups });
+        expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(c.cin * c.k * c.k));
+      } finally {
+        capped.destroy();
+      }
+    });
+  }
 
   it('a tile with rows: true runs a conv on the rows kernel, the built-in tile on the GEMM kernel, with the same result', async () => {
     const c = { n: 2, h: 12, w: 16, cin: 20, cout: 24, k: 3, stride: 1, groups: 1 };
