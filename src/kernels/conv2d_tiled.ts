@@ -329,9 +329,28 @@ function tiledShader(k: ShaderKey): string {
   const emit = (s: string) => lines.push(s);
 
   emitBindings(emit, k, 'm: u32, cout_pad4: u32, wg_x: u32,', k.vecIn, !!k.sgW);
-  const W = (index: string) => (k.f16Weights ? `vec4<f32>(w[${index}])` : `w[${index}]`);
-  // With f16 arithmetic the vec4 path keeps the weights in f16 (the scalar path converts).
-  const Wv = (index: string) => (k.f16Math ? `w[${index}]` : W(index));
+  // A weight vec4 from storage (w) or from workgroup memory (wt), as f32 ...
+  const W = (index: string, from = 'w') => (k.f16Weights ? `vec4<f32>(${from}[${index}])` : `${from}[${index}]`);
+  // ... except that with f16 arithmetic the vec4 paths keep it in f16 (the scalar path converts).
+  const Wv = (index: string, from = 'w') => (k.f16Math ? `${from}[${index}]` : W(index, from));
+  // One step of 4 input channels on the vec4 paths: each pixel's input vec4, then the
+  // FMAs one group of 4 output channels at a time, each weight fetched (or broadcast)
+  // right before its FMAs: only that group's accumulators are updated meanwhile, so
+  // they stay in registers (as in the rows kernel). On lavapipe this took the 1x1
+  // 1024->1024 conv at 24x24 from 39-51 ms (3 x 16, all weights first) to 31-36 ms
+  // with 3 x 32; without subgroups, 4 x 8 went from ~105 to ~91 ms.
+  const emitStep = (pad: string, xAt: (i: number) => string, weightAt: (q: number, j: number) => string) => {
+    for (const i of P) {
+      emit(`${pad}let xv${i} = select(vec4<f32>(0.0), max(${xAt(i)}, vec4<f32>(p.xlo)), in${i});`);
+      if (k.f16Math) emit(`${pad}let xh${i} = vec4<f16>(xv${i});`);
+    }
+    for (const q of Q) for (const j of J) {
+      emit(`${pad}{`);
+      emit(`${pad}  let wv = ${weightAt(q, j)};`);
+      for (const i of P) emit(`${pad}  ${accumulate(k, `acc${i}_${q}`, `xv${i}[${j}]`, `xh${i}[${j}]`, 'wv')}`);
+      emit(`${pad}}`);
+    }
+  };
   const wtype = k.f16Weights ? 'f16' : 'f32';
   if (k.wgK) emit(`var<workgroup> wt: array<vec4<${wtype}>, ${k.wgK * nv}>;`);
   emit(`@compute @workgroup_size(${wgx})`);
@@ -383,18 +402,7 @@ function tiledShader(k: ShaderKey): string {
     }
     emit(`        workgroupBarrier();`);
     emit(`        for (var ci = 0u; ci < chunk; ci += 4u) {`);
-    for (const i of P) {
-      const v = `x[off${i} + (c0 + ci) / 4u]`;
-      emit(`          let xv${i} = select(vec4<f32>(0.0), max(${v}, vec4<f32>(p.xlo)), in${i});`);
-      if (k.f16Math) emit(`          let xh${i} = vec4<f16>(xv${i});`);
-    }
-    for (const q of Q) for (const j of J) {
-      const wv = k.f16Math || !k.f16Weights ? `wt[(ci + ${j}u) * ${nv}u + ${q}u]` : `vec4<f32>(wt[(ci + ${j}u) * ${nv}u + ${q}u])`;
-      emit(`          {`);
-      emit(`            let wv = ${wv};`);
-      for (const i of P) emit(`            ${accumulate(k, `acc${i}_${q}`, `xv${i}[${j}]`, `xh${i}[${j}]`, 'wv')}`);
-      emit(`          }`);
-    }
+    emitStep('          ', (i) => `x[off${i} + (c0 + ci) / 4u]`, (q, j) => Wv(`(ci + ${j}u) * ${nv}u + ${q}u`, 'wt'));
     emit(`        }`);
   } else if (k.vecIn) {
     emit(`      for (var ci = 0u; ci < p.cin_g; ci += 4u) {`);
@@ -404,24 +412,10 @@ function tiledShader(k: ShaderKey): string {
       // them: one load per slice instead of one per lane.
       for (let r = 0; r < loadsPerLane; r++) emit(`        let wl${r} = ${Wv(`wr + wj${r} * p.cout_pad4 + wq${r}`)};`);
     }
-    for (const i of P) {
-      const v = `x[off${i} + ci / 4u]`;
-      emit(`        let xv${i} = select(vec4<f32>(0.0), max(${v}, vec4<f32>(p.xlo)), in${i});`);
-      if (k.f16Math) emit(`        let xh${i} = vec4<f16>(xv${i});`);
-    }
-    // One group of 4 output channels at a time, each weight fetched (or broadcast)
-    // right before its FMAs: only that group's accumulators are updated meanwhile, so
-    // they stay in registers (as in the rows kernel). On lavapipe this took the 1x1
-    // 1024->1024 conv at 24x24 from 39-51 ms (3 x 16, all weights first) to 31-36 ms
-    // with 3 x 32; without subgroups, 4 x 8 went from ~105 to ~91 ms.
-    for (const q of Q) for (const j of J) {
+    emitStep('        ', (i) => `x[off${i} + ci / 4u]`, (q, j) => {
       const slot = j * nv + q;
-      const wv = k.sgW ? `subgroupBroadcast(wl${Math.floor(slot / k.sgW)}, ${slot % k.sgW}u)` : Wv(`wr + ${j}u * p.cout_pad4 + ${q}u`);
-      emit(`        {`);
-      emit(`          let wv = ${wv};`);
-      for (const i of P) emit(`          ${accumulate(k, `acc${i}_${q}`, `xv${i}[${j}]`, `xh${i}[${j}]`, 'wv')}`);
-      emit(`        }`);
-    }
+      return k.sgW ? `subgroupBroadcast(wl${Math.floor(slot / k.sgW)}, ${slot % k.sgW}u)` : Wv(`wr + ${j}u * p.cout_pad4 + ${q}u`);
+    });
   } else {
     emit(`      for (var ci = 0u; ci < p.cin_g; ci++) {`);
     emit(`        let wr = (krow + ci) * p.cout_pad4 + q0;`);
