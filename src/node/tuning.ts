@@ -4,6 +4,7 @@ import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TileConfig } from '../kernels/conv2d_tiled.js';
 import type { Runtime } from '../nn/runtime.js';
+import { writeFileAtomic } from './outputs.js';
 import { midasHome } from './weights.js';
 
 const FORMAT = 'midas-webgpu tuning 1';
@@ -65,7 +66,8 @@ export function readTuning(rt: Runtime, file = tuningFile()): AdapterTuning | un
 
 /**
  * Adds `tiles` to this adapter's entry (replacing those of the same keys) and writes
- * the file whole, through a temporary file, so a crash never leaves half of one.
+ * the file whole with `writeFileAtomic` (temporary file, fsync, rename), so a crash
+ * never leaves half of one.
  */
 export async function saveTuning(rt: Runtime, tiles: ReadonlyMap<string, TileConfig>, size: number, file = tuningFile()): Promise<AdapterTuning> {
   const all = readFile(file);
@@ -77,8 +79,6 @@ export async function saveTuning(rt: Runtime, tiles: ReadonlyMap<string, TileCon
   };
   all.adapters[key] = entry;
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, `${JSON.stringify(all, null, 2)}\n`);
-  await fs.rename(tmp, file);
+  writeFileAtomic(file, new TextEncoder().encode(`${JSON.stringify(all, null, 2)}\n`), { overwrite: true });
   return entry;
 }
