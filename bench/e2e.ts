@@ -47,7 +47,7 @@ export interface E2eOptions {
   via: 'pipeline' | 'predict';
   /** Also run REFERENCE_SIZE with precision 'f16' and 'f16-math', after the f32 sizes, against the f32 time. */
   f16: boolean;
-  /** Also tune the convs' tiles at REFERENCE_SIZE (tuneNetwork) and run it on them, against the built-in ones. */
+  /** Also tune the convs' tiles at REFERENCE_SIZE (tuneNetwork), then predict on them and on the built-in ones in turn. */
   tune: boolean;
 }
 
@@ -340,13 +340,10 @@ async function runSize(
   /** Waits (briefly) for a quiet CPU before each run; returns seconds waited. */
   quietRun: () => Promise<number | null>,
   precision: Precision = 'f32',
-  /** Tiles from the tuner (else the built-in ones). */
-  tiles?: ReadonlyMap<string, TileConfig>,
 ): Promise<SizeResult> {
-  const log = (s: string) => process.stderr.write(`  [${size}${precision === 'f32' ? '' : ` ${precision}`}${tiles ? ' tuned' : ''}] ${s}\n`);
+  const log = (s: string) => process.stderr.write(`  [${size}${precision === 'f32' ? '' : ` ${precision}`}] ${s}\n`);
   // A fresh Runtime per size: peakLiveBytes has no reset.
   const rt = await Runtime.create(gpu);
-  if (tiles) useTiles(rt, tiles);
   const useTs = rt.features.timestamps && ceil.timing.useTimestamps;
   const watch = watchLoad();
   let t = now();
@@ -732,8 +729,8 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     f16.push({ precision, result: await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, waited, quietRun, precision) });
   }
 
-  // Tuned tiles at the reference size, after the f32 runs: the tuner's time, and the
-  // same run as the f32 one on its tiles.
+  // Tuned tiles at the reference size, after the f32 runs: the tuner's time, then
+  // predict on the built-in and the tuned tiles in turn.
   let tuned: TunedRun | null = null;
   if (opts.tune) {
     await quiet();

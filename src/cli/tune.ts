@@ -28,7 +28,7 @@ const ms = (x: number) => `${x.toFixed(1)} ms`;
 
 function line(r: TunedConv): string {
   const gain = r.builtin.ms / r.best.ms;
-  return `${r.spec.key.padEnd(40)} ${`${r.spec.shape.join('x')}/g${r.spec.groups}`.padEnd(18)} ` +
+  return `${r.spec.key.padEnd(40)} ${r.tileKey.padEnd(18)} ` +
     `built-in ${tileText(r.builtin.tile).padEnd(11)} ${ms(r.builtin.ms).padStart(10)}   ` +
     `best ${tileText(r.best.tile).padEnd(11)} ${ms(r.best.ms).padStart(10)}  ${gain.toFixed(2)}x`;
 }
@@ -49,8 +49,7 @@ export const tuneCommand: Command = {
     const size = parseSize(values['size'] as string | undefined);
     const runsText = values['runs'] as string | undefined;
     const runs = runsText === undefined ? 3 : Number(runsText);
-    if (runsText !== undefined && !/^\d+$/.test(runsText)) throw new UsageError(`--runs must be a positive integer (got '${runsText}')`);
-    if (!(runs >= 1)) throw new UsageError(`--runs must be a positive integer (got '${runsText}')`);
+    if (!(/^\d+$/.test(runsText ?? '3') && runs >= 1)) throw new UsageError(`--runs must be a positive integer (got '${runsText}')`);
     const quiet = !!values['quiet'] || !!values['json'];
     const rt = await Runtime.create(nodeGpu());
     try {

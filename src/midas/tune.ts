@@ -31,10 +31,9 @@ export function tiledConvs(rt: Runtime, config: MidasConfig = MIDAS_V2, size = 3
   const x = meta.empty([1, size, size, 3]);
   net.forward(x).depth.dispose();
   x.dispose();
-  // By tile key, then by where it runs (input, stride, padding): the first conv seen
-  // there and the MACs of all (layer3's 22 alike bottlenecks count together).
-  const byTile = new Map<string, Map<string, { spec: ConvSpec; macs: number }>>();
-  const keys = new Map<string, Set<string>>();
+  // By tile key: every module's key, and by where it runs (input, stride, padding) the
+  // first conv seen there and the MACs of all (layer3's 22 alike bottlenecks count together).
+  const byTile = new Map<string, { keys: Set<string>; sites: Map<string, { spec: ConvSpec; macs: number }> }>();
   for (const r of meta.records ?? []) {
     const conv = convs.get(r.scope);
     if (!conv || !/^conv2d_(tiled|rows) /.test(r.kernel)) continue;
@@ -44,17 +43,16 @@ export function tiledConvs(rt: Runtime, config: MidasConfig = MIDAS_V2, size = 3
       input: r.input as ConvSpec['input'], stride: conv.stride, padding: conv.padding,
     };
     const where = JSON.stringify([spec.input, spec.stride, spec.padding]);
-    if (!keys.has(key)) keys.set(key, new Set());
-    keys.get(key)!.add(r.scope);
-    let sites = byTile.get(key);
-    if (!sites) byTile.set(key, (sites = new Map()));
-    const site = sites.get(where);
+    let entry = byTile.get(key);
+    if (!entry) byTile.set(key, (entry = { keys: new Set(), sites: new Map() }));
+    entry.keys.add(r.scope);
+    const site = entry.sites.get(where);
     if (site) site.macs += r.macs;
-    else sites.set(where, { spec, macs: r.macs });
+    else entry.sites.set(where, { spec, macs: r.macs });
   }
-  return [...byTile].map(([key, sites]) => ({
+  return [...byTile.values()].map(({ keys, sites }) => ({
     ...[...sites.values()].reduce((a, b) => (b.macs > a.macs ? b : a)).spec,
-    keys: [...keys.get(key)!],
+    keys: [...keys],
   }));
 }
 
