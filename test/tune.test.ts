@@ -206,16 +206,17 @@ describe('saved tunings', () => {
 });
 
 describe('midas tune', () => {
-  const cli = (args: string[], home: string) => {
+  /** `midas <args>` on the reduced network with MIDAS_HOME=home. */
+  const midas = (args: string[], home: string) => {
     writeFileSync(path.join(dir, 'arch.json'), JSON.stringify(REDUCED));
     const env = { ...process.env, MIDAS_ARCH: path.join(dir, 'arch.json'), MIDAS_HOME: home };
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'tune', ...args], { env, encoding: 'utf8', timeout: 300_000 });
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), ...args], { env, encoding: 'utf8', timeout: 300_000 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => !l.startsWith('Warning: maxDynamic')).join('\n') };
   };
 
   it('times each conv, prints a line per conv and saves the tiles', () => {
     const home = path.join(dir, 'cli-home');
-    const r = cli(['--size', '64', '--only', 'pretrained.layer3', '--runs', '1'], home);
+    const r = midas(['tune', '--size', '64', '--only', 'pretrained.layer3', '--runs', '1'], home);
     expect(r.stderr.trim()).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -228,15 +229,13 @@ describe('midas tune', () => {
 
   it('midas info says whether this adapter has saved tiles', () => {
     const home = path.join(dir, 'cli-home'); // tuned by the test above
-    const env = { ...process.env, MIDAS_HOME: home };
-    const info = (args: string[], e: NodeJS.ProcessEnv) => spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'info', ...args], { env: e, encoding: 'utf8' });
-    const r = info([], env);
+    const r = midas(['info'], home);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^tuning: +\\d+ conv tiles saved \\d{4}-\\d\\d-\\d\\d at 64x64 \\(${path.join(home, 'tuning.json')}\\)$`, 'm'));
-    const j = JSON.parse(info(['--json'], env).stdout);
+    const j = JSON.parse(midas(['info', '--json'], home).stdout);
     expect(j.tuning).toMatchObject({ size: 64, file: path.join(home, 'tuning.json') });
     expect(j.subgroups).toEqual([8, 8]);
-    const none = info([], { ...process.env, MIDAS_HOME: path.join(dir, 'empty-home') });
+    const none = midas(['info'], path.join(dir, 'empty-home'));
     expect(none.stdout).toMatch(/^tuning: +none saved for this adapter/m);
   });
 
@@ -246,7 +245,7 @@ describe('midas tune', () => {
   ] as const) {
     it(`${what}: one line, non-zero exit, nothing saved`, () => {
       const home = path.join(dir, `cli-bad-${what.length}`);
-      const r = cli([...args], home);
+      const r = midas(['tune', ...args], home);
       expect(r.status).not.toBe(0);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(msg);
