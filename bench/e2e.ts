@@ -1,6 +1,8 @@
 // `bench e2e`: the whole pipeline, decoded RGB bytes in -> depth Float32Array out,
-// as `Midas.predict` runs it (hub transform on the GPU, MiDaS v2 with random weights,
-// bicubic back to the image's size), for square S x S images. Per size: ms per image
+// as `Midas.predict` runs it (hub transform on the GPU, the chosen MiDaS network with
+// random weights, bicubic back to the image's size), for square S x S images. `--model`
+// picks the network: v2 and v2.1 (one network, ResNeXt-101) or small (EfficientNet-
+// Lite3); everything that depends on it follows `MODELS[model].config`. Per size: ms per image
 // (median, min), a per-stage breakdown from timestamp queries (every run carries
 // them; the last is broken down), achieved GFLOP/s against the FMA ceiling measured
 // in the same run, peak GPU memory, and PyTorch CPU on the same machine, run after
@@ -11,13 +13,15 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { MIDAS_V2 } from '../src/midas/config.js';
+import { numel } from '../src/nn/tensor.js';
+import type { MidasConfig } from '../src/midas/config.js';
 import { checkInputFits, Midas } from '../src/midas/model.js';
+import { MODELS, type ModelName } from '../src/midas/models.js';
 import { largestActivation, MidasNet, type Precision } from '../src/midas/network.js';
 import { resize2d } from '../src/kernels/resize.js';
 import { preprocess, type RgbImage } from '../src/midas/transform.js';
 import type { Weights } from '../src/nn/module.js';
-import { Runtime } from '../src/nn/runtime.js';
+import { Runtime, type DispatchRecord } from '../src/nn/runtime.js';
 import type { Timing } from '../src/nn/profiler.js';
 import { useTiles, type TileConfig } from '../src/kernels/conv2d_tiled.js';
 import { sameTile, tileText, type TunedConv } from '../src/kernels/tuner.js';
@@ -25,12 +29,14 @@ import { tuneNetwork } from '../src/midas/tune.js';
 import { measureCeilings, type CeilingResult } from './ceiling.js';
 import { benchGpu } from './gpu.js';
 import { waitQuiet, watchLoad, type MachineLoad } from './machine.js';
-import { labelMacs, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from './macs.js';
+import { labelMacs, macsTotals, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from './macs.js';
 import { randomWeights, weightsSize } from './random-weights.js';
 import { fmt, table, writeJson, type Column } from './report.js';
 import { median, waitGpu } from './timing.js';
 
 export interface E2eOptions {
+  /** Which network (MODELS[model].config), random weights. */
+  model: ModelName;
   json: string;
   sizes: number[];
   /** Timed runs per size (after one warm-up); undefined: DEFAULT_RUNS (--quick: 1). */
@@ -45,17 +51,18 @@ export interface E2eOptions {
   kernelsJson: string;
   /** pipeline (default): predict's steps recorded by the bench; predict: Midas.predict as is. */
   via: 'pipeline' | 'predict';
-  /** Also run REFERENCE_SIZE with precision 'f16' and 'f16-math', after the f32 sizes, against the f32 time. */
+  /** Also run the model's hub size (v2: 384, small: 256) with precision 'f16' and 'f16-math', after the f32 sizes, against the f32 time. */
   f16: boolean;
-  /** Also tune the convs' tiles at REFERENCE_SIZE (tuneNetwork), then predict on them and on the built-in ones in turn. */
+  /** Also tune the convs' tiles at the model's hub size (tuneNetwork), then predict on them and on the built-in ones in turn. */
   tune: boolean;
 }
 
-export const DEFAULT_SIZES = [256, 384, 512];
+/** v2's hub size is 384 and it runs 512 in a few seconds; small's hub size is 256. */
+export const DEFAULT_SIZES: Readonly<Record<ModelName, readonly number[]>> = { v2: [256, 384, 512], 'v2.1': [256, 384, 512], small: [256, 384] };
 export const DEFAULT_RUNS = 3;
 /** Before each run (warm-up included) wait at most this long for a quiet CPU; before each phase, --wait-quiet. */
 const RUN_QUIET_S = 5;
-/** The size whose breakdown also goes out as markdown, and whose convs are compared with `bench kernels` (which runs 384 shapes). */
+/** The size whose convs are compared with `bench kernels` (which runs v2's 384 shapes). */
 const REFERENCE_SIZE = 384;
 
 const TORCH_SCRIPT = fileURLToPath(new URL('../../bench/torch_e2e.py', import.meta.url));
@@ -70,9 +77,14 @@ export interface BreakdownRow {
   ms: number;
   /** Of the broken-down run's wall time. */
   share: number;
+  /** GPU rows: the sum of each of its passes' least time over the timed runs (see `passMinima`). */
+  minMs?: number;
   macs?: number;
   gflops?: number;
   pctFma?: number;
+  /** GFLOP/s and % of the FMA ceiling on minMs. */
+  minGflops?: number;
+  minPctFma?: number;
   note?: string;
 }
 
@@ -80,9 +92,20 @@ interface KernelKindRow {
   kind: string;
   passes: number;
   ms: number;
+  /** The sum of its passes' least times over the timed runs. */
+  minMs: number;
   shareOfGpu: number;
   macs: number;
   gflops?: number;
+  pctFma?: number;
+  /**
+   * Depthwise convs only (bandwidth-bound: k*k MACs per value read): the least traffic
+   * of their passes, each input, output and weight read or written once, and its rate
+   * against the copy ceiling.
+   */
+  bytes?: number;
+  gbps?: number;
+  pctCopy?: number;
 }
 
 interface ConvShapeRow {
@@ -109,6 +132,7 @@ interface TorchSize {
 }
 
 interface TorchResult {
+  model?: string;
   torch: string;
   threads: number;
   params: number;
@@ -132,7 +156,11 @@ export interface SizeResult {
   /** The first run: recording (pipelines compiled), and its GPU passes. */
   warmup: { hostSyncMs: number; gpuMs: number | null; passes: { label: string; ms: number }[] | null };
   loadMs: number;
-  macs: { total: number; encoder: number; decoder: number; perStage: Record<NetworkStage, number>; fromLabels: number | null; torch: number | null };
+  /**
+   * From the architecture (bench/macs.ts); fromDispatches: the MACs the profiled run's
+   * dispatches reported (DispatchRecord.macs); torch: PyTorch's forward hooks.
+   */
+  macs: { total: number; encoder: number; decoder: number; perStage: Record<NetworkStage, number>; fromDispatches: number | null; torch: number | null };
   gflop: number;
   /** Network FLOP / end-to-end median time. */
   gflopsE2e: number;
@@ -150,6 +178,14 @@ export interface SizeResult {
     networkGpuMs: number;
     networkGflops: number;
     networkPctFma: number;
+    /**
+     * The network's passes, each at its least time over the timed runs: on a shared
+     * CPU one conv can take twice as long in one run as in the next, so this is what
+     * the kernels take undisturbed, and where the time goes with the noise taken out.
+     */
+    networkMinMs: number;
+    networkMinGflops: number;
+    networkMinPctFma: number;
     uploadMs: number;
     readbackMs: number;
     breakdown: BreakdownRow[];
@@ -202,10 +238,13 @@ function testImage(size: number): RgbImage {
   return { data, width: size, height: size };
 }
 
-/** `resize bilinear align_corners 96x96->192x192 c256` -> `resize bilinear align_corners`; `conv2d_tiled 3x3/1 ...` -> `conv2d_tiled 3x3`. */
+/**
+ * `resize bilinear align_corners 96x96->192x192 c256` -> `resize bilinear align_corners`;
+ * `conv2d_tiled 3x3/1 ...` -> `conv2d_tiled 3x3`; `depthwise 5x5/2 816 @8x8` -> `depthwise 5x5`.
+ */
 function kernelKind(label: string): string {
   const op = label.includes(': ') ? label.slice(label.indexOf(': ') + 2) : label;
-  const conv = /^(conv2d_\w+) (\d+x\d+)/.exec(op);
+  const conv = /^(conv2d_\w+|depthwise) (\d+x\d+)/.exec(op);
   if (conv) return `${conv[1]} ${conv[2]}`;
   const resize = /^(resize [a-z-]+(?: align_corners)?)/.exec(op);
   if (resize) return resize[1]!;
@@ -244,8 +283,8 @@ function gflops(macs: number, ms: number): number {
   return (2 * macs) / ms / 1e6;
 }
 
-/** One run's passes, split into pre-processing, the network's stages and post-processing. */
-function splitPasses(passes: readonly Timing[]) {
+/** One run's passes, split into pre-processing, the network's stages and post-processing; `macs[i]` is pass i's. */
+function splitPasses(passes: readonly Timing[], macs: readonly number[]) {
   const keyed = passes.map((p) => stageOf(p.label));
   const first = keyed.findIndex((k) => k !== undefined);
   let last = -1;
@@ -262,7 +301,7 @@ function splitPasses(passes: readonly Timing[]) {
       const s = stages.get(k)!;
       s.ms += p.ms;
       s.passes++;
-      s.macs += labelMacs(p.label);
+      s.macs += macs[i]!;
     } else if (first < 0 || i < first) {
       pre.ms += p.ms;
       pre.passes++;
@@ -285,18 +324,38 @@ interface RunOutcome {
   /** From submit to data on the CPU: Runtime.lastWaitMs. */
   waitMs: number;
   passes: Timing[] | null;
+  /** With passes: every dispatch of the run, in the same order (one compute pass each). */
+  records: DispatchRecord[] | null;
   depth: Float32Array;
+}
+
+/**
+ * Profiles a run: timestamp queries on every pass, and the runtime's dispatch records
+ * (shapes and MACs, cheap to keep) beside them, as `midas predict --profile` does.
+ */
+function startProfile(rt: Runtime, profile: boolean): void {
+  if (!profile) return;
+  rt.startProfile();
+  rt.records = [];
+}
+
+async function stopProfile(rt: Runtime, profile: boolean): Promise<Pick<RunOutcome, 'passes' | 'records'>> {
+  if (!profile) return { passes: null, records: null };
+  const passes = await rt.stopProfile();
+  const records = rt.records;
+  rt.records = null;
+  return { passes, records };
 }
 
 /**
  * What `Midas.predict` does for an image that fits one buffer (src/midas/model.ts):
  * checkFits, preprocess, forward, PyTorch bicubic back (one strip), read.
  */
-function pipelineRunner(rt: Runtime, net: MidasNet, size: number) {
+function pipelineRunner(rt: Runtime, net: MidasNet, config: MidasConfig, size: number) {
   return async (image: RgbImage, profile: boolean): Promise<RunOutcome> => {
-    if (profile) rt.startProfile();
+    startProfile(rt, profile);
     const t0 = now();
-    checkInputFits(MIDAS_V2, size, rt.limits.maxStorageBufferBindingSize, image.width, image.height);
+    checkInputFits(config, size, rt.limits.maxStorageBufferBindingSize, image.width, image.height);
     const x = preprocess(rt, image, size);
     const { depth } = net.forward(x);
     x.dispose();
@@ -307,26 +366,63 @@ function pipelineRunner(rt: Runtime, net: MidasNet, size: number) {
     const wallMs = now() - t0;
     strip.dispose();
     depth.dispose();
-    const passes = profile ? await rt.stopProfile() : null;
-    return { wallMs, hostSyncMs, waitMs: rt.lastWaitMs, passes, depth: out };
+    return { wallMs, hostSyncMs, waitMs: rt.lastWaitMs, ...(await stopProfile(rt, profile)), depth: out };
   };
 }
 
 /** `Midas.predict` as is. */
 function predictRunner(rt: Runtime, midas: Midas) {
   return async (image: RgbImage, profile: boolean): Promise<RunOutcome> => {
-    if (profile) rt.startProfile();
+    startProfile(rt, profile);
     const t0 = now();
     const pending = midas.predict(image);
     const hostSyncMs = now() - t0;
     const r = await pending;
     const wallMs = now() - t0;
-    const passes = profile ? await rt.stopProfile() : null;
-    return { wallMs, hostSyncMs, waitMs: rt.lastWaitMs, passes, depth: r.depth };
+    return { wallMs, hostSyncMs, waitMs: rt.lastWaitMs, ...(await stopProfile(rt, profile)), depth: r.depth };
   };
 }
 
 const sumMs = (passes: readonly Timing[]) => passes.reduce((a, p) => a + p.ms, 0);
+
+/**
+ * Each pass of `passes` at its least time over the runs whose passes are the same (same
+ * count, same labels, in order: a repeated forward pass at one size records the same
+ * dispatches), `passes` itself included.
+ */
+function passMinima(passes: readonly Timing[], runs: readonly RunOutcome[]): Timing[] {
+  const same = runs
+    .map((o) => o.passes)
+    .filter((q): q is Timing[] => q !== null && q.length === passes.length && q.every((t, i) => t.label === passes[i]!.label));
+  return passes.map((p, i) => ({ label: p.label, ms: Math.min(p.ms, ...same.map((q) => q[i]!.ms)) }));
+}
+
+/** A depthwise conv's kernel kind (see `kernelKind`): bandwidth-bound, so reported in GB/s too. */
+const isDepthwiseKind = (kind: string) => /^depthwise/i.test(kind);
+
+/**
+ * Each pass's MACs, and for depthwise convs the least bytes it moves, from the run's
+ * dispatch records when they line up with the passes (one compute pass per dispatch,
+ * in order, with the same label); otherwise MACs parsed from the labels and no bytes.
+ * Depthwise bytes: input and output f32 once each, plus weights (C*k*k, which is the
+ * pass's MACs over its output pixels) at `weightBytes` each and an f32 bias per channel.
+ */
+function passWork(
+  passes: readonly Timing[],
+  records: readonly DispatchRecord[] | null,
+  weightBytes: number,
+): { macs: number[]; bytes: (number | undefined)[]; source: 'dispatch records' | 'labels' } {
+  const label = (r: DispatchRecord) => (r.scope ? `${r.scope}: ${r.kernel}` : r.kernel);
+  const aligned = records !== null && records.length === passes.length && records.every((r, i) => label(r) === passes[i]!.label);
+  if (!aligned) return { macs: passes.map((p) => labelMacs(p.label)), bytes: passes.map(() => undefined), source: 'labels' };
+  const bytes = records.map((r) => {
+    if (!isDepthwiseKind(kernelKind(r.kernel)) || r.output.length === 0) return undefined;
+    const channels = r.output.at(-1)!;
+    const pixels = numel(r.output) / channels;
+    return 4 * numel(r.input) + 4 * numel(r.output) + weightBytes * (r.macs / pixels) + 4 * channels;
+  });
+  return { macs: records.map((r) => r.macs), bytes, source: 'dispatch records' };
+}
 
 async function runSize(
   gpu: GPU,
@@ -341,6 +437,7 @@ async function runSize(
   quietRun: () => Promise<number | null>,
   precision: Precision = 'f32',
 ): Promise<SizeResult> {
+  const config = MODELS[opts.model].config;
   const log = (s: string) => process.stderr.write(`  [${size}${precision === 'f32' ? '' : ` ${precision}`}] ${s}\n`);
   // A fresh Runtime per size: peakLiveBytes has no reset.
   const rt = await Runtime.create(gpu);
@@ -350,14 +447,14 @@ async function runSize(
   let dispose: () => void;
   let run: (image: RgbImage, profile: boolean) => Promise<RunOutcome>;
   if (opts.via === 'predict') {
-    const midas = new Midas(rt, weights, { size, precision });
+    const midas = new Midas(rt, weights, { size, precision, config });
     run = predictRunner(rt, midas);
     dispose = () => midas.dispose();
   } else {
     // What the Midas constructor does.
-    const net = new MidasNet(MIDAS_V2);
+    const net = new MidasNet(config);
     net.prepare(rt, weights, precision);
-    run = pipelineRunner(rt, net, size);
+    run = pipelineRunner(rt, net, config, size);
     dispose = () => (net.dispose(), rt.trim());
   }
   await rt.sync();
@@ -401,18 +498,17 @@ async function runSize(
     weightsGpuBytes,
     peakLiveBytes: st.peakLiveBytes,
     peakActivationBytes: st.peakLiveBytes - weightsGpuBytes,
-    largestActivationBytes: 4 * largestActivation(MIDAS_V2, size, size),
+    largestActivationBytes: 4 * largestActivation(config, size, size),
     heldBytes: st.liveBytes + st.pooledBytes,
   };
 
-  const perStage = networkMacs(MIDAS_V2, size, size);
-  const total = Object.values(perStage).reduce((a, b) => a + b, 0);
-  const encoder = NETWORK_STAGES.filter((s) => s.startsWith('pretrained.')).reduce((a, s) => a + perStage[s], 0);
+  const perStage = networkMacs(config, size, size);
+  const { total, encoder } = macsTotals(perStage);
   const med = median(ms);
 
   let profile: SizeResult['profile'] = null;
   let profileNote = '';
-  let fromLabels: number | null = null;
+  let fromDispatches: number | null = null;
   // The breakdown: the least disturbed run (smallest GPU time; other processes and
   // Dawn's polling both stretch the passes).
   const chosen = outcomes.reduce((a, b) => (b.passes && (!a.passes || sumMs(b.passes) < sumMs(a.passes)) ? b : a));
@@ -445,28 +541,39 @@ async function runSize(
     const uploadMs = median(uploads);
     const readbackMs = median(readbacks);
 
-    const split = splitPasses(passes);
+    const work = passWork(passes, chosen.records, precision === 'f32' ? 4 : 2);
+    const split = splitPasses(passes, work.macs);
+    const minima = passMinima(passes, outcomes);
+    const minSplit = splitPasses(minima, work.macs);
     const gpuMs = sumMs(passes);
-    fromLabels = passes.reduce((a, p) => a + labelMacs(p.label), 0);
+    fromDispatches = work.macs.reduce((a, m) => a + m, 0);
     const pct = (g: number) => (100 * g) / ceil.fma.rate;
     const share = (v: number) => v / wallMs;
     const breakdown: BreakdownRow[] = [];
     breakdown.push({ name: 'upload: u8->f32 + writeBuffer (host, measured apart)', clock: 'host', ms: uploadMs, share: share(uploadMs) });
     const record = Math.max(0, hostSyncMs - uploadMs);
     breakdown.push({ name: 'record dispatches + submit (host)', clock: 'host', ms: record, share: share(record), note: 'the run\'s synchronous part minus the upload' });
-    breakdown.push({ name: 'pre-processing kernels (resize, normalize)', clock: 'gpu', passes: split.pre.passes, ms: split.pre.ms, share: share(split.pre.ms) });
+    breakdown.push({ name: 'pre-processing kernels (resize, normalize)', clock: 'gpu', passes: split.pre.passes, ms: split.pre.ms, share: share(split.pre.ms), minMs: minSplit.pre.ms });
     let networkGpuMs = 0;
+    let networkMinMs = 0;
     for (const s of NETWORK_STAGES) {
       const v = split.stages.get(s)!;
+      const minMs = minSplit.stages.get(s)!.ms;
       networkGpuMs += v.ms;
+      networkMinMs += minMs;
       const g = gflops(perStage[s], v.ms);
-      breakdown.push({ name: s, clock: 'gpu', passes: v.passes, ms: v.ms, share: share(v.ms), macs: perStage[s], gflops: g, pctFma: pct(g) });
+      const gMin = gflops(perStage[s], minMs);
+      breakdown.push({
+        name: s, clock: 'gpu', passes: v.passes, ms: v.ms, share: share(v.ms), minMs,
+        macs: perStage[s], gflops: g, pctFma: pct(g), minGflops: gMin, minPctFma: pct(gMin),
+      });
     }
     if (split.unkeyed.passes) {
       networkGpuMs += split.unkeyed.ms;
-      breakdown.push({ name: 'network passes without a key', clock: 'gpu', passes: split.unkeyed.passes, ms: split.unkeyed.ms, share: share(split.unkeyed.ms) });
+      networkMinMs += minSplit.unkeyed.ms;
+      breakdown.push({ name: 'network passes without a key', clock: 'gpu', passes: split.unkeyed.passes, ms: split.unkeyed.ms, share: share(split.unkeyed.ms), minMs: minSplit.unkeyed.ms });
     }
-    breakdown.push({ name: 'post-processing (bicubic back)', clock: 'gpu', passes: split.post.passes, ms: split.post.ms, share: share(split.post.ms) });
+    breakdown.push({ name: 'post-processing (bicubic back)', clock: 'gpu', passes: split.post.passes, ms: split.post.ms, share: share(split.post.ms), minMs: minSplit.post.ms });
     breakdown.push({ name: 'readback: copy, map, copy out (host, measured apart)', clock: 'host', ms: readbackMs, share: share(readbackMs) });
     const accounted = breakdown.reduce((a, r) => a + r.ms, 0);
     breakdown.push({
@@ -479,37 +586,47 @@ async function runSize(
 
     // By kernel kind (time of every pass, pre/post included).
     const kinds = new Map<string, KernelKindRow>();
-    for (const p of passes) {
+    passes.forEach((p, i) => {
       const k = kernelKind(p.label);
-      const row = kinds.get(k) ?? { kind: k, passes: 0, ms: 0, shareOfGpu: 0, macs: 0 };
+      const row = kinds.get(k) ?? { kind: k, passes: 0, ms: 0, minMs: 0, shareOfGpu: 0, macs: 0 };
       row.passes++;
       row.ms += p.ms;
-      row.macs += labelMacs(p.label);
+      row.minMs += minima[i]!.ms;
+      row.macs += work.macs[i]!;
+      const b = work.bytes[i];
+      if (b !== undefined) row.bytes = (row.bytes ?? 0) + b;
       kinds.set(k, row);
-    }
+    });
     const kernels = [...kinds.values()].sort((a, b) => b.ms - a.ms);
     for (const r of kernels) {
       r.shareOfGpu = r.ms / gpuMs;
-      if (r.macs) r.gflops = gflops(r.macs, r.ms);
+      if (r.macs) {
+        r.gflops = gflops(r.macs, r.ms);
+        r.pctFma = pct(r.gflops);
+      }
+      if (r.bytes !== undefined) {
+        r.gbps = r.bytes / r.ms / 1e6;
+        r.pctCopy = (100 * r.gbps) / ceil.copy.rate;
+      }
     }
-    const slowest = [...passes]
+    const slowest = passes
+      .map((p, i) => ({ label: p.label, ms: p.ms, gflops: work.macs[i] ? gflops(work.macs[i]!, p.ms) : undefined }))
       .sort((a, b) => b.ms - a.ms)
-      .slice(0, 10)
-      .map((p) => ({ label: p.label, ms: p.ms, gflops: labelMacs(p.label) ? gflops(labelMacs(p.label), p.ms) : undefined }));
+      .slice(0, 10);
 
     // Convs by shape, against the same shapes in `bench kernels` (which runs 384 shapes).
     let convShapes: ConvShapeRow[] | null = null;
     if (size === REFERENCE_SIZE) {
       const byShape = new Map<string, { passes: number; ms: number; macs: number }>();
-      for (const p of passes) {
+      passes.forEach((p, i) => {
         const s = convShape(p.label);
-        if (!s) continue;
+        if (!s) return;
         const v = byShape.get(s) ?? { passes: 0, ms: 0, macs: 0 };
         v.passes++;
         v.ms += p.ms;
-        v.macs += labelMacs(p.label);
+        v.macs += work.macs[i]!;
         byShape.set(s, v);
-      }
+      });
       convShapes = [...byShape.entries()]
         .map(([shape, v]) => {
           const g = gflops(v.macs, v.ms);
@@ -520,6 +637,7 @@ async function runSize(
     }
 
     const networkGflops = gflops(total, networkGpuMs);
+    const networkMinGflops = gflops(total, networkMinMs);
     profile = {
       run: outcomes.indexOf(chosen) + 1,
       wallMs,
@@ -529,6 +647,9 @@ async function runSize(
       networkGpuMs,
       networkGflops,
       networkPctFma: pct(networkGflops),
+      networkMinMs,
+      networkMinGflops,
+      networkMinPctFma: pct(networkMinGflops),
       uploadMs,
       readbackMs,
       breakdown,
@@ -559,7 +680,7 @@ async function runSize(
       passes: warm.passes ? warm.passes.map((p) => ({ label: p.label, ms: p.ms })) : null,
     },
     loadMs,
-    macs: { total, encoder, decoder: total - encoder, perStage, fromLabels, torch: null },
+    macs: { total, encoder, decoder: total - encoder, perStage, fromDispatches, torch: null },
     gflop: (2 * total) / 1e9,
     gflopsE2e,
     pctFmaE2e: (100 * gflopsE2e) / ceil.fma.rate,
@@ -591,6 +712,7 @@ interface TunedRun {
  */
 async function alternate(
   gpu: GPU,
+  config: MidasConfig,
   weights: Weights,
   size: number,
   tiles: ReadonlyMap<string, TileConfig>,
@@ -602,7 +724,7 @@ async function alternate(
   for (const t of [undefined, tiles]) {
     const rt = await Runtime.create(gpu);
     if (t) useTiles(rt, t);
-    const midas = new Midas(rt, weights, { size });
+    const midas = new Midas(rt, weights, { size, config });
     await midas.predict(image); // compiles
     models.push({ rt, midas });
   }
@@ -649,19 +771,28 @@ function f16Text(h: SizeResult, precision: Precision, f: SizeResult | undefined)
   ].join('\n');
 }
 
-/** Recomputes the %FMA figures against another ceiling. */
-function rescale(r: SizeResult, fmaGflops: number): void {
+/** Recomputes the %FMA (and depthwise %copy) figures against other ceilings. */
+function rescale(r: SizeResult, c: CeilingResult): void {
+  const fmaGflops = c.fma.rate;
   r.pctFmaE2e = (100 * r.gflopsE2e) / fmaGflops;
   const p = r.profile;
   if (!p) return;
   p.networkPctFma = (100 * p.networkGflops) / fmaGflops;
-  for (const b of p.breakdown) if (b.gflops !== undefined) b.pctFma = (100 * b.gflops) / fmaGflops;
+  p.networkMinPctFma = (100 * p.networkMinGflops) / fmaGflops;
+  for (const b of p.breakdown) {
+    if (b.gflops !== undefined) b.pctFma = (100 * b.gflops) / fmaGflops;
+    if (b.minGflops !== undefined) b.minPctFma = (100 * b.minGflops) / fmaGflops;
+  }
+  for (const k of p.kernels) {
+    if (k.gflops !== undefined) k.pctFma = (100 * k.gflops) / fmaGflops;
+    if (k.gbps !== undefined) k.pctCopy = (100 * k.gbps) / c.copy.rate;
+  }
 }
 
-function runTorch(sizes: number[], runsFor: (s: number) => number): { result: TorchResult | null; note: string } {
+function runTorch(model: ModelName, sizes: number[], runsFor: (s: number) => number): { result: TorchResult | null; note: string } {
   const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return { result: null, note: `${PYTHON} -c "import torch" failed: no PyTorch comparison` };
-  const args = [TORCH_SCRIPT, '--sizes', sizes.join(','), '--runs', String(DEFAULT_RUNS), '--threads', '2'];
+  const args = [TORCH_SCRIPT, '--model', model, '--sizes', sizes.join(','), '--runs', String(DEFAULT_RUNS), '--threads', '2'];
   for (const s of sizes) args.push('--runs-for', `${s}=${runsFor(s)}`);
   const watch = watchLoad();
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000, maxBuffer: 16 * MiB });
@@ -678,6 +809,9 @@ function runTorch(sizes: number[], runsFor: (s: number) => number): { result: To
 
 export async function runE2e(opts: E2eOptions): Promise<void> {
   const started = now();
+  const config = MODELS[opts.model].config;
+  /** The hub transform's size: --f16 and --tune run there. */
+  const hubSize = MODELS[opts.model].size;
   const stopWatch = watchLoad();
   const { gpu, flags } = benchGpu();
   const sizes = opts.sizes;
@@ -709,7 +843,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   );
 
   let t = now();
-  const weights = randomWeights(MIDAS_V2);
+  const weights = randomWeights(config);
   const wsize = weightsSize(weights);
   process.stderr.write(`random weights: ${(wsize.params / 1e6).toFixed(1)} M parameters in ${fmt((now() - t) / 1000, 2)} s\n`);
   const kernelRates = kernelBenchRates(opts.kernelsJson);
@@ -725,8 +859,8 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   const f16: { precision: Precision; result: SizeResult }[] = [];
   for (const precision of opts.f16 ? (['f16', 'f16-math'] as const) : []) {
     const waited = await quiet();
-    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE}, precision ${precision}: ${runsFor(REFERENCE_SIZE)} run(s) after a warm-up\n`);
-    f16.push({ precision, result: await runSize(gpu, weights, REFERENCE_SIZE, runsFor(REFERENCE_SIZE), ceil, opts, null, waited, quietRun, precision) });
+    process.stderr.write(`${hubSize}x${hubSize}, precision ${precision}: ${runsFor(hubSize)} run(s) after a warm-up\n`);
+    f16.push({ precision, result: await runSize(gpu, weights, hubSize, runsFor(hubSize), ceil, opts, null, waited, quietRun, precision) });
   }
 
   // Tuned tiles at the reference size, after the f32 runs: the tuner's time, then
@@ -734,18 +868,18 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   let tuned: TunedRun | null = null;
   if (opts.tune) {
     await quiet();
-    process.stderr.write(`tuning the convs at ${REFERENCE_SIZE}x${REFERENCE_SIZE}...\n`);
+    process.stderr.write(`tuning the convs at ${hubSize}x${hubSize}...\n`);
     const rtT = await Runtime.create(gpu);
     t = now();
-    const { results: convs, tiles } = await tuneNetwork(rtT, MIDAS_V2, REFERENCE_SIZE, {
+    const { results: convs, tiles } = await tuneNetwork(rtT, config, hubSize, {
       onConv: (done, total, r) => process.stderr.write(`  ${done}/${total} ${r.spec.key}: ${tileText(r.best.tile)} ${fmt(r.best.ms)} ms (built-in ${tileText(r.builtin.tile)} ${fmt(r.builtin.ms)} ms)\n`),
     });
     const seconds = (now() - t) / 1000;
     rtT.destroy();
     await quiet();
-    const pairs = Math.max(3, runsFor(REFERENCE_SIZE));
-    process.stderr.write(`${REFERENCE_SIZE}x${REFERENCE_SIZE}: built-in and tuned tiles alternately, ${pairs} pairs after a warm-up of each\n`);
-    tuned = { seconds, convs, ...(await alternate(gpu, weights, REFERENCE_SIZE, tiles, pairs, quietRun)) };
+    const pairs = Math.max(3, runsFor(hubSize));
+    process.stderr.write(`${hubSize}x${hubSize}: built-in and tuned tiles alternately, ${pairs} pairs after a warm-up of each\n`);
+    tuned = { seconds, convs, ...(await alternate(gpu, config, weights, hubSize, tiles, pairs, quietRun)) };
   }
 
   let torch: TorchResult | null = null;
@@ -754,7 +888,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     await quiet();
     process.stderr.write(`PyTorch CPU (${PYTHON} ${TORCH_SCRIPT}), after ours...\n`);
     t = now();
-    const r = runTorch(sizes, runsFor);
+    const r = runTorch(opts.model, sizes, runsFor);
     torch = r.result;
     torchNote = r.note;
     process.stderr.write(`  ${torch ? `done in ${fmt((now() - t) / 1000, 2)} s` : torchNote}\n`);
@@ -774,8 +908,8 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     process.stderr.write(`  FMA ${fmt(again.fma.rate)} GFLOP/s (others ${pct(l.othersCpuShare, 0)}%)\n`);
     if (again.fma.rate > ceil.fma.rate) {
       ceil = again;
-      for (const r of results) rescale(r, ceil.fma.rate);
-      for (const h of f16) rescale(h.result, ceil.fma.rate);
+      for (const r of results) rescale(r, ceil);
+      for (const h of f16) rescale(h.result, ceil);
     }
   }
   for (const r of results) {
@@ -794,13 +928,15 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   console.log(table(results, SUMMARY));
   console.log(summaryNotes(results, torch, torchNote));
   for (const r of results) console.log(breakdownText(r));
-  for (const h of f16) console.log(f16Text(h.result, h.precision, results.find((r) => r.size === REFERENCE_SIZE)));
+  for (const h of f16) console.log(f16Text(h.result, h.precision, results.find((r) => r.size === hubSize)));
   if (tuned) console.log(tunedText(tuned));
   console.log(markdown(results, adapter, ceil, load, torch, opts));
   console.log(`\ntotal ${seconds.toFixed(1)} s`);
 
   writeJson(opts.json, {
     bench: 'e2e',
+    model: opts.model,
+    network: MODELS[opts.model].title,
     date: new Date().toISOString(),
     command: opts.command,
     node: process.version,
@@ -828,7 +964,8 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
       opts.via === 'predict'
         ? 'ms: wall clock around Midas.predict(rgb) -> depth Float32Array, after one warm-up; median and min of the runs.'
         : "ms: wall clock around Midas.predict's steps (checkFits, preprocess, forward, bicubic back, read) -> depth Float32Array, after one warm-up; median and min of the runs.",
-      'GFLOP = 2 * conv MACs counted from the architecture (bench/macs.ts); checked against the dispatch labels and PyTorch forward hooks (macs.fromLabels, macs.torch).',
+      'GFLOP = 2 * conv MACs counted from the architecture (bench/macs.ts); checked against the MACs the dispatches of the profiled run report and PyTorch forward hooks (macs.fromDispatches, macs.torch).',
+      'profile.kernels: depthwise rows also carry bytes (input, output and weights once each: the least traffic), GB/s and pctCopy, the share of the copy ceiling (ceilings.copyGBps).',
       'gflopsE2e: network FLOP / end-to-end median. profile.networkGflops: network FLOP / the sum of the network passes\' GPU time (the run with the smallest GPU time).',
       'breakdown: the timed run with the smallest GPU time (every run carries timestamp queries); shares are of its wall time; upload and readback are measured apart on an idle GPU.',
       'memory.peakLiveBytes: Runtime.stats() on a fresh Runtime per size, weights included; peakActivationBytes excludes them.',
@@ -836,9 +973,9 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     ],
     seconds,
     sizes: results,
-    /** --f16: REFERENCE_SIZE with precision 'f16' and 'f16-math' (empty without --f16). */
+    /** --f16: the hub size with precision 'f16' and 'f16-math' (empty without --f16). */
     f16,
-    /** --tune: the tuner's choices at REFERENCE_SIZE and the run on them (null without --tune). */
+    /** --tune: the tuner's choices at the hub size and the run on them (null without --tune). */
     tuned: tuned && {
       size: tuned.size,
       seconds: tuned.seconds,
@@ -889,7 +1026,7 @@ function header(
 ): string {
   const feats = [f.f16 && 'shader-f16', f.timestamps && 'timestamp-query', f.subgroups && 'subgroups'].filter(Boolean).join(', ');
   return [
-    `midas-webgpu end-to-end bench${opts.quick ? ' (--quick)' : ''}: S x S RGB bytes -> depth Float32Array, MiDaS v2 (random weights, f32)`,
+    `midas-webgpu end-to-end bench${opts.quick ? ' (--quick)' : ''}: S x S RGB bytes -> depth Float32Array, ${MODELS[opts.model].title} (--model ${opts.model}; random weights, f32)`,
     `pipeline: ${
       opts.via === 'predict'
         ? 'Midas.predict as is'
@@ -920,9 +1057,9 @@ function summaryNotes(results: SizeResult[], torch: TorchResult | null, torchNot
   ];
   for (const r of results) {
     const checks = [`arch ${fmt(r.macs.total / 1e9, 4)}`];
-    if (r.macs.fromLabels !== null) checks.push(`dispatch labels ${fmt(r.macs.fromLabels / 1e9, 4)}`);
+    if (r.macs.fromDispatches !== null) checks.push(`dispatches ${fmt(r.macs.fromDispatches / 1e9, 4)}`);
     if (r.macs.torch !== null) checks.push(`PyTorch hooks ${fmt(r.macs.torch / 1e9, 4)}`);
-    const agree = [r.macs.fromLabels, r.macs.torch].every((v) => v === null || v === r.macs.total);
+    const agree = [r.macs.fromDispatches, r.macs.torch].every((v) => v === null || v === r.macs.total);
     lines.push(
       `GMAC at ${r.size}: ${checks.join(', ')} ${agree ? '(agree)' : '(DISAGREE)'}; encoder ${fmt(r.macs.encoder / 1e9)}, decoder ${fmt(r.macs.decoder / 1e9)}; ` +
         `weights ${mib(r.memory.weightsGpuBytes)} MiB on the device, ${mib(r.memory.heldBytes)} MiB held after the runs (live + pool)`,
@@ -954,14 +1091,21 @@ const BREAKDOWN: Column<BreakdownRow>[] = [
   { title: 'GFLOP', value: (r) => (r.macs !== undefined ? fmt((2 * r.macs) / 1e9) : '') },
   { title: 'GFLOP/s', value: (r) => fmt(r.gflops) },
   { title: '%FMA', value: (r) => (r.pctFma !== undefined ? r.pctFma.toFixed(1) : '') },
+  { title: 'min ms', value: (r) => fmt(r.minMs) },
+  { title: 'min %FMA', value: (r) => (r.minPctFma !== undefined ? r.minPctFma.toFixed(1) : '') },
 ];
 
 const KINDS: Column<KernelKindRow>[] = [
   { title: 'kernel', value: (r) => r.kind, align: 'left' },
   { title: 'passes', value: (r) => String(r.passes) },
   { title: 'ms', value: (r) => fmt(r.ms) },
+  { title: 'min ms', value: (r) => fmt(r.minMs) },
   { title: '% of GPU', value: (r) => pct(r.shareOfGpu) },
+  { title: 'ms/pass', value: (r) => fmt(r.ms / r.passes) },
   { title: 'GFLOP/s', value: (r) => fmt(r.gflops) },
+  { title: '%FMA', value: (r) => (r.pctFma !== undefined ? r.pctFma.toFixed(1) : '') },
+  { title: 'GB/s', value: (r) => fmt(r.gbps) },
+  { title: '% copy', value: (r) => (r.pctCopy !== undefined ? r.pctCopy.toFixed(1) : '') },
 ];
 
 const SHAPES: Column<ConvShapeRow>[] = [
@@ -985,9 +1129,11 @@ function breakdownText(r: SizeResult): string {
       `waited ${fmt(p.waitMs)} ms from submit to data; ` +
       `synchronous part ${fmt(p.hostSyncMs)} ms`,
     `GPU passes ${fmt(p.gpuMs)} ms, of which the network ${fmt(p.networkGpuMs)} ms = ${fmt(p.networkGflops)} GFLOP/s (${p.networkPctFma.toFixed(1)}% of the FMA ceiling)`,
+    `min ms: each pass at its least time over the ${r.runs} timed runs (the noise of a shared CPU taken out): the network ${fmt(p.networkMinMs)} ms = ` +
+      `${fmt(p.networkMinGflops)} GFLOP/s (${p.networkMinPctFma.toFixed(1)}% of the FMA ceiling)`,
   );
   lines.push(table(p.breakdown, BREAKDOWN));
-  lines.push('', 'by kernel (all passes of the run):');
+  lines.push('', 'by kernel (all passes of the run; depthwise convs are bandwidth-bound: GB/s of their least traffic against the copy ceiling):');
   lines.push(table(p.kernels, KINDS));
   lines.push('', 'slowest passes:');
   for (const s of p.slowest) lines.push(`  ${fmt(s.ms).padStart(8)} ms  ${s.gflops !== undefined ? `${fmt(s.gflops).padStart(5)} GFLOP/s` : '             '}  ${s.label}`);
@@ -1024,17 +1170,20 @@ function markdown(results: SizeResult[], adapter: string, ceil: CeilingResult, l
   if (busy.length) {
     lines.push('', `Other processes took ${busy.map((r) => `${pct(r.machine.othersCpuShare, 0)}% of the CPU during the ${r.size}x${r.size} runs`).join(', ')}: those rows are slower than on a quiet machine.`);
   }
-  const ref = results.find((r) => r.size === REFERENCE_SIZE && r.profile) ?? [...results].reverse().find((r) => r.profile);
+  // The breakdown at the model's hub size (v2: 384, small: 256) when it ran.
+  const hub = MODELS[opts.model].size;
+  const ref = results.find((r) => r.size === hub && r.profile) ?? [...results].reverse().find((r) => r.profile);
   if (ref?.profile) {
     lines.push(
       '',
       `Where the time goes at ${ref.size}x${ref.size} (run ${ref.profile.run} of ${ref.runs}, the one with the smallest GPU time: ${fmt(ref.profile.wallMs, 4)} ms wall; GPU stages from timestamp queries):`,
       '',
-      '| stage | ms | share | GFLOP/s | % of FMA |',
-      '|---|---:|---:|---:|---:|',
+      '| stage | ms | share | GFLOP/s | % of FMA | least ms over the runs (% of FMA) |',
+      '|---|---:|---:|---:|---:|---:|',
     );
     for (const b of ref.profile.breakdown) {
-      lines.push(`| ${b.name} | ${fmt(b.ms)} | ${pct(b.share)}% | ${b.gflops !== undefined ? fmt(b.gflops) : ''} | ${b.pctFma !== undefined ? `${b.pctFma.toFixed(1)}%` : ''} |`);
+      const least = b.minMs !== undefined ? `${fmt(b.minMs)}${b.minPctFma !== undefined ? ` (${b.minPctFma.toFixed(1)}%)` : ''}` : '';
+      lines.push(`| ${b.name} | ${fmt(b.ms)} | ${pct(b.share)}% | ${b.gflops !== undefined ? fmt(b.gflops) : ''} | ${b.pctFma !== undefined ? `${b.pctFma.toFixed(1)}%` : ''} | ${least} |`);
     }
   }
   return lines.join('\n');

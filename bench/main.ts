@@ -1,14 +1,15 @@
 // The bench entry point: `node dist/bench/main.js <mode> [options]`.
 //   kernels [--json out.json] [--quick] [--filter text] [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
-//   e2e [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--f16] [--tune] [--wait-quiet s]
+//   e2e [--model v2|v2.1|small] [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--f16] [--tune] [--wait-quiet s]
+import { MODEL_NAMES, modelByName, type ModelName } from '../src/midas/models.js';
 import { DEFAULT_RUNS, DEFAULT_SIZES, runE2e } from './e2e.js';
 import { runKernels } from './kernels.js';
 
 const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick] [--filter text]
                                           [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
-       node dist/bench/main.js e2e [--sizes 256,384,512] [--runs N] [--json out.json]
-                                      [--quick] [--no-torch] [--predict] [--f16] [--tune]
-                                      [--wait-quiet s]
+       node dist/bench/main.js e2e [--model v2|v2.1|small] [--sizes 256,384,512] [--runs N]
+                                      [--json out.json] [--quick] [--no-torch] [--predict]
+                                      [--f16] [--tune] [--wait-quiet s]
 
   kernels   every WGSL kernel at MiDaS's 384x384 shapes, against the adapter's
             measured FMA ceiling and copy bandwidth
@@ -25,26 +26,29 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
             CPU idle (lavapipe computes on the CPU: a busy machine skews timings)
 
   e2e       Midas.predict end to end (RGB bytes in, depth out) on S x S images with
-            random MiDaS v2 weights: ms per image, a per-stage breakdown from
-            timestamp queries, GFLOP/s against the FMA ceiling, peak GPU memory, and
-            PyTorch CPU (2 threads) side by side, run after ours
-  --sizes   input sides, multiples of 32 (default ${DEFAULT_SIZES.join(',')})
+            random weights: ms per image, a per-stage breakdown from timestamp
+            queries, GFLOP/s against the FMA ceiling, peak GPU memory, and PyTorch
+            CPU (2 threads) side by side, run after ours
+  --model   the network: ${MODEL_NAMES.join(', ')} (default v2; v2 and v2.1 are one network,
+            ResNeXt-101; small is MiDaS v2.1 small, EfficientNet-Lite3)
+  --sizes   input sides, multiples of 32 (default ${MODEL_NAMES.map((m) => `${m}: ${DEFAULT_SIZES[m].join(',')}`).join('; ')})
   --runs    timed runs per size after a warm-up (default ${DEFAULT_RUNS})
-  --json    default bench/results-e2e.json
+  --json    default bench/results-e2e.json (small: bench/results-e2e-small.json)
   --quick   256 only, 1 run, quick ceilings (unless --sizes / --runs say otherwise)
   --no-torch
             skip the PyTorch comparison (it runs when /usr/bin/python3 imports torch)
   --predict time Midas.predict itself (default: the same steps, recorded by the
             bench)
-  --tune    also tune the convs' tiles at 384x384 (as \`midas tune\`, not saved), then
-            predict at 384x384 on the built-in and the tuned tiles in turn
-  --f16     also run 384x384 with precision f16 and f16-math after the f32 sizes,
-            against the f32 time
+  --tune    also tune the convs' tiles at the hub size (as \`midas tune\`, not saved),
+            then predict there on the built-in and the tuned tiles in turn
+  --f16     also run the model's hub size (v2: 384, small: 256) with precision f16
+            and f16-math after the f32 sizes, against the f32 time
   --wait-quiet s
             before each phase wait up to s seconds for a quiet CPU (e2e default 20; 0: don't)`;
 
 interface Args {
   mode: string | undefined;
+  model: ModelName;
   json: string | undefined;
   quick: boolean;
   filter: string | undefined;
@@ -61,7 +65,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { mode: undefined, json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false, f16: false, tune: false };
+  const args: Args = { mode: undefined, model: 'v2', json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false, f16: false, tune: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -90,6 +94,7 @@ function parseArgs(argv: string[]): Args {
       args.runs = Number(a === '--runs' ? value() : a.slice('--runs='.length));
       if (!Number.isInteger(args.runs) || args.runs < 1) throw new Error('--runs needs a positive integer');
     }
+    else if (a === '--model' || a.startsWith('--model=')) args.model = modelByName(a === '--model' ? value() : a.slice('--model='.length)).name;
     else if (a === '--no-torch') args.noTorch = true;
     else if (a === '--predict') args.predict = true;
     else if (a === '--f16') args.f16 = true;
@@ -125,8 +130,10 @@ async function main(): Promise<number> {
       return 0;
     case 'e2e':
       await runE2e({
-        json: args.json ?? 'bench/results-e2e.json',
-        sizes: args.sizes ?? (args.quick ? [256] : DEFAULT_SIZES),
+        model: args.model,
+        // Small's results beside v2's, not over them.
+        json: args.json ?? (args.model === 'small' ? 'bench/results-e2e-small.json' : 'bench/results-e2e.json'),
+        sizes: args.sizes ?? (args.quick ? [256] : [...DEFAULT_SIZES[args.model]]),
         runs: args.runs,
         quick: args.quick,
         torch: !args.noTorch,

@@ -1,9 +1,11 @@
-"""PyTorch CPU side of `bench e2e`: MiDaS v2 (MidasNet from the test fixtures' reference,
-random weights) at S x S, timed as `median of N runs of model(x)` under no_grad with
+"""PyTorch CPU side of `bench e2e`: MiDaS v2 / v2.1 large (MidasNet from the test
+fixtures' reference) or v2.1 small (MidasNetSmall, test/fixtures/small), random weights,
+at S x S, timed as `median of N runs of model(x)` under no_grad with
 torch.set_num_threads(THREADS), plus the same pipeline our e2e figure covers (uint8 RGB
 in -> /255, ImageNet normalization -> model -> bicubic back -> numpy out).
 
-usage: /usr/bin/python3 bench/torch_e2e.py --sizes 256,384 --runs 3 [--threads 2] [--runs-for 512=2] [--min-ms 3000]
+usage: /usr/bin/python3 bench/torch_e2e.py --sizes 256,384 --runs 3 [--model v2|v2.1|small] [--threads 2]
+                                           [--runs-for 512=2] [--min-ms 3000]
 Prints one JSON object on stdout (progress on stderr).
 """
 import argparse
@@ -13,13 +15,12 @@ import statistics
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "test", "fixtures", "midas"))
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn as nn  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from midas_ref import MIDAS_V2, MidasNet, randomize  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "test", "fixtures")
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -66,6 +67,22 @@ def count_macs(model, size):
     return total["n"]
 
 
+def build_model(name, seed):
+    """The reference network of a model name (bench/main.ts's --model), with random weights.
+    The references are imported here, by model: each fixture folder has its own helpers."""
+    if name == "small":
+        sys.path.insert(0, os.path.join(FIXTURES, "small"))
+        from midas_small_ref import MIDAS_SMALL, MidasNetSmall, randomize
+        # Its randomize() calibrates every conv and BN on one input, so activations stay
+        # O(1) through the 23 blocks (and no denormals slow the CPU down); the values do
+        # not change the work. A normalized-image-like input, without cv2.
+        calib = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(seed))
+        return randomize(MidasNetSmall(MIDAS_SMALL), seed, calib)
+    sys.path.insert(0, os.path.join(FIXTURES, "midas"))
+    from midas_ref import MIDAS_V2, MidasNet, randomize
+    return randomize(MidasNet(MIDAS_V2), seed)
+
+
 def timed(fn, runs, min_ms, max_runs=20):
     """One warm-up, then at least `runs` timed calls, more (up to max_runs) until they add up to min_ms."""
     fn()
@@ -80,6 +97,8 @@ def timed(fn, runs, min_ms, max_runs=20):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="384")
+    ap.add_argument("--model", default="v2", choices=["v2", "v2.1", "small"],
+                    help="v2 and v2.1 are one network (ResNeXt-101); small is MidasNet_small")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--runs-for", action="append", default=[], help="SIZE=RUNS, overrides --runs for one size")
     ap.add_argument("--threads", type=int, default=2)
@@ -93,10 +112,11 @@ def main():
 
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    model = randomize(MidasNet(MIDAS_V2), a.seed).eval()
+    model = build_model(a.model, a.seed).eval()
     build_s = time.perf_counter() - t0
     params = sum(p.numel() for p in model.parameters())
     out = {
+        "model": a.model,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "params": params,

@@ -1,25 +1,102 @@
-// The kernel bench still runs and writes its JSON (a smoke test: no timing is asserted).
+// The benches still run and write their JSON (smoke tests: no timing is asserted), and
+// the e2e bench's MAC counts (bench/macs.ts, from the architecture) match SPEC and what
+// the network's dispatches report.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { labelMacs, macsTotals, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from '../bench/macs.js';
+import { MIDAS_SMALL, MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
+import { MidasNet } from '../src/midas/network.js';
+import { Runtime } from '../src/nn/runtime.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-it('npm run bench -- kernels --quick runs and reports the ceilings and the headline conv', () => {
+function bench(args: string[]): Record<string, any> {
   expect(existsSync(path.join(ROOT, 'dist/bench/main.js')), 'run `npm run build` first (npm test does)').toBe(true);
-  const json = path.join(mkdtempSync(path.join(os.tmpdir(), 'midas-bench-')), 'kernels.json');
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/bench/main.js'), 'kernels', '--quick', '--no-tfjs', '--json', json], {
+  const json = path.join(mkdtempSync(path.join(os.tmpdir(), 'midas-bench-')), 'out.json');
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/bench/main.js'), ...args, '--json', json], {
     encoding: 'utf8',
     timeout: 300_000,
   });
   expect(r.status, r.stderr).toBe(0);
-  const out = JSON.parse(readFileSync(json, 'utf8'));
+  return JSON.parse(readFileSync(json, 'utf8'));
+}
+
+it('npm run bench -- kernels --quick runs and reports the ceilings and the headline conv', () => {
+  const out = bench(['kernels', '--quick', '--no-tfjs']);
   expect(out.ceilings.fmaGflops).toBeGreaterThan(0);
   expect(out.ceilings.copyGBps).toBeGreaterThan(0);
   const headline = out.rows.find((row: { name: string; impl: string }) => row.name.includes('256->256 @96') && row.impl === 'tiled');
   expect(headline, 'the 3x3 256->256 conv at 96x96 row').toBeDefined();
   expect(headline.gflops).toBeGreaterThan(0);
+});
+
+it('npm run bench -- e2e --model small runs (64x64, one run) with MACs that agree and depthwise rows in GB/s', () => {
+  const out = bench(['e2e', '--model', 'small', '--quick', '--no-torch', '--wait-quiet', '0', '--sizes', '64']);
+  expect(out.model).toBe('small');
+  const [r] = out.sizes;
+  expect(r.size).toBe(64);
+  expect(r.medianMs).toBeGreaterThan(0);
+  expect(r.macs.total).toBe(macsTotals(networkMacs(MIDAS_SMALL, 64, 64)).total);
+  expect(r.depthRange[1]).toBeGreaterThan(r.depthRange[0]);
+  if (r.profile) {
+    // Every run carries timestamp queries where the adapter has them.
+    expect(r.macs.fromDispatches).toBe(r.macs.total);
+    const dw = r.profile.kernels.filter((k: { kind: string }) => k.kind.startsWith('depthwise'));
+    expect(dw.length).toBeGreaterThan(0);
+    for (const k of dw) expect(k.gbps).toBeGreaterThan(0);
+    const stages = r.profile.breakdown.map((b: { name: string }) => b.name);
+    for (const s of NETWORK_STAGES) expect(stages).toContain(s);
+  }
+});
+
+const G = 1e9;
+const round3 = (macs: number) => Math.round(macs / 1e6) / 1e3;
+
+/** MACs per stage of a forward pass on a meta runtime: what the dispatches report, and what their labels say. */
+function dispatchMacs(c: MidasConfig, size: number): { reported: Record<NetworkStage, number>; labels: number; outside: number } {
+  const rt = Runtime.meta();
+  const net = new MidasNet(c);
+  net.fuse();
+  net.upload(rt);
+  net.forward(rt.empty([1, size, size, 3])).depth.dispose();
+  const reported = Object.fromEntries(NETWORK_STAGES.map((s) => [s, 0])) as Record<NetworkStage, number>;
+  let labels = 0;
+  let outside = 0;
+  for (const r of rt.records ?? []) {
+    const stage = stageOf(r.scope);
+    if (stage) reported[stage] += r.macs;
+    else outside += r.macs;
+    labels += labelMacs(`${r.scope}: ${r.kernel}`);
+  }
+  return { reported, labels, outside };
+}
+
+describe('bench/macs.ts', () => {
+  it('counts MiDaS_small as SPEC §8 does: 4.595 GMAC at 256 (backbone 1.080, decoder 3.515), 10.339 at 384', () => {
+    const at256 = macsTotals(networkMacs(MIDAS_SMALL, 256, 256));
+    expect([round3(at256.total), round3(at256.encoder), round3(at256.decoder)]).toEqual([4.595, 1.08, 3.515]);
+    expect(round3(macsTotals(networkMacs(MIDAS_SMALL, 384, 384)).total)).toBe(10.339);
+  });
+
+  it('counts MiDaS v2 at 384 as 103.4 GMAC (encoder 48.2, decoder 55.2)', () => {
+    const t = macsTotals(networkMacs(MIDAS_V2, 384, 384));
+    expect([t.total, t.encoder, t.decoder].map((v) => Math.round(v / (G / 10)) / 10)).toEqual([103.4, 48.2, 55.2]);
+  });
+
+  it.each([
+    ['small', MIDAS_SMALL, 256],
+    ['small', MIDAS_SMALL, 384],
+    ['small', MIDAS_SMALL, 96],
+    ['v2', MIDAS_V2, 256],
+  ] as const)('%s at %i: the architecture count per stage equals the MACs the dispatches of a meta forward pass report, and their labels', (_name, c, size) => {
+    const arch = networkMacs(c, size, size);
+    const d = dispatchMacs(c, size);
+    expect(d.reported).toEqual(arch);
+    expect(d.outside).toBe(0);
+    expect(d.labels).toBe(macsTotals(arch).total);
+  });
 });
