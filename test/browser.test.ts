@@ -1,7 +1,9 @@
 // The library in a real browser page: the demo (examples/web) built with esbuild,
 // served on 127.0.0.1, driven in Debian's headless Chromium by playwright-core. The
-// page runs the tests' reduced network on a fixture PNG through navigator.gpu; its
-// depth must equal the Node run on the same files within 1e-5 of the range.
+// page runs the tests' reduced networks (MiDaS v2's structure, and v2.1 small's:
+// EfficientNet-Lite3 with depthwise convs, ReLU6 and SAME padding) on a fixture PNG
+// through navigator.gpu; the depth must equal the Node run on the same files within
+// 1e-5 of the range.
 //
 // Chromium gets WebGPU on this GPU-less machine only through its OpenGL ES backend on
 // lavapipe, at compatibility level (SPEC.md §7), so this is also the proof that every
@@ -14,13 +16,13 @@ import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { colorize, finiteRange } from '../src/midas/colormap.js';
-import type { MidasConfig } from '../src/midas/config.js';
 import { decodeImage } from '../src/node/image.js';
 import { loadMidas } from '../src/node/load.js';
 // @ts-expect-error plain ESM helpers without type declarations
 import { buildDemo, bundle, bundleLibrary, isNodeBuiltin, ROOT } from '../examples/web/build.mjs';
 // @ts-expect-error plain ESM helpers without type declarations
-import { reducedArch, startServer } from '../examples/web/serve.mjs';
+import { FIXTURE_NETWORKS, fixtureQuery, startServer } from '../examples/web/serve.mjs';
+import { REDUCED_SMALL, REDUCED_V2, type ReducedFixture } from './reduced.js';
 
 const CHROMIUM = process.env['MIDAS_CHROMIUM'] ?? '/usr/bin/chromium';
 /** SPEC.md §7 (WebGPU on lavapipe through ANGLE's GL ES) plus the headless ones of the machine notes. */
@@ -39,17 +41,24 @@ const CHROMIUM_ARGS = [
 ];
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
-const MANIFEST = readFileSync(join(FIXTURES, 'midas', 'manifest.json'), 'utf8');
-const REDUCED: MidasConfig = reducedArch(MANIFEST);
-const SIZE = JSON.parse(MANIFEST).size as number; // 128
-const WEIGHTS = join(FIXTURES, 'midas', 'reduced.safetensors');
+const SIZE = REDUCED_V2.manifest.size; // 128, both networks
+const WEIGHTS = REDUCED_V2.weights;
 const IMAGE = join(FIXTURES, 'transform', 'small_61x90.png'); // lossless: both sides see the same pixels
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'browser');
+
+/** The served reduced networks: the fixture, and the page's query that runs it (serve.mjs's --fixtures links). */
+const NETWORKS: { fixture: ReducedFixture; model: string; route: string; query: string }[] = [REDUCED_V2, REDUCED_SMALL].map((fixture) => {
+  const folder = fixture.dir.pathname.replace(/\/$/, '').split('/').pop();
+  const served = (FIXTURE_NETWORKS as { folder: string; route: string; model: string }[]).find((n) => n.folder === folder)!;
+  return { fixture, model: served.model, route: served.route, query: fixtureQuery(served, fixture.manifest.size) as string };
+});
 
 interface PageRun {
   status: string;
   error: string | null;
   runs: number;
+  model: string | null;
+  size: number | null;
   width: number;
   height: number;
   depth: number[];
@@ -70,6 +79,8 @@ async function waitForRun(page: Page, runs: number): Promise<PageRun> {
       status: s.status,
       error: s.error,
       runs: s.runs,
+      model: s.model,
+      size: s.size,
       width: s.result?.width ?? 0,
       height: s.result?.height ?? 0,
       depth: s.result ? Array.from(s.result.depth) : [],
@@ -93,6 +104,43 @@ function pngVariety(bytes: Buffer): { colours: number; spread: number; width: nu
     max = Math.max(max, r, g, b);
   }
   return { colours: seen.size, spread: max - min, width: png.width, height: png.height };
+}
+
+/** The page's depth against the Node entry's on the same files: max |diff| and its share of the range. */
+async function compareWithNode(run: PageRun, net: (typeof NETWORKS)[number]): Promise<{ diff: number; range: number; rel: number; node: Float32Array }> {
+  const t0 = performance.now();
+  const model = await loadMidas({ weights: net.fixture.weights, config: net.fixture.config, size: net.fixture.manifest.size });
+  const node = await model.predict(IMAGE);
+  model.dispose();
+  console.log(`node (${net.fixture.name}): load + predict ${(performance.now() - t0).toFixed(0)} ms`);
+
+  expect([run.width, run.height]).toEqual([node.width, node.height]);
+  // The browser's decoder (createImageBitmap + canvas) gave the very pixels pngjs did.
+  expect(Buffer.from(Uint8Array.from(run.rgb)).equals(Buffer.from(decodeImage(IMAGE).data))).toBe(true);
+  const browserDepth = Float32Array.from(run.depth);
+  expect(browserDepth.every(Number.isFinite)).toBe(true);
+  const { min, max } = finiteRange(node.depth);
+  let diff = 0;
+  for (let i = 0; i < browserDepth.length; i++) diff = Math.max(diff, Math.abs(browserDepth[i]! - node.depth[i]!));
+  const rel = diff / (max - min);
+  console.log(
+    `browser vs node (${net.fixture.name}): max |diff| ${diff.toExponential(3)} over a range of ${(max - min).toFixed(4)} (${rel.toExponential(3)} of it)`,
+  );
+  return { diff, range: max - min, rel, node: node.depth };
+}
+
+/** Pixels of the page's depth canvas that show `depth` through inferno (within 1 per channel), as a share. */
+async function depthPanelMatch(page: Page, depth: Float32Array): Promise<number> {
+  const shown = await page.evaluate(() => {
+    const c = document.getElementById('depth') as HTMLCanvasElement;
+    return Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data);
+  });
+  const expected = colorize(depth, 'inferno');
+  let same = 0;
+  for (let i = 0; i < depth.length; i++) {
+    if ([0, 1, 2].every((c) => Math.abs(shown[4 * i + c]! - expected[3 * i + c]!) <= 1)) same++;
+  }
+  return same / depth.length;
 }
 
 describe('the browser bundle', () => {
@@ -168,7 +216,7 @@ describe('the demo page in headless Chromium', () => {
     server = await startServer({
       root: site,
       mounts: { '/fixtures/': FIXTURES },
-      routes: { '/reduced-arch.json': { type: 'application/json', body: JSON.stringify(REDUCED) } },
+      routes: Object.fromEntries(NETWORKS.map((n) => [n.route, { type: 'application/json', body: JSON.stringify(n.fixture.config) }])),
     });
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
@@ -185,11 +233,12 @@ describe('the demo page in headless Chromium', () => {
 
   it('runs the reduced network from URLs; depth equals the Node run within 1e-5 of the range; screenshot not blank', async () => {
     ready();
-    const query = `?arch=/reduced-arch.json&size=${SIZE}&weights=/fixtures/midas/reduced.safetensors&image=/fixtures/transform/small_61x90.png`;
-    await page.goto(`${server!.url}/${query}`);
+    const net = NETWORKS[0]!;
+    await page.goto(`${server!.url}/${net.query}`);
     const run = await waitForRun(page, 1);
     expect(run.error).toBeNull();
     expect(run.status).toBe('done');
+    expect([run.model, run.size]).toEqual(['v2', SIZE]);
 
     const a = run.adapter!;
     const limits = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupStorageSize', 'maxUniformBufferBindingSize']
@@ -204,35 +253,11 @@ describe('the demo page in headless Chromium', () => {
     expect(['core', 'compatibility']).toContain(a.featureLevel);
 
     // Node: the same files through the Node entry (pngjs decoding, Dawn on lavapipe).
-    const t0 = performance.now();
-    const model = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: SIZE });
-    const node = await model.predict(IMAGE);
-    model.dispose();
-    console.log(`node: load + predict ${(performance.now() - t0).toFixed(0)} ms`);
-
-    expect([run.width, run.height]).toEqual([node.width, node.height]);
-    // The browser's decoder (createImageBitmap + canvas) gave the very pixels pngjs did.
-    expect(Buffer.from(Uint8Array.from(run.rgb)).equals(Buffer.from(decodeImage(IMAGE).data))).toBe(true);
-    const browserDepth = Float32Array.from(run.depth);
-    const { min, max } = finiteRange(node.depth);
-    let diff = 0;
-    for (let i = 0; i < browserDepth.length; i++) diff = Math.max(diff, Math.abs(browserDepth[i]! - node.depth[i]!));
-    const rel = diff / (max - min);
-    console.log(`browser vs node: max |diff| ${diff.toExponential(3)} over a range of ${(max - min).toFixed(4)} (${rel.toExponential(3)} of it)`);
-    expect(browserDepth.every(Number.isFinite)).toBe(true);
+    const { rel, node } = await compareWithNode(run, net);
     expect(rel).toBeLessThanOrEqual(1e-5);
 
     // The depth panel shows this map through the colour map.
-    const shown = await page.evaluate(() => {
-      const c = document.getElementById('depth') as HTMLCanvasElement;
-      return Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data);
-    });
-    const expected = colorize(node.depth, 'inferno');
-    let same = 0;
-    for (let i = 0; i < node.depth.length; i++) {
-      if ([0, 1, 2].every((c) => Math.abs(shown[4 * i + c]! - expected[3 * i + c]!) <= 1)) same++;
-    }
-    expect(same / node.depth.length).toBeGreaterThan(0.99);
+    expect(await depthPanelMatch(page, node)).toBeGreaterThan(0.99);
 
     const shot = await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
     const depthShot = await page.locator('#depth').screenshot({ path: join(ARTIFACTS, 'depth-panel.png') });
@@ -267,6 +292,93 @@ describe('the demo page in headless Chromium', () => {
     const [png] = await Promise.all([page.waitForEvent('download'), page.click('#dl-png16')]);
     const decoded = PNG.sync.read(readFileSync((await png.path())!), { skipRescale: true } as never);
     expect([decoded.width, decoded.height]).toEqual([run.width, run.height]);
+  });
+
+  it('runs the reduced small network (depthwise, ReLU6, SAME padding) on the compatibility adapter; depth equals Node within 1e-5 of the range', async () => {
+    ready();
+    const net = NETWORKS[1]!;
+    const p = await browser!.newPage({ viewport: { width: 1100, height: 900 } });
+    p.on('pageerror', (e) => console.error(`[page] ${e.message}`));
+    try {
+      await p.goto(`${server!.url}/${net.query}`);
+      const run = await waitForRun(p, 1);
+      expect(run.error).toBeNull();
+      expect(run.status).toBe('done');
+      expect([run.model, run.size]).toEqual(['small', SIZE]);
+      // Chromium's OpenGL ES backend: compatibility level, so the portable kernels (no
+      // subgroups) in f32 (no shader-f16) are the ones checked here.
+      const a = run.adapter!;
+      expect(a.isFallbackAdapter).toBe(false);
+      expect(a.featureLevel).toBe('compatibility');
+      expect(a.features).not.toContain('subgroups');
+      expect(a.features).not.toContain('shader-f16');
+      console.log(`page (${net.fixture.name}): weights ${run.timings.weightsMs!.toFixed(0)} ms, predict ${run.timings.predictMs!.toFixed(0)} ms`);
+
+      const { rel, node } = await compareWithNode(run, net);
+      expect(rel).toBeLessThanOrEqual(1e-5);
+      expect(await depthPanelMatch(p, node)).toBeGreaterThan(0.99);
+
+      // The page names what it loaded, and the picker shows the model the URL gave.
+      expect(await p.locator('#model').inputValue()).toBe('small');
+      const label = await p.locator('#model-label').innerText();
+      expect(label).toContain('MiDaS v2.1 small (EfficientNet-Lite3');
+      expect(label).toMatch(/reduced test network; input 128x128/);
+      const shot = await p.screenshot({ path: join(ARTIFACTS, 'demo-small.png'), fullPage: true });
+      const panel = pngVariety(await p.locator('#depth').screenshot({ path: join(ARTIFACTS, 'depth-panel-small.png') }));
+      expect(pngVariety(shot).colours).toBeGreaterThan(500);
+      expect(panel.colours).toBeGreaterThan(50);
+    } finally {
+      await p.close();
+    }
+  });
+
+  it('the model picker: its choices, model= in the URL, each model\'s converted size; a bad model= is named', async () => {
+    ready();
+    const p = await browser!.newPage({ viewport: { width: 1100, height: 700 } });
+    try {
+      await p.goto(`${server!.url}/?model=small`);
+      await p.waitForFunction(() => window.midasDemo?.status === 'idle' || window.midasDemo?.status === 'error');
+      const options = await p.locator('#model option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+      expect(options).toEqual(['auto', 'v2', 'v2.1', 'small']);
+      expect(await p.locator('#model').inputValue()).toBe('small');
+      const hint = await p.locator('#model-hint').innerText();
+      expect(hint).toContain('43 MB in f16 / 85 MB in f32');
+      expect(hint).toContain('midas convert model-small-70d6b9c8.pt --dtype f16');
+      expect(hint).toContain('default input 256');
+      expect(await p.locator('#model-label').innerText()).toBe('Loaded model: none');
+      await p.locator('.controls').screenshot({ path: join(ARTIFACTS, 'model-picker.png') });
+
+      // Picking another model changes the hint; auto still names the small model's size.
+      await p.selectOption('#model', 'v2.1');
+      expect(await p.locator('#model-hint').innerText()).toContain('211 MB in f16 / 422 MB in f32 (midas convert model-f6b98070.pt --dtype f16); default input 384');
+      await p.selectOption('#model', 'auto');
+      expect(await p.locator('#model-hint').innerText()).toMatch(/^the file's keys decide; small: converted weights 43 MB in f16 \/ 85 MB in f32/);
+
+      await p.goto(`${server!.url}/?model=large`);
+      await p.waitForFunction(() => window.midasDemo?.status === 'error');
+      expect(await p.locator('#message').innerText()).toBe('model=large: unknown model (choose from auto, v2, v2.1, small)');
+    } finally {
+      await p.close();
+    }
+  });
+
+  it("model 'v2' given the small network's weights is refused, naming both architectures", async () => {
+    ready();
+    const p = await browser!.newPage();
+    try {
+      // No arch=: the architecture is read from the file's keys (the reduced network keeps the real names).
+      await p.goto(`${server!.url}/?model=v2&weights=/fixtures/small/reduced.safetensors`);
+      await p.waitForFunction(() => window.midasDemo?.status === 'error', undefined, { timeout: 30_000 });
+      const text = await p.locator('#message').innerText();
+      console.log(`page, model mismatch: ${text}`);
+      expect(text).toMatch(
+        /reduced\.safetensors holds a MiDaS v2\.1 small \(EfficientNet-Lite3\) checkpoint, but model 'v2' is MiDaS v2 \/ v2\.1 large \(ResNeXt-101\) \(use model 'small'/,
+      );
+      expect(await p.evaluate(() => window.midasDemo.model)).toBeNull();
+      expect(await p.locator('#model-label').innerText()).toBe('Loaded model: none');
+    } finally {
+      await p.close();
+    }
   });
 
   it('says clearly when WebGPU is missing', async () => {

@@ -2,11 +2,12 @@
 // colour-mapped depth beside the photo, download PFM/PNG. Built by build.mjs.
 //
 // URL parameters (all optional): weights=<url of a .safetensors>, image=<url>,
-// arch=<url of a MidasConfig JSON, for reduced networks>, size=<multiple of 32>,
-// precision=f32|f16, map=inferno|turbo. `window.midasDemo` holds the page's state
-// (tests and scripts read it).
+// model=v2|v2.1|small (default: the file's), arch=<url of a MidasConfig JSON, for
+// reduced networks>, size=<multiple of 32; default the model's>, precision=f32|f16,
+// map=inferno|turbo. `window.midasDemo` holds the page's state (tests and scripts read it).
 import {
-  MIDAS_V2,
+  MODELS,
+  MODEL_NAMES,
   WebGPUUnavailableError,
   browserGpu,
   colorizeRGBA,
@@ -21,6 +22,7 @@ import {
   type DepthResult,
   type MidasConfig,
   type MidasModel,
+  type ModelName,
   type Precision,
   type Runtime,
   type WeightsSource,
@@ -44,6 +46,9 @@ interface DemoState {
   rgb: Uint8Array | null;
   result: DepthResult | null;
   timings: { weightsMs?: number; predictMs?: number };
+  /** The loaded model's name and its transform size; null before any load succeeds. */
+  model: ModelName | null;
+  size: number | null;
 }
 
 declare global {
@@ -52,7 +57,17 @@ declare global {
   }
 }
 
-const state: DemoState = { status: 'starting', error: null, adapter: null, runs: 0, rgb: null, result: null, timings: {} };
+const state: DemoState = {
+  status: 'starting',
+  error: null,
+  adapter: null,
+  runs: 0,
+  rgb: null,
+  result: null,
+  timings: {},
+  model: null,
+  size: null,
+};
 window.midasDemo = state;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -65,6 +80,9 @@ const progress = $<HTMLProgressElement>('weights-progress');
 const progressLabel = $<HTMLSpanElement>('weights-label');
 const imageFile = $<HTMLInputElement>('image-file');
 const colormap = $<HTMLSelectElement>('colormap');
+const modelSelect = $<HTMLSelectElement>('model');
+const modelHint = $<HTMLSpanElement>('model-hint');
+const modelLabel = $<HTMLSpanElement>('model-label');
 const drop = $<HTMLDivElement>('drop');
 const photo = $<HTMLCanvasElement>('photo');
 const depthCanvas = $<HTMLCanvasElement>('depth');
@@ -79,7 +97,10 @@ if (params.get('map') === 'turbo') colormap.value = 'turbo';
 
 let runtime: Runtime | null = null;
 let model: MidasModel | null = null;
-let config: MidasConfig = MIDAS_V2;
+/** A reduced network's shape from `arch=`; unset, the model's own. */
+let config: MidasConfig | undefined;
+/** The last weights given, so that picking another model reloads them. */
+let weightsSource: { source: WeightsSource; name: string } | null = null;
 let image: { blob: Blob; name: string } | null = null;
 /** Why there is no runtime, when opening one failed. */
 let gpuError: unknown = null;
@@ -148,20 +169,54 @@ async function openRuntime(): Promise<Runtime> {
   return runtime;
 }
 
+// ---- model ------------------------------------------------------------------------------
+
+// What each converted checkpoint weighs, so the download is no surprise (v2 and v2.1
+// large: ResNeXt-101, 105 M parameters; small: 21 M; f16 halves the conv weights).
+const CONVERTED_MB: Record<ModelName, { f32: number; f16: number }> = {
+  v2: { f32: 422, f16: 211 },
+  'v2.1': { f32: 422, f16: 211 },
+  small: { f32: 85, f16: 43 },
+};
+
+function modelHtml(m: ModelName): string {
+  const { f32, f16 } = CONVERTED_MB[m];
+  return (
+    `converted weights ${f16} MB in f16 / ${f32} MB in f32 ` +
+    `(<code>midas convert ${MODELS[m].checkpoint.file} --dtype f16</code>); default input ${MODELS[m].size}`
+  );
+}
+
+function pickedModel(): ModelName | undefined {
+  const v = modelSelect.value;
+  return v === 'auto' ? undefined : (v as ModelName);
+}
+
+function showModelHint(): void {
+  const m = pickedModel();
+  modelHint.innerHTML = m ? modelHtml(m) : `the file's keys decide; small: ${modelHtml('small')}`;
+}
+
 // ---- weights ----------------------------------------------------------------------------
 
 function loadWeights(source: WeightsSource, name: string): Promise<void> {
+  weightsSource = { source, name };
   return enqueue(async () => {
     const rt = await openRuntime();
     state.status = 'loading-weights';
     model?.dispose();
     model = null;
+    state.model = null;
+    state.size = null;
+    modelLabel.textContent = 'Loaded model: none';
+    modelLabel.classList.remove('loaded');
     progress.value = 0;
     progressLabel.textContent = `loading ${name}…`;
     const t0 = performance.now();
     model = await loadMidas({
       weights: source,
       runtime: rt,
+      model: pickedModel(),
       config,
       size,
       precision,
@@ -179,6 +234,11 @@ function loadWeights(source: WeightsSource, name: string): Promise<void> {
     state.timings.weightsMs = performance.now() - t0;
     progress.value = 1;
     progressLabel.textContent = `${name}: loaded in ${(state.timings.weightsMs / 1000).toFixed(1)} s (network input up to ${model.size}x${model.size})`;
+    state.model = model.model.name;
+    state.size = model.size;
+    // A reduced test network runs under a model's name but is not that checkpoint: say so.
+    modelLabel.textContent = `Loaded model: ${model.model.title}${config ? ', reduced test network' : ''}; input ${model.size}x${model.size}`;
+    modelLabel.classList.add('loaded');
     state.status = 'ready';
     if (image) await predict();
   }).catch(() => {
@@ -281,6 +341,11 @@ imageFile.addEventListener('change', () => {
   if (f) void setImage(f, f.name);
 });
 colormap.addEventListener('change', drawDepth);
+modelSelect.addEventListener('change', () => {
+  showModelHint();
+  // The same file under another name: a mismatch is refused by loadMidas, which says why.
+  if (weightsSource) void loadWeights(weightsSource.source, weightsSource.name);
+});
 
 for (const target of [drop, document.body]) {
   target.addEventListener('dragover', (e) => {
@@ -304,6 +369,15 @@ for (const target of [drop, document.body]) {
 // ---- start --------------------------------------------------------------------------------
 
 async function start(): Promise<void> {
+  const named = params.get('model');
+  if (named !== null) {
+    if (!(MODEL_NAMES as readonly string[]).includes(named) && named !== 'auto') {
+      showError(new Error(`model=${named}: unknown model (choose from auto, ${MODEL_NAMES.join(', ')})`));
+      return;
+    }
+    modelSelect.value = named;
+  }
+  showModelHint();
   try {
     await openRuntime();
   } catch (e) {
@@ -315,7 +389,11 @@ async function start(): Promise<void> {
   state.status = 'idle';
   try {
     const arch = params.get('arch');
-    if (arch) config = (await (await fetch(arch)).json()) as MidasConfig;
+    if (arch) {
+      const response = await fetch(arch);
+      if (!response.ok) throw new Error(`arch ${arch}: HTTP ${response.status}`);
+      config = (await response.json()) as MidasConfig;
+    }
     const weights = params.get('weights');
     const img = params.get('image');
     if (img) {

@@ -5,8 +5,9 @@
 //
 // --build      builds the page first (npm run demo does)
 // --weights    also serves that file at /weights/<name> and prints a URL that loads it
-// --fixtures   also serves test/fixtures at /fixtures/ and prints a URL that runs the
-//              tests' reduced network on a fixture image (no real weights needed)
+// --fixtures   also serves test/fixtures at /fixtures/ and prints URLs that run the
+//              tests' reduced networks (v2's and the small model's structure) on a
+//              fixture image (no real weights needed)
 import { createReadStream, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { basename, dirname, extname, join, resolve, sep } from 'node:path';
@@ -108,9 +109,23 @@ export function startServer({ root, host = '127.0.0.1', port = 0, mounts = {}, r
   });
 }
 
-/** The tests' reduced network (test/fixtures/midas/manifest.json) as a MidasConfig. */
+/**
+ * A test fixture's reduced network (test/fixtures/midas or test/fixtures/small,
+ * manifest.json: the Python generator's config dict) as a MidasConfig.
+ */
 export function reducedArch(manifestJson) {
   const m = JSON.parse(manifestJson).config;
+  if (m.stages) {
+    return {
+      arch: 'efficientnet_lite3',
+      stemChannels: m.stem,
+      dsChannels: m.ds,
+      stages: m.stages.map(([kernel, stride, expand, out, repeats]) => ({ kernel, stride, expand, out, repeats })),
+      features: m.features,
+      head: m.head,
+      bnEps: m.bn_eps,
+    };
+  }
   return {
     blocks: m.blocks,
     planes: m.planes,
@@ -120,6 +135,21 @@ export function reducedArch(manifestJson) {
     features: m.features,
     head: m.head,
   };
+}
+
+/**
+ * The tests' reduced networks: fixture folder, the route serving its MidasConfig, and
+ * the model it has the structure of (a config skips reading the model from the keys,
+ * so the page is told which one to name).
+ */
+export const FIXTURE_NETWORKS = [
+  { folder: 'midas', route: '/reduced-arch.json', model: 'v2' },
+  { folder: 'small', route: '/reduced-small-arch.json', model: 'small' },
+];
+
+/** The page's query that runs a reduced network on a fixture image at the fixtures' size. */
+export function fixtureQuery({ folder, route, model }, size = 128) {
+  return `?arch=${route}&model=${model}&size=${size}&weights=/fixtures/${folder}/reduced.safetensors&image=/fixtures/transform/small_61x90.png`;
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
@@ -151,9 +181,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   if (args.includes('--fixtures')) {
     const { readFileSync } = await import('node:fs');
     mounts['/fixtures/'] = join(ROOT, 'test', 'fixtures');
-    const arch = reducedArch(readFileSync(join(ROOT, 'test', 'fixtures', 'midas', 'manifest.json'), 'utf8'));
-    routes['/reduced-arch.json'] = { type: 'application/json', body: JSON.stringify(arch) };
-    links.push('?arch=/reduced-arch.json&size=128&weights=/fixtures/midas/reduced.safetensors&image=/fixtures/transform/small_61x90.png');
+    for (const { folder, route, model } of FIXTURE_NETWORKS) {
+      const arch = reducedArch(readFileSync(join(ROOT, 'test', 'fixtures', folder, 'manifest.json'), 'utf8'));
+      routes[route] = { type: 'application/json', body: JSON.stringify(arch) };
+      links.push(fixtureQuery({ folder, route, model }));
+    }
   }
   const port = Number(opt('--port') ?? process.env.PORT ?? 8080);
   let server;
