@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { MIDAS_V2 } from '../src/midas/config.js';
+import { MIDAS_SMALL, MIDAS_V2 } from '../src/midas/config.js';
 import { MidasNet, STAGES } from '../src/midas/network.js';
 import { summarize } from '../src/midas/summary.js';
 
@@ -68,10 +68,13 @@ function namedSymbols(doc: string): { file: string; name: string }[] {
 }
 
 describe('docs name only what exists', () => {
-  const net = new MidasNet(MIDAS_V2);
-  const stateKeys = [...net.stateShapes().keys()];
-  // Module keys (parameterless ones too: ReLU, maxpool, interpolate) and parameter keys.
-  const keys = new Set([...stateKeys, ...[...net.modules()].map((m) => m.key).filter(Boolean)]);
+  // Module keys (parameterless ones too: ReLU, maxpool, interpolate) and parameter keys,
+  // of both architectures.
+  const keys = new Set<string>();
+  for (const net of [new MidasNet(MIDAS_V2), new MidasNet(MIDAS_SMALL)]) {
+    for (const k of net.stateShapes().keys()) keys.add(k);
+    for (const m of net.modules()) if (m.key) keys.add(m.key);
+  }
 
   for (const doc of DOCS) {
     it(`${doc}: every relative link points at a file or folder of the repository`, () => {
@@ -132,6 +135,8 @@ describe('docs name only what exists', () => {
     expect(expand('scratch.refinenet{1,2}.resConfUnit{1,2}')).toHaveLength(4);
     expect(keys.has('pretrained.layer3.22.conv2.weight')).toBe(true);
     expect(keys.has('pretrained.layer3.23.conv2.weight')).toBe(false);
+    expect(keys.has('pretrained.layer3.1.4.conv_pwl.weight')).toBe(true);
+    expect(keys.has('pretrained.layer3.1.5.conv_pwl.weight')).toBe(false);
     expect(declares(read('src/midas/model.ts'), 'resizeBack')).toBe(true);
     expect(declares(read('src/midas/model.ts'), 'resizeForth')).toBe(false);
   });

@@ -67,6 +67,21 @@ describe('full-size MiDaS v2 through the CLI against the PyTorch hub pipeline', 
     expect(rel).toBeLessThanOrEqual(1e-3);
   }, 900_000);
 
+  it('--model v2.1 (v2.1 large: the same network, other weights) runs a v2-layout checkpoint: the same map', () => {
+    const out = path.join(dir, 'out-v21');
+    const r = cli(['predict', DOG, '--model', 'v2.1', '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q']);
+    expect(r.status, r.stderr).toBe(0);
+    const rel = maxAbsDiff(readPfm(path.join(out, 'dog.pfm')).data, reference) / range;
+    expect(rel).toBeLessThanOrEqual(1e-3);
+  }, 900_000);
+
+  it('--model small with a v2 checkpoint is a one-line error naming both', () => {
+    const r = cli(['predict', DOG, '--model', 'small', '--weights', path.join(dir, 'model-random.pt'), '-o', path.join(dir, 'out-mismatch'), '-q']);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/model-random\.pt holds a MiDaS v2 \/ v2\.1 large \(ResNeXt-101\) checkpoint, but model 'small' is MiDaS v2\.1 small \(EfficientNet-Lite3\)/);
+  }, 900_000);
+
   // Measured: f32 8.4e-6 of the range; f16 weights 1.2e-3 (half precision's 2^-11
   // relative rounding through 100 layers). The f16 bound leaves room over that.
   it('f16 weights: measured, and within 1e-2 of the range', () => {

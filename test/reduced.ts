@@ -1,28 +1,37 @@
-// The reduced MidasNet of test/fixtures/midas (MiDaS v2's structure and keys, fewer
-// channels and blocks): its config, weights and the generator's manifest.
+// The reduced networks of test/fixtures/midas (MiDaS v2's structure and keys) and
+// test/fixtures/small (MiDaS v2.1 small's), fewer channels and blocks: their configs,
+// weights and the generators' manifests.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { MidasConfig } from '../src/midas/config.js';
+import type { MidasConfig, MidasSmallConfig, MidasV2Config } from '../src/midas/config.js';
+import { reducedArch } from '../examples/web/serve.mjs';
 
-export const REDUCED_DIR = new URL('./fixtures/midas/', import.meta.url);
+export interface ReducedFixture<C extends MidasConfig = MidasConfig> {
+  /** What the tests call it. */
+  name: string;
+  dir: URL;
+  manifest: { size: number; image: [number, number]; state_dict_entries: number; config: Record<string, unknown> };
+  config: C;
+  /** The weights (a safetensors file PyTorch's side wrote). */
+  weights: string;
+}
 
-export const REDUCED_MANIFEST = JSON.parse(readFileSync(new URL('manifest.json', REDUCED_DIR), 'utf8')) as {
-  config: { blocks: number[]; planes: number[]; stem: number; groups: number; width_per_group: number; features: number; head: number[] };
-  size: number;
-  image: [number, number];
-  state_dict_entries: number;
-};
+function fixture<C extends MidasConfig>(name: string, folder: string): ReducedFixture<C> {
+  const dir = new URL(`./fixtures/${folder}/`, import.meta.url);
+  const text = readFileSync(new URL('manifest.json', dir), 'utf8');
+  return {
+    name,
+    dir,
+    manifest: JSON.parse(text) as ReducedFixture['manifest'],
+    config: reducedArch(text) as C,
+    weights: fileURLToPath(new URL('reduced.safetensors', dir)),
+  };
+}
 
-const c = REDUCED_MANIFEST.config;
-export const REDUCED: MidasConfig = {
-  blocks: c.blocks as unknown as MidasConfig['blocks'],
-  planes: c.planes as unknown as MidasConfig['planes'],
-  stemChannels: c.stem,
-  groups: c.groups,
-  widthPerGroup: c.width_per_group,
-  features: c.features,
-  head: c.head as unknown as MidasConfig['head'],
-};
+export const REDUCED_V2 = fixture<MidasV2Config>('MidasNet (reduced v2)', 'midas');
+export const REDUCED_SMALL = fixture<MidasSmallConfig>('MidasNet_small (reduced)', 'small');
 
-/** The reduced network's weights (a safetensors file PyTorch's side wrote). */
-export const REDUCED_WEIGHTS = fileURLToPath(new URL('reduced.safetensors', REDUCED_DIR));
+export const REDUCED_DIR = REDUCED_V2.dir;
+export const REDUCED_MANIFEST = REDUCED_V2.manifest;
+export const REDUCED: MidasV2Config = REDUCED_V2.config;
+export const REDUCED_WEIGHTS = REDUCED_V2.weights;

@@ -3,11 +3,12 @@
 // on `navigator.gpu`; only how weights and images arrive differs. No Node built-ins
 // (test/browser.test.ts builds this entry and fails on any). Bundlers pick it through
 // the package's `browser` export condition; `import { loadMidas } from 'midas-webgpu'`.
-import { MIDAS_V2, type MidasConfig } from '../midas/config.js';
+import type { MidasConfig } from '../midas/config.js';
 import { createMidas, type Midas, type DepthResult } from '../midas/model.js';
+import type { ModelInfo, ModelName } from '../midas/models.js';
 import type { Precision } from '../midas/network.js';
 import { toRGB, type RawImage, type RgbImage } from '../midas/transform.js';
-import { midasWeights } from '../midas/weights.js';
+import { midasWeights, modelForWeights } from '../midas/weights.js';
 import { NoAdapterError } from '../nn/device.js';
 import { Runtime } from '../nn/runtime.js';
 import { SafetensorsFile } from '../nn/safetensors.js';
@@ -35,9 +36,15 @@ export interface LoadMidasOptions {
   weights: WeightsSource;
   /** 'f16' stores the conv weights in half precision; 'f16-math' also multiplies in f16 (both need the shader-f16 feature). Default 'f32'. */
   precision?: Precision;
-  /** The transform's target side, a multiple of 32. Default 384. */
+  /**
+   * Which MiDaS the file must be: 'v2', 'v2.1' or 'small'. Default: the architecture
+   * the file holds (the model's transform size follows it). A name whose architecture
+   * differs from the file's is an error.
+   */
+  model?: ModelName;
+  /** The transform's target side, a multiple of 32. Default: the model's (384; 256 for 'small'). */
   size?: number;
-  /** A network of another shape (tests use reduced ones). Default: MiDaS v2. */
+  /** A network of another shape (tests use reduced ones). Default: the model's. */
   config?: MidasConfig;
   /** A runtime to share; default: a new one on `gpu`. */
   runtime?: Runtime;
@@ -87,6 +94,8 @@ export class MidasModel {
   constructor(
     private readonly midas: Midas,
     private readonly ownsRuntime: boolean,
+    /** The model this runs: name, official checkpoint, network config. */
+    readonly model: ModelInfo,
   ) {}
 
   get runtime(): Runtime {
@@ -116,12 +125,13 @@ export class MidasModel {
 
 /** Loads the weights, opens a device (core, else compatibility) and uploads the network. */
 export async function loadMidas(options: LoadMidasOptions): Promise<MidasModel> {
-  const config = options.config ?? MIDAS_V2;
   if (options.weights === undefined || options.weights === null) {
     throw new TypeError('loadMidas: `weights` is required in a browser (a URL, an ArrayBuffer or a File of a converted .safetensors)');
   }
   const bytes = await readWeights(options.weights, options);
-  const file = parseWeights(bytes, weightsName(options.weights));
+  const source = weightsName(options.weights);
+  const file = parseWeights(bytes, source);
+  const { info, config } = modelForWeights(file.names, source, options.model, options.config);
   const weights = midasWeights(file, config);
   const runtime = options.runtime ?? (await createBrowserRuntime(options.gpu));
   if (options.precision !== undefined && options.precision !== 'f32' && !runtime.features.f16) {
@@ -131,8 +141,8 @@ export async function loadMidas(options: LoadMidasOptions): Promise<MidasModel> 
         `(${deviceFeatureLevel(runtime.device)} level; compatibility mode never has it): use precision 'f32'`,
     );
   }
-  const midas = await createMidas(runtime, weights, { size: options.size, precision: options.precision, config }, !options.runtime);
-  return new MidasModel(midas, !options.runtime);
+  const midas = await createMidas(runtime, weights, { size: options.size ?? info.size, precision: options.precision, config }, !options.runtime);
+  return new MidasModel(midas, !options.runtime, info);
 }
 
 /**

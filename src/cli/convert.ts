@@ -1,18 +1,24 @@
 import { basename, dirname, extname, join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { architectureName, detectArchitecture, MODELS } from '../midas/models.js';
+import { modelForWeights } from '../midas/weights.js';
+import { safetensorsNames } from '../node/weights.js';
+import { cliModel, MODEL_OPTION, MODEL_USAGE } from './arch.js';
 import type { Command } from './command.js';
 import { UsageError } from './command.js';
 import { parseOptions } from './main.js';
 import { ProgressBar } from './progress.js';
 import { convertCheckpoint, type ConvertProgress, type OutputDtype } from '../../tools/convert-weights/index.js';
 
-const USAGE = `Usage: midas convert <checkpoint.pt> [-o out.safetensors] [--dtype f32|f16]
+const USAGE = `Usage: midas convert <checkpoint.pt> [-o out.safetensors] [--dtype f32|f16] [--model NAME]
 
-Converts a PyTorch checkpoint (model-f46da743.pt, midas_v21-f6b98070.pt: zip or legacy
-torch.save files) into a safetensors file the runtime loads. Nothing in the checkpoint is
+Converts a PyTorch checkpoint (model-f46da743.pt, model-f6b98070.pt,
+model-small-70d6b9c8.pt: zip or legacy torch.save files) into a safetensors file the
+runtime loads, and says which architecture it holds. Nothing in the checkpoint is
 executed: only tensors and plain containers are read.
 
 Options:
+${MODEL_USAGE.replace('picks the official checkpoint and the size', 'the checkpoint must hold its architecture')}
   -o, --output FILE   where to write (default: beside the checkpoint, e.g.
                       weights/model-f46da743.safetensors; .f16.safetensors for f16)
   --dtype f32|f16     the weights' type in the output (default f32); f16 rounds to
@@ -39,6 +45,7 @@ export const convertCommand: Command = {
   async run(argv) {
     const { values, positionals } = parseOptions(argv, {
       output: { type: 'string', short: 'o' },
+      ...MODEL_OPTION,
       dtype: { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
     });
@@ -52,6 +59,7 @@ export const convertCommand: Command = {
     const output = (values['output'] as string | undefined) ?? defaultOutput(input, dtype);
     if (output === input) throw new UsageError('the output would overwrite the checkpoint');
     const quiet = values['quiet'] === true;
+    const { name: model } = cliModel(values);
 
     const bar = quiet ? null : new ProgressBar({ label: 'converting', total: 0, unit: 'bytes' });
     // Ctrl-C stops between tensors and removes the temporary file.
@@ -66,11 +74,21 @@ export const convertCommand: Command = {
         ...(bar ? { onProgress: (p: ConvertProgress) => bar.update(p.bytesDone, `${p.tensorsDone}/${p.tensorsTotal} tensors`, p.bytesTotal) } : {}),
       });
       bar?.clear();
+      const names = await safetensorsNames(output);
+      try {
+        if (model) modelForWeights(names, input, model);
+      } catch (e) {
+        rmSync(output, { force: true });
+        throw e;
+      }
+      const arch = detectArchitecture(names);
+      const held = arch ? architectureName(Object.values(MODELS).find((m) => (m.config.arch ?? 'resnext101') === arch)!.config) : 'not a MiDaS architecture this runtime knows';
       if (!quiet) {
         const skipped = stats.skipped.length ? ` (${stats.skipped.length} integer buffers left out)` : '';
         console.log(
           `converted ${stats.tensors} tensors${skipped}, ${mb(stats.inputBytes)} MB ${stats.format} checkpoint → ` +
-            `${mb(stats.outputBytes)} MB ${dtype} in ${stats.seconds.toFixed(2)} s (${stats.mbPerSecond.toFixed(0)} MB/s): ${output}`,
+            `${mb(stats.outputBytes)} MB ${dtype} in ${stats.seconds.toFixed(2)} s (${stats.mbPerSecond.toFixed(0)} MB/s): ${output}\n` +
+            `architecture: ${held}`,
         );
       }
       return 0;

@@ -13,9 +13,9 @@ import { BatchNorm2d, Conv2d, ReLU, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../nn/tensor.js';
 import { decodeImage } from '../node/image.js';
-import { loadWithProgress } from './load.js';
+import { loadWithProgress, resolveModel } from './load.js';
 import { writeFileAtomic } from '../node/outputs.js';
-import { archFromEnv } from './arch.js';
+import { cliModel, MODEL_OPTION, MODEL_USAGE } from './arch.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions, parseSize } from './main.js';
 
@@ -39,9 +39,11 @@ Options:
                            its pretrained./scratch. prefix (refinenet2, output_conv.0)
                          (\`midas summary\` lists every key that runs kernels)
   -o, --output DIR     output folder (default: ./output): DIR/<image stem>-<KEY>.png
+${MODEL_USAGE}
   -w, --weights FILE   converted .safetensors or a PyTorch .pt checkpoint, as for
-                       predict (default: the official MiDaS v2 checkpoint)
-  -s, --size N         network input side, a positive multiple of 32 (default: 384)
+                       predict (default: the model's official checkpoint)
+  -s, --size N         network input side, a positive multiple of 32 (default: the
+                       model's, 384 or 256)
       --colormap NAME  gray, inferno or turbo (default: gray)
       --overwrite      replace existing files
   -q, --quiet          no progress messages
@@ -171,7 +173,7 @@ export class LayerIndex {
       const i = seq.layers.indexOf(m as Sequential['layers'][number]);
       for (let j = i - 1; j >= 0; j--) {
         const c = seq.layers[j];
-        if (c instanceof Conv2d) return c.fusedReLU ? c : undefined;
+        if (c instanceof Conv2d) return c.fusedActivation ? c : undefined;
       }
     }
     return undefined;
@@ -211,6 +213,7 @@ export const featuresCommand: Command = {
     const { values, positionals } = parseOptions(argv, {
       layer: { type: 'string', short: 'l' },
       output: { type: 'string', short: 'o' },
+      ...MODEL_OPTION,
       weights: { type: 'string', short: 'w' },
       size: { type: 'string', short: 's' },
       colormap: { type: 'string' },
@@ -228,12 +231,12 @@ export const featuresCommand: Command = {
     const overwrite = !!values['overwrite'];
     const quiet = !!values['quiet'];
     const outDir = (values['output'] as string | undefined) ?? 'output';
-    const config = archFromEnv();
-    const layers = new LayerIndex(config).resolve(spec);
+    const image = decodeImage(input); // a bad image fails before the GPU and weights are set up
+    const resolved = await resolveModel(values['weights'] as string | undefined, cliModel(values), quiet);
+    const layers = new LayerIndex(resolved.config).resolve(spec);
 
     const stem = path.basename(input).replace(/\.[^.]*$/, '');
     const jobs = layers.map((layer) => ({ layer, file: path.join(outDir, `${stem}-${layer.name}.png`) }));
-    const image = decodeImage(input); // a bad image fails before the GPU and weights are set up
     try {
       mkdirSync(outDir, { recursive: true });
       accessSync(outDir, constants.W_OK);
@@ -254,7 +257,7 @@ export const featuresCommand: Command = {
       }
     }
 
-    const model = await loadWithProgress({ weights: values['weights'] as string | undefined, config, size, quiet });
+    const model = await loadWithProgress(resolved, { size });
     const rt = model.runtime;
     let captured = new Map<string, Tensor>();
     try {

@@ -73,9 +73,11 @@ export function parseOptions<T extends NonNullable<Parameters<typeof parseArgs>[
   }
 }
 
-/** `--size`: the transform's side, a positive multiple of 32; 384 when not given. */
-export function parseSize(text: string | undefined): number {
-  if (text === undefined) return 384;
+/** `--size`: the transform's side, a positive multiple of 32; `fallback` (the model's size) when not given. */
+export function parseSize(text: string | undefined, fallback: number): number;
+export function parseSize(text: string | undefined, fallback?: number): number | undefined;
+export function parseSize(text: string | undefined, fallback?: number): number | undefined {
+  if (text === undefined) return fallback;
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 32 || n % 32 !== 0) throw new UsageError(`--size must be a positive multiple of 32 (got '${text}')`);
   return n;

@@ -8,8 +8,8 @@ import type { DispatchRecord } from '../nn/runtime.js';
 import type { Precision } from '../midas/network.js';
 import { writeColorPng, writePfm, writePng16 } from '../node/outputs.js';
 import { UsageError, type Command } from './command.js';
-import { archFromEnv } from './arch.js';
-import { loadWithProgress } from './load.js';
+import { cliModel, MODEL_OPTION, MODEL_USAGE } from './arch.js';
+import { loadWithProgress, resolveModel } from './load.js';
 import { parseOptions, parseSize } from './main.js';
 import { ProgressBar } from './progress.js';
 
@@ -28,10 +28,12 @@ Options:
                            png    DIR/<stem>.png        16-bit gray, min-max scaled
                            color  DIR/<stem>-color.png  colour map, min-max scaled
       --colormap NAME    inferno or turbo (default: inferno)
+${MODEL_USAGE}
   -w, --weights FILE     converted .safetensors or a PyTorch .pt checkpoint (converted
-                         once and cached). Default: the official MiDaS v2 checkpoint,
+                         once and cached). Default: the model's official checkpoint,
                          downloaded to $MIDAS_HOME (~/.cache/midas-webgpu) on first use.
-  -s, --size N           network input side, a positive multiple of 32 (default: 384)
+  -s, --size N           network input side, a positive multiple of 32 (default: the
+                         model's, 384 or 256)
       --precision P      f32, f16 (half-precision weights on the GPU) or f16-math (also
                          multiplies in f16, sums in f32) (default: f32)
       --overwrite        replace existing outputs (default: images whose outputs all
@@ -181,6 +183,7 @@ export const predictCommand: Command = {
       output: { type: 'string', short: 'o' },
       format: { type: 'string', short: 'f' },
       colormap: { type: 'string' },
+      ...MODEL_OPTION,
       weights: { type: 'string', short: 'w' },
       size: { type: 'string', short: 's' },
       precision: { type: 'string' },
@@ -193,6 +196,7 @@ export const predictCommand: Command = {
     if (!positionals.length) throw new UsageError('no images given (see midas predict --help)');
     const formats = parseFormats((values['format'] as string | undefined) ?? 'png,color');
     const size = parseSize(values['size'] as string | undefined);
+    const modelChoice = cliModel(values);
     const precision = ((values['precision'] as string | undefined) ?? 'f32') as Precision;
     if (precision !== 'f32' && precision !== 'f16' && precision !== 'f16-math') {
       throw new UsageError(`--precision must be f32, f16 or f16-math (got '${precision}')`);
@@ -234,7 +238,7 @@ export const predictCommand: Command = {
     if (skipped && !quiet) console.error(`skipping ${skipped} image(s) whose outputs exist (use --overwrite to redo them)`);
 
     if (todo.length) {
-      const model = await loadWithProgress({ weights: values['weights'] as string | undefined, config: archFromEnv(), size, precision, quiet });
+      const model = await loadWithProgress(await resolveModel(values['weights'] as string | undefined, modelChoice, quiet), { size, precision });
       const rt = model.runtime;
       rt.trace = trace;
       const timed = (trace || profile) && rt.features.timestamps;

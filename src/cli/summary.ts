@@ -1,10 +1,10 @@
 // `midas summary`: the network layer by layer, and with --profile, each layer's GPU time.
 import type { Weights, WeightEntry } from '../nn/module.js';
 import type { MidasConfig } from '../midas/config.js';
-import { archFromEnv } from './arch.js';
+import { cliModel, MODEL_OPTION, MODEL_USAGE, modelWithoutWeights } from './arch.js';
 import { MidasNet } from '../midas/network.js';
 import { summarize, type Summary } from '../midas/summary.js';
-import { midasWeights } from '../midas/weights.js';
+import { midasWeights, modelForWeights } from '../midas/weights.js';
 import { Runtime } from '../nn/runtime.js';
 import { nodeGpu } from '../node/gpu.js';
 import { readSafetensors, resolveWeights } from '../node/weights.js';
@@ -12,7 +12,7 @@ import { quietly } from '../nn/wait.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions, parseSize } from './main.js';
 
-const USAGE = `Usage: midas summary [--size N] [--weights FILE] [--profile] [--json]
+const USAGE = `Usage: midas summary [--model NAME] [--size N] [--weights FILE] [--profile] [--json]
 
 One row per kernel the network runs, in forward order: the checkpoint key of the
 module, the op (BatchNorm is folded into the conv before it, ReLUs and residual adds
@@ -20,7 +20,8 @@ run in the conv's write, as at run time), output shape, parameters and MACs, for
 square N x N input. Needs no weights and no GPU.
 
 Options:
-  -s, --size N       input side, a multiple of 32 (default: 384)
+${MODEL_USAGE}
+  -s, --size N       input side, a multiple of 32 (default: the model's, 384 or 256)
   -w, --weights FILE check these weights against the architecture (and profile with them)
       --profile      run the network on the GPU and time every layer with timestamp
                      queries (random weights unless --weights is given); on an adapter
@@ -92,7 +93,7 @@ async function profile(config: MidasConfig, size: number, weightsPath: string | 
   }
 }
 
-function print(s: Summary, prof: Profiled | string | undefined): void {
+function print(s: Summary, prof: Profiled | string | undefined, title: string): void {
   const head = ['#', 'key', 'op', 'output', 'params', 'MACs'];
   if (prof && typeof prof !== 'string') head.push('ms', 'share', 'GFLOP/s');
   const body = s.rows.map((r, i) => {
@@ -105,7 +106,7 @@ function print(s: Summary, prof: Profiled | string | undefined): void {
   });
   const widths = head.map((h, c) => Math.max(h.length, ...body.map((r) => r[c]!.length)));
   const line = (r: string[]) => r.map((v, c) => (c >= 4 ? v.padStart(widths[c]!) : v.padEnd(widths[c]!))).join('  ').trimEnd();
-  console.log(`MidasNet at ${s.input[0]}x${s.input[1]} (NHWC; BatchNorm folded into the convs, as it runs)`);
+  console.log(`${title} at ${s.input[0]}x${s.input[1]} (NHWC; BatchNorm folded into the convs, as it runs)`);
   console.log(line(head));
   for (const r of body) console.log(line(r));
   const [h, w] = s.input;
@@ -131,6 +132,7 @@ export const summaryCommand: Command = {
   usage: USAGE,
   async run(argv) {
     const { values, positionals } = parseOptions(argv, {
+      ...MODEL_OPTION,
       size: { type: 'string', short: 's' },
       weights: { type: 'string', short: 'w' },
       profile: { type: 'boolean' },
@@ -138,18 +140,22 @@ export const summaryCommand: Command = {
       json: { type: 'boolean' },
     });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const size = parseSize(values['size'] as string | undefined);
-    const config = archFromEnv();
+    const m = cliModel(values);
     let weightsPath: string | undefined;
+    let model = modelWithoutWeights(m);
     if (values['weights'] !== undefined) {
       weightsPath = await resolveWeights(values['weights'] as string);
-      midasWeights(readSafetensors(weightsPath), config); // throws with the differences
+      const file = readSafetensors(weightsPath);
+      model = modelForWeights(file.names, weightsPath, m.name, m.config);
+      midasWeights(file, model.config); // throws with the differences
     }
+    const { config } = model;
+    const size = parseSize(values['size'] as string | undefined, model.info.size);
     const s = summarize(config, size, size);
     const prof = values['profile'] ? await profile(config, size, weightsPath, s.rows.length, !values['no-timestamps']) : undefined;
     if (values['json']) console.log(JSON.stringify({ ...s, profile: prof }, null, 2));
     else {
-      print(s, prof);
+      print(s, prof, m.config ? `MidasNet (MIDAS_ARCH=${process.env['MIDAS_ARCH']})` : model.info.title);
       if (weightsPath) console.log(`weights:    ${weightsPath} matches the architecture`);
     }
     return 0;

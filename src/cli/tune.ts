@@ -5,11 +5,11 @@ import { tuneNetwork } from '../midas/tune.js';
 import { Runtime } from '../nn/runtime.js';
 import { nodeGpu } from '../node/gpu.js';
 import { adapterKey, saveTuning, tuningFile } from '../node/tuning.js';
-import { archFromEnv } from './arch.js';
+import { cliModel, MODEL_OPTION, MODEL_USAGE, modelWithoutWeights } from './arch.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions, parseSize } from './main.js';
 
-const USAGE = `Usage: midas tune [--size N] [--only KEY] [--runs N] [--json] [-q]
+const USAGE = `Usage: midas tune [--model NAME] [--size N] [--only KEY] [--runs N] [--json] [-q]
 
 Times every candidate tile for each convolution that the tiled kernels run on an
 N x N input on this adapter, and the rows kernel where it can run a 3x3 conv
@@ -18,7 +18,8 @@ under this adapter's name. loadMidas and \`midas predict\` use them from then on
 without a saved tuning they use built-in choices, swept on lavapipe.
 
 Options:
-  -s, --size N     input side, a multiple of 32 (default: 384)
+${MODEL_USAGE}
+  -s, --size N     input side, a multiple of 32 (default: the model's, 384 or 256)
       --only KEY   only convs under this checkpoint key (e.g. pretrained.layer3)
       --runs N     timed runs per candidate after a first one that compiles it (default 3)
       --json       print the results as JSON
@@ -39,6 +40,7 @@ export const tuneCommand: Command = {
   usage: USAGE,
   async run(argv) {
     const { values, positionals } = parseOptions(argv, {
+      ...MODEL_OPTION,
       size: { type: 'string', short: 's' },
       only: { type: 'string' },
       runs: { type: 'string' },
@@ -46,15 +48,16 @@ export const tuneCommand: Command = {
       quiet: { type: 'boolean', short: 'q' },
     });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const size = parseSize(values['size'] as string | undefined);
+    const { info, config } = modelWithoutWeights(cliModel(values));
+    const size = parseSize(values['size'] as string | undefined, info.size);
     const runsText = values['runs'] as string | undefined;
     const runs = runsText === undefined ? 3 : Number(runsText);
     if (!(/^\d+$/.test(runsText ?? '3') && runs >= 1)) throw new UsageError(`--runs must be a positive integer (got '${runsText}')`);
     const quiet = !!values['quiet'] || !!values['json'];
     const rt = await Runtime.create(nodeGpu());
     try {
-      if (!quiet) console.log(`tuning for ${adapterKey(rt)} at ${size}x${size}`);
-      const { results, tiles } = await tuneNetwork(rt, archFromEnv(), size, {
+      if (!quiet) console.log(`tuning ${info.title} for ${adapterKey(rt)} at ${size}x${size}`);
+      const { results, tiles } = await tuneNetwork(rt, config, size, {
         runs,
         only: values['only'] as string | undefined,
         onConv: quiet ? undefined : (_done, _total, r) => console.log(line(r)),

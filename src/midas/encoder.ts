@@ -4,7 +4,7 @@
 import { BatchNorm2d, Conv2d, fuseConvBnReLU, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import type { Tensor } from '../nn/tensor.js';
-import { bottleneckWidth, type MidasConfig } from './config.js';
+import { bottleneckWidth, type MidasV2Config } from './config.js';
 
 const conv1x1 = (cin: number, cout: number, stride = 1) => new Conv2d(cin, cout, 1, { stride, bias: false });
 const conv3x3 = (cin: number, cout: number, stride = 1, groups = 1) =>
@@ -25,7 +25,7 @@ export class Bottleneck extends Module {
   readonly bn3: BatchNorm2d;
   readonly downsample?: Sequential;
 
-  constructor(inplanes: number, planes: number, stride: number, c: MidasConfig) {
+  constructor(inplanes: number, planes: number, stride: number, c: MidasV2Config) {
     super();
     const width = bottleneckWidth(c, planes);
     const out = planes * Bottleneck.expansion;
@@ -61,7 +61,7 @@ export class Bottleneck extends Module {
 }
 
 /** torchvision's `_make_layer`: the first block may stride and change width; the rest keep it. */
-function makeLayer(inplanes: number, planes: number, blocks: number, stride: number, c: MidasConfig): Sequential {
+function makeLayer(inplanes: number, planes: number, blocks: number, stride: number, c: MidasV2Config): Sequential {
   const layers = [new Bottleneck(inplanes, planes, stride, c)];
   for (let i = 1; i < blocks; i++) layers.push(new Bottleneck(planes * Bottleneck.expansion, planes, 1, c));
   return new Sequential(...layers);
@@ -74,7 +74,7 @@ export class Encoder extends Module {
   readonly layer3: Sequential;
   readonly layer4: Sequential;
 
-  constructor(c: MidasConfig) {
+  constructor(c: MidasV2Config) {
     super();
     const [p1, p2, p3, p4] = c.planes;
     const [b1, b2, b3, b4] = c.blocks;

@@ -1,10 +1,13 @@
-// MidasNet (v2): image -> relative inverse depth. Keys: `pretrained.*`, `scratch.*`.
+// MidasNet: image -> relative inverse depth. Keys: `pretrained.*` (the encoder:
+// ResNeXt-101 for v2 and v2.1 large, EfficientNet-Lite3 for v2.1 small) and
+// `scratch.*` (the decoder, shaped by `decoderConfig`).
 import { Conv2d } from '../nn/layers.js';
 import { Module, type Weights } from '../nn/module.js';
-import type { Runtime } from '../nn/runtime.js';
-import type { Tensor } from '../nn/tensor.js';
-import { bottleneckWidth, MIDAS_V2, stageChannels, type MidasConfig } from './config.js';
-import { Decoder } from './decoder.js';
+import { Runtime } from '../nn/runtime.js';
+import { numel, type Tensor } from '../nn/tensor.js';
+import { isSmall, MIDAS_V2, type MidasConfig } from './config.js';
+import { Decoder, decoderConfig } from './decoder.js';
+import { EfficientNetEncoder } from './efficientnet.js';
 import { Encoder } from './encoder.js';
 
 /** The intermediate tensors a caller can keep from a forward pass, by name. */
@@ -22,13 +25,13 @@ export type Stage = (typeof STAGES)[number];
 export type Precision = 'f32' | 'f16' | 'f16-math';
 
 export class MidasNet extends Module {
-  readonly pretrained: Encoder;
+  readonly pretrained: Encoder | EfficientNetEncoder;
   readonly scratch: Decoder;
 
   constructor(readonly config: MidasConfig = MIDAS_V2) {
     super();
-    this.pretrained = this.child('pretrained', new Encoder(config));
-    this.scratch = this.child('scratch', new Decoder(config));
+    this.pretrained = this.child('pretrained', isSmall(config) ? new EfficientNetEncoder(config) : new Encoder(config));
+    this.scratch = this.child('scratch', new Decoder(decoderConfig(config)));
     this.assignKeys();
   }
 
@@ -110,18 +113,27 @@ export class MidasNet extends Module {
 /**
  * Floats in the largest single activation of a forward pass at h x w (both multiples
  * of 32), so a caller can refuse an input before any work when it would not fit a
- * storage binding. Mirrors `forward`: the stem at stride 2, each stage's first
- * bottleneck widening at the previous stage's resolution, the decoder at strides
- * 32..2, and the head's first conv upsampled to full size.
+ * storage binding: the largest output of any dispatch of a forward pass on a meta
+ * runtime (shapes only, no device), or the input itself.
  */
 export function largestActivation(c: MidasConfig, h: number, w: number): number {
-  const at = (stride: number) => (h / stride) * (w / stride);
-  const out = stageChannels(c);
-  const sizes = [c.stemChannels * at(2), c.features * at(2), c.head[0] * at(1), c.head[1] * at(1), 3 * at(1)];
-  c.planes.forEach((planes, k) => {
-    const stride = 4 << k; // layer1 at 4 ... layer4 at 32
-    const inputStride = k === 0 ? 4 : stride / 2;
-    sizes.push(bottleneckWidth(c, planes) * at(inputStride), out[k]! * at(stride));
-  });
-  return Math.max(...sizes);
+  let sizes = largestByConfig.get(c);
+  if (!sizes) largestByConfig.set(c, (sizes = new Map()));
+  const key = `${h}x${w}`;
+  let floats = sizes.get(key);
+  if (floats === undefined) sizes.set(key, (floats = measureLargest(c, h, w)));
+  return floats;
+}
+
+/** largestActivation's answers: `predict` asks once per image, and a meta pass re-builds the network. */
+const largestByConfig = new WeakMap<MidasConfig, Map<string, number>>();
+
+function measureLargest(c: MidasConfig, h: number, w: number): number {
+  const rt = Runtime.meta();
+  const net = new MidasNet(c);
+  net.fuse();
+  net.upload(rt);
+  const x = rt.empty([1, h, w, 3]);
+  net.forward(x).depth.dispose();
+  return Math.max(x.size, ...(rt.records ?? []).map((r) => numel(r.output)));
 }

@@ -4,6 +4,6 @@ export { loadMidas, MidasModel, type LoadMidasOptions, type ImageInput } from '.
 export { nodeGpu } from './gpu.js';
 export { decodeImage, ImageError } from './image.js';
 export { writePfm, readPfm, writePng16, writeColorPng } from './outputs.js';
-export { resolveWeights, midasHome, OFFICIAL_V2 } from './weights.js';
+export { resolveWeights, midasHome } from './weights.js';
 export { readTuning, saveTuning, tuningFile, adapterKey, type AdapterTuning } from './tuning.js';
 export { convertCheckpoint } from '../../tools/convert-weights/index.js';

@@ -1,10 +1,11 @@
 // The Node entry point: weights from a file, the cache or the official URL; images
 // from paths, encoded bytes or raw pixels.
-import { MIDAS_V2, type MidasConfig } from '../midas/config.js';
+import type { MidasConfig } from '../midas/config.js';
 import { createMidas, type Midas, type DepthResult } from '../midas/model.js';
+import { MODELS, type ModelInfo, type ModelName } from '../midas/models.js';
 import type { Precision } from '../midas/network.js';
 import type { RawImage } from '../midas/transform.js';
-import { midasWeights } from '../midas/weights.js';
+import { midasWeights, modelForWeights } from '../midas/weights.js';
 import { Runtime } from '../nn/runtime.js';
 import { useTiles } from '../kernels/conv2d_tiled.js';
 import { tuneNetwork } from '../midas/tune.js';
@@ -15,16 +16,23 @@ import { readSafetensors, resolveWeights, type ResolveHooks } from './weights.js
 
 export interface LoadMidasOptions extends ResolveHooks {
   /**
+   * Which MiDaS: 'v2' (ResNeXt-101), 'v2.1' (v2.1 large, the same network) or 'small'
+   * (v2.1 small, EfficientNet-Lite3). It picks the official checkpoint to download and
+   * the transform size. Default: the architecture `weights` holds, else 'v2'. A name
+   * whose architecture differs from the file's is an error.
+   */
+  model?: ModelName;
+  /**
    * A converted `.safetensors` file, or a PyTorch checkpoint (`.pt`, converted once
-   * and cached). Default: the official MiDaS v2 checkpoint from `$MIDAS_HOME`
+   * and cached). Default: the model's official checkpoint from `$MIDAS_HOME`
    * (`~/.cache/midas-webgpu`), downloaded and hash-checked on first use.
    */
   weights?: string;
   /** 'f16' stores the conv weights in half precision on the GPU, arithmetic f32; 'f16-math' also multiplies in f16 (sums f32). Default 'f32'. */
   precision?: Precision;
-  /** The transform's target side, a multiple of 32. Default 384. */
+  /** The transform's target side, a multiple of 32. Default: the model's (384; 256 for 'small'). */
   size?: number;
-  /** A network of another shape (tests use reduced ones). Default: MiDaS v2. */
+  /** A network of another shape (tests use reduced ones). Default: the model's. */
   config?: MidasConfig;
   /** A runtime to share; default: a new one on Dawn's first adapter. */
   runtime?: Runtime;
@@ -47,8 +55,10 @@ export class MidasModel {
   constructor(
     private readonly midas: Midas,
     ownsRuntime: boolean,
+    model: ModelInfo,
   ) {
     this.ownsRuntime = ownsRuntime;
+    this.model = model;
   }
 
   get runtime(): Runtime {
@@ -58,6 +68,9 @@ export class MidasModel {
   get size(): number {
     return this.midas.size;
   }
+
+  /** The model this runs: name, official checkpoint, network config. */
+  readonly model: ModelInfo;
 
   /** Relative inverse depth at the image's own size (larger = nearer; unknown scale and shift). */
   predict(input: ImageInput): Promise<DepthResult> {
@@ -72,26 +85,27 @@ export class MidasModel {
 }
 
 export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasModel> {
-  const config = options.config ?? MIDAS_V2;
-  const path = await resolveWeights(options.weights, options);
+  const official = MODELS[options.model ?? 'v2'].checkpoint;
+  const path = await resolveWeights(options.weights, options, official);
   const file = readSafetensors(path);
+  const { info, config } = modelForWeights(file.names, options.weights ?? path, options.model, options.config);
   const weights = midasWeights(file, config);
+  const size = options.size ?? info.size;
   const runtime = options.runtime ?? (await Runtime.create(nodeGpu()));
   try {
-    if (options.tune !== false) await applyTuning(runtime, config, options);
+    if (options.tune !== false) await applyTuning(runtime, config, size, options);
   } catch (e) {
     if (!options.runtime) runtime.destroy();
     throw e;
   }
-  const midas = await createMidas(runtime, weights, { size: options.size, precision: options.precision, config }, !options.runtime);
-  return new MidasModel(midas, !options.runtime);
+  const midas = await createMidas(runtime, weights, { size, precision: options.precision, config }, !options.runtime);
+  return new MidasModel(midas, !options.runtime, info);
 }
 
 /** Gives the runtime this adapter's saved tiles, tuning and saving them first with `tune: true` where there are none. */
-async function applyTuning(rt: Runtime, config: MidasConfig, options: LoadMidasOptions): Promise<void> {
+async function applyTuning(rt: Runtime, config: MidasConfig, size: number, options: LoadMidasOptions): Promise<void> {
   let saved = readTuning(rt);
   if (!saved && options.tune === true) {
-    const size = options.size ?? 384;
     options.log?.(`tuning the convolutions for ${rt.adapterName} at ${size}x${size} (once; saved in ${tuningFile()})`);
     const { tiles } = await tuneNetwork(rt, config, size);
     saved = await saveTuning(rt, tiles, size);

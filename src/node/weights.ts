@@ -1,18 +1,13 @@
 // Where the weights come from: a converted file, a PyTorch checkpoint (converted
-// once and cached), or the official v2 checkpoint downloaded on first use.
+// once and cached), or a model's official checkpoint downloaded on first use.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { convertCheckpoint, type ConvertProgress } from '../../tools/convert-weights/index.js';
-import { SafetensorsFile } from '../nn/safetensors.js';
+import { MODELS, type OfficialCheckpoint } from '../midas/models.js';
+import { parseSafetensorsHeader, safetensorsHeaderLength, SafetensorsFile } from '../nn/safetensors.js';
 import { download, DownloadError } from './download.js';
-
-/** The official MiDaS v2 checkpoint (torch.hub "MiDaS"). */
-export const OFFICIAL_V2 = {
-  file: 'model-f46da743.pt',
-  url: 'https://github.com/intel-isl/MiDaS/releases/download/v2/model-f46da743.pt',
-} as const;
 
 /** `$MIDAS_HOME`, else `~/.cache/midas-webgpu`. */
 export function midasHome(): string {
@@ -41,10 +36,14 @@ async function sha256(file: string): Promise<string> {
  * The path of a converted (safetensors) weights file for `spec`:
  * - a safetensors file: itself;
  * - a PyTorch checkpoint: its conversion, cached in midasHome()/converted by content hash;
- * - nothing: the official v2 checkpoint from the cache, downloaded first if missing
- *   (`$MIDAS_WEIGHTS_URL` overrides the URL).
+ * - nothing: the `official` checkpoint (default MiDaS v2's) from the cache, downloaded
+ *   first if missing (`$MIDAS_WEIGHTS_URL` overrides the URL).
  */
-export async function resolveWeights(spec: string | undefined, hooks: ResolveHooks = {}): Promise<string> {
+export async function resolveWeights(
+  spec: string | undefined,
+  hooks: ResolveHooks = {},
+  official: OfficialCheckpoint = MODELS.v2.checkpoint,
+): Promise<string> {
   const home = midasHome();
   if (spec) {
     let head: Buffer;
@@ -69,8 +68,8 @@ export async function resolveWeights(spec: string | undefined, hooks: ResolveHoo
 
   // As torch.hub: the cached file is named after the URL's last segment, whose
   // "-<hex>." part is the sha256 prefix the download must match.
-  const url = process.env['MIDAS_WEIGHTS_URL'] || OFFICIAL_V2.url;
-  const name = path.basename(new URL(url).pathname) || OFFICIAL_V2.file;
+  const url = process.env['MIDAS_WEIGHTS_URL'] || official.url;
+  const name = path.basename(new URL(url).pathname) || official.file;
   const checkpoint = path.join(home, name);
   const converted = path.join(home, name.replace(/\.[^.]*$/, '') + '.safetensors');
   if (existsSync(converted)) return converted;
@@ -80,7 +79,7 @@ export async function resolveWeights(spec: string | undefined, hooks: ResolveHoo
       await download(url, checkpoint, { onProgress: hooks.onDownload });
     } catch (e) {
       const why = e instanceof DownloadError ? e.message : String(e);
-      throw new Error(`no weights: could not download the MiDaS v2 checkpoint (${why}); download ${url} by hand and pass --weights FILE, or put it in ${home}`);
+      throw new Error(`no weights: could not download the official checkpoint (${why}); download ${url} by hand and pass --weights FILE, or put it in ${home}`);
     }
   }
   hooks.log?.(`converting ${checkpoint} -> ${converted} (once)`);
@@ -97,4 +96,24 @@ export function readSafetensors(file: string): SafetensorsFile {
     throw new Error(`${file}: cannot read weights (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   return SafetensorsFile.parse(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), file);
+}
+
+/** The tensor names of a safetensors file, from its header alone (the data is not read). */
+export async function safetensorsNames(file: string): Promise<string[]> {
+  let fd;
+  try {
+    fd = await fs.open(file, 'r');
+    const { size } = await fd.stat();
+    const head = Buffer.alloc(Math.min(8, size));
+    await fd.read(head, 0, head.length, 0);
+    const n = safetensorsHeaderLength(head, size, file);
+    const prefix = Buffer.alloc(8 + n);
+    await fd.read(prefix, 0, prefix.length, 0);
+    return [...parseSafetensorsHeader(prefix, size, file).tensors.keys()];
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw code ? new Error(`${file}: cannot read weights (${code})`) : e;
+  } finally {
+    await fd?.close();
+  }
 }
