@@ -6,11 +6,11 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
+import { MIDAS_SMALL, MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
 import { MidasNet } from '../src/midas/network.js';
 import { summarize } from '../src/midas/summary.js';
 import { testRuntime } from './gpu.js';
-import { REDUCED } from './reduced.js';
+import { REDUCED, REDUCED_SMALL, REDUCED_V2 } from './reduced.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -30,9 +30,34 @@ describe('summary', () => {
     expect(s.peakLiveBytes - s.weightBytes).toBeLessThanOrEqual(2 * s.largestActivationBytes);
   });
 
-  it("lists exactly the dispatches of a real forward pass, in order, with the real run's output shapes", async () => {
+  it('MiDaS v2.1 small at 256x256: 21,320,545 parameters, 4.595 GMAC (backbone 1.080, decoder 3.515), as SPEC.md §8 gives; 10.339 GMAC at 384', () => {
+    const s = summarize(MIDAS_SMALL, 256, 256);
+    expect(s.params).toBe(21_320_545);
+    expect(s.params + s.buffers).toBe(21_394_729);
+    expect(s.macs / 1e9).toBeCloseTo(4.595, 3);
+    const backbone = s.rows.filter((r) => r.key.startsWith('pretrained.')).reduce((a, r) => a + r.macs, 0);
+    expect(backbone / 1e9).toBeCloseTo(1.080, 3);
+    expect((s.macs - backbone) / 1e9).toBeCloseTo(3.515, 3);
+    expect(summarize(MIDAS_SMALL, 384, 384).macs / 1e9).toBeCloseTo(10.339, 3);
+    // The stride-2 depthwise convs run on the depthwise kernel with TF SAME padding (one extra row and column after).
+    expect(s.rows.find((r) => r.key === 'pretrained.layer2.0.0.conv_dw')).toMatchObject({ output: [1, 32, 32, 192] });
+    expect(s.rows.find((r) => r.key === 'pretrained.layer2.0.0.conv_dw')!.op).toMatch(/^depthwise 5x5\/2/);
+    expect(s.rows.at(-1)).toMatchObject({ key: 'scratch.output_conv.4', output: [1, 256, 256, 1], params: 33 });
+    // refinenet4's first unit never runs (one input), as in v2.
+    expect(s.params - s.rows.reduce((a, r) => a + r.params, 0)).toBe(2 * (512 * 512 * 9 + 512));
+  });
+
+  it('the CLI says which model it summarizes: --model small at its own 256', () => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'summary', '--model', 'small'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('MiDaS v2.1 small (EfficientNet-Lite3; hub "MiDaS_small") at 256x256');
+    expect(r.stdout).toMatch(/parameters: 21,320,545 \(21\.3 M\)/);
+    expect(r.stdout).toMatch(/compute: +4\.60 GMAC/);
+  });
+
+  for (const fx of [REDUCED_V2, REDUCED_SMALL]) it(`${fx.name}: lists exactly the dispatches of a real forward pass, in order, with the real run's output shapes`, async () => {
     const rt = await testRuntime();
-    const net = new MidasNet(REDUCED);
+    const net = new MidasNet(fx.config);
     const weights = new Map([...net.stateShapes()].map(([k, shape]) => [k, { shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(0.5) }]));
     net.prepare(rt, weights);
     rt.records = [];
@@ -42,7 +67,7 @@ describe('summary', () => {
     rt.records = null;
     x.dispose();
     net.dispose();
-    const s = summarize(REDUCED, 96, 64, rt);
+    const s = summarize(fx.config, 96, 64, rt);
     expect(s.rows.map((r) => `${r.key}: ${r.op} -> ${r.output.join('x')}`)).toEqual(real.map((r) => `${r.scope}: ${r.kernel} -> ${r.output.join('x')}`));
   });
 
