@@ -1,10 +1,13 @@
-// Random MiDaS weights made in TypeScript (no checkpoint file needed), drawn like
-// test/fixtures/midas/midas_ref.py's `randomize` so activations stay O(1) through the
-// 33 bottlenecks (no denormals, no overflow: a CPU adapter's speed can depend on it):
-// conv weights with std sqrt(2 / fan_in) (uniform, for speed), conv biases ~ 0.1,
-// BatchNorm statistics far from the identity, and a small scale on each residual
-// branch's last BN (bn3), as zero-init-residual training does; the head's last conv
-// has positive weights so that the depth map is not all zeros.
+// Random MiDaS weights made in TypeScript (no checkpoint file needed), for either
+// network (the keys and shapes come from `expectedShapes(config)`), drawn like
+// test/fixtures/midas/midas_ref.py's `randomize` so activations stay O(1) through v2's
+// 33 bottlenecks and the small network's 23 inverted residuals (no denormals, no
+// overflow: a CPU adapter's speed can depend on it): conv weights with std
+// sqrt(2 / fan_in) (uniform, for speed; a depthwise conv's fan-in is its k*k window),
+// conv biases ~ 0.1, BatchNorm statistics far from the identity, and a small scale on
+// each residual branch's last BN (bn3: v2's bottlenecks, the small network's linear
+// projections), as zero-init-residual training does; the head's last conv has positive
+// weights so that the depth map is not all zeros.
 import type { WeightEntry, Weights } from '../src/nn/module.js';
 import { MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
 import { expectedShapes } from '../src/midas/weights.js';
