@@ -17,7 +17,7 @@ import { channelGrid, FLAT_LEVEL, GAP_COLOR, gridColumns, gridLayout, LABEL_BACK
 import { STAGES } from '../src/midas/network.js';
 import { summarize } from '../src/midas/summary.js';
 import { loadMidas } from '../src/node/load.js';
-import { REDUCED, REDUCED_WEIGHTS } from './reduced.js';
+import { REDUCED, REDUCED_SMALL, REDUCED_WEIGHTS } from './reduced.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WEIGHTS = REDUCED_WEIGHTS;
@@ -305,6 +305,21 @@ describe('midas features on the reduced network', () => {
     await expect(run([img, '-o', dir])).rejects.toThrow(/--layer is required/);
     await expect(run([img, '--layer', 'layer1', '--colormap', 'jet'])).rejects.toThrow(/unknown --colormap 'jet'/);
     await expect(run([])).rejects.toThrow(/no image given/);
+  });
+
+  it('MiDaS_small (reduced): a block of the EfficientNet encoder by its checkpoint key; a block the config lacks is a usage error', async () => {
+    const saved = process.env['MIDAS_ARCH'];
+    writeFileSync(path.join(dir, 'arch-small.json'), JSON.stringify(REDUCED_SMALL.config));
+    process.env['MIDAS_ARCH'] = path.join(dir, 'arch-small.json');
+    try {
+      const out = path.join(dir, 'small');
+      const args = [img, '--layer', 'pretrained.layer3.1.0.conv_pwl,path1', '-o', out, '--weights', REDUCED_SMALL.weights, '--size', '128', '-q'];
+      expect(await run(args)).toBe(0);
+      expect(readdirSync(out).sort()).toEqual(['scene-path1.png', 'scene-pretrained.layer3.1.0.conv_pwl.png']);
+      await expect(run([img, '--layer', 'pretrained.layer3.1.1.conv_pwl', '-o', out, '--weights', REDUCED_SMALL.weights, '--size', '128', '-q'])).rejects.toThrow(UsageError);
+    } finally {
+      process.env['MIDAS_ARCH'] = saved;
+    }
   });
 
   it('as a command: node bin/midas.js features ... writes the file; an unknown key is one line, exit 2', () => {

@@ -15,7 +15,7 @@ import type { Tensor } from '../nn/tensor.js';
 import { decodeImage } from '../node/image.js';
 import { loadWithProgress, resolveModel } from './load.js';
 import { writeFileAtomic } from '../node/outputs.js';
-import { cliModel, MODEL_OPTION, MODEL_USAGE } from './arch.js';
+import { cliModel, MODEL_OPTION, MODEL_USAGE, modelWithoutWeights } from './arch.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions, parseSize } from './main.js';
 
@@ -232,7 +232,11 @@ export const featuresCommand: Command = {
     const quiet = !!values['quiet'];
     const outDir = (values['output'] as string | undefined) ?? 'output';
     const image = decodeImage(input); // a bad image fails before the GPU and weights are set up
-    const resolved = await resolveModel(values['weights'] as string | undefined, cliModel(values), quiet);
+    // The layers are checked before anything is downloaded; a given file says its architecture first.
+    const choice = cliModel(values);
+    const weightsArg = values['weights'] as string | undefined;
+    if (weightsArg === undefined) new LayerIndex(modelWithoutWeights(choice).config).resolve(spec);
+    const resolved = await resolveModel(weightsArg, choice, quiet);
     const layers = new LayerIndex(resolved.config).resolve(spec);
 
     const stem = path.basename(input).replace(/\.[^.]*$/, '');
