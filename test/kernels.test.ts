@@ -3,7 +3,8 @@
 // that are not multiples of 4, 1x1 / 3x3 / 7x7, stride 1 and 2, groups 1 / 32 / C.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Runtime } from '../src/nn/runtime.js';
-import { conv2dNaive } from '../src/kernels/conv2d.js';
+import { conv2dNaive, convGeometry } from '../src/kernels/conv2d.js';
+import { samePadding, type Pad4 } from '../src/kernels/common.js';
 import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, workgroupWidth, ROWS_PER_SEGMENT, rowsChannelVecs, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
 import { add, relu } from '../src/kernels/elementwise.js';
@@ -190,7 +191,7 @@ describe('conv2d against the CPU reference', () => {
   });
 
   it('3x3 stride-1 convs with widths that are multiples of 8 take the rows kernel on 8-wide subgroups', () => {
-    const geometry = (h: number, w: number) => ({ n: 1, h, w, cin: 16, oh: h, ow: w, cout: 16, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, groups: 1, cinG: 16, coutG: 16 });
+    const geometry = (h: number, w: number) => ({ n: 1, h, w, cin: 16, oh: h, ow: w, cout: 16, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, pb: 1, pr: 1, groups: 1, cinG: 16, coutG: 16 });
     // lavapipe's subgroups are 8 lanes: without this the grid above would not reach the rows kernel.
     expect(rowsSupported(rt, geometry(12, 16))).toBe(true);
     expect(rowsSupported(rt, geometry(12, 12))).toBe(false);
@@ -240,6 +241,8 @@ describe('conv2d against the CPU reference', () => {
     { residual: true, relu: true },
     { reluInput: true, relu: true },
     { residual: true, reluResidual: true },
+    { relu6: true },
+    { residual: true, relu6: true },
   ];
   // Width 7 runs the tiled kernel; width 8 the rows kernel (on 8-wide subgroups).
   for (const f of fusions) {
@@ -255,7 +258,7 @@ describe('conv2d against the CPU reference', () => {
         it(`${kernel} conv with fused ${name} matches the reference (width ${w})`, async () => {
           const xt = rt.upload(x, [1, 9, w, 16]);
           const rT = f.residual ? rt.upload(res, [1, 9, w, 24]) : undefined;
-          const opts = { padding: 1, residual: rT, relu: f.relu, reluInput: f.reluInput, reluResidual: f.reluResidual };
+          const opts = { padding: 1, residual: rT, relu: f.relu, relu6: f.relu6, reluInput: f.reluInput, reluResidual: f.reluResidual };
           let y;
           if (kernel === 'naive') {
             const wT = rt.upload(wt, [24, 16, 3, 3]);
@@ -349,6 +352,138 @@ describe('conv2d against the CPU reference', () => {
     expect(() => conv2dNaive(rt, xt, wT)).toThrow(/expects 4 channels per group, input gives 6/);
     xt.dispose();
     wT.dispose();
+  });
+});
+
+// MiDaS_small's convs: TF "SAME" padding puts the odd row and column after (top/left
+// offsets differ from bottom/right), every conv but the projections ends in ReLU6, and
+// the 1x1 expand/project convs run at channel counts that are not powers of two.
+describe('asymmetric padding and ReLU6 in the dense conv kernels', () => {
+  const pads: { pad: Pad4; k: number; stride: number }[] = [
+    { pad: [0, 0, 1, 1], k: 3, stride: 2 }, // TF SAME, k3 on even sides
+    { pad: [1, 1, 2, 2], k: 5, stride: 2 }, // TF SAME, k5 on even sides
+    { pad: [2, 0, 1, 3], k: 3, stride: 1 }, // every side different
+  ];
+  for (const { pad, k, stride } of pads) {
+    const c = { n: 1, h: 10, w: 12, cin: 8, cout: 16, k, stride, groups: 1 };
+    const x = random(c.n * c.h * c.w * c.cin, 500 + k).map((v) => v * 3);
+    const wt = random(c.cout * c.cin * k * k, 510 + k);
+    const bias = random(c.cout, 520 + k);
+    const ref = conv2dRef(x, wt, { ...c, kh: k, kw: k, pad, bias, relu6: true });
+    const terms = c.cin * k * k;
+    for (const kernel of ['naive', 'tiled', 'tiled without subgroups'] as const) {
+      it(`${kernel} ${k}x${k}/${stride} pad [${pad.join(',')}] (top, left, bottom, right) + relu6 matches F.pad + conv + clamp within ${convTol(terms).toExponential(1)}`, async () => {
+        const r = kernel === 'tiled without subgroups' ? rtPlain : rt;
+        const xt = r.upload(x, [c.n, c.h, c.w, c.cin]);
+        const shape = [c.cout, c.cin, k, k] as const;
+        let y;
+        if (kernel === 'naive') {
+          const wT = r.upload(wt, shape);
+          const bT = r.upload(bias, [c.cout]);
+          y = conv2dNaive(r, xt, wT, { stride, padding: pad, bias: bT, relu6: true });
+          wT.dispose();
+          bT.dispose();
+        } else {
+          const packed = packConv(r, wt, shape, 1, bias, chooseTile(r, shape, 1));
+          y = conv2dTiled(r, xt, packed, { stride, padding: pad, relu6: true });
+          disposePacked(packed);
+        }
+        const got = await y.read();
+        expect(maxAbsDiff(got, ref)).toBeLessThanOrEqual(convTol(terms));
+        // The clamp did work at both ends.
+        expect(got.some((v) => v === 0) && got.some((v) => v === 6)).toBe(true);
+        xt.dispose();
+        y.dispose();
+      });
+    }
+  }
+
+  it('the rows kernel takes only symmetric padding 1: a conv padded [1,1,1,2] or [0,0,1,1] runs on the GEMM kernel, correctly', async () => {
+    const probe = rt.empty([1, 16, 16, 8]);
+    const geometry = (pad: Pad4) => convGeometry(probe, [8, 8, 3, 3], { padding: pad });
+    expect(rowsSupported(rt, geometry([1, 1, 1, 1]))).toBe(true);
+    expect(rowsSupported(rt, geometry([1, 1, 1, 2]))).toBe(false);
+    expect(rowsSupported(rt, geometry([0, 0, 1, 1]))).toBe(false);
+    probe.dispose();
+    const c = { n: 1, h: 16, w: 16, cin: 8, cout: 16, k: 3, stride: 1, groups: 1 };
+    const x = random(16 * 16 * 8, 531);
+    const wt = random(16 * 8 * 9, 532);
+    const pad: Pad4 = [1, 1, 1, 2];
+    const ref = conv2dRef(x, wt, { ...c, kh: 3, kw: 3, pad, relu6: true });
+    const xt = rt.upload(x, [1, 16, 16, 8]);
+    const packed = packConv(rt, wt, [16, 8, 3, 3], 1, undefined, { ...chooseTile(rt, [16, 8, 3, 3], 1), rows: true });
+    rt.records = [];
+    const y = conv2dTiled(rt, xt, packed, { padding: pad, relu6: true });
+    expect(rt.records.at(-1)!.kernel).toBe('conv2d_tiled 3x3/1 g1 8->16 @16x17 [relu6]');
+    rt.records = null;
+    expect(y.shape).toEqual([1, 16, 17, 16]);
+    expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(72));
+    xt.dispose();
+    y.dispose();
+    disposePacked(packed);
+  });
+
+  // The expand (x6) and project convs of the inverted-residual blocks.
+  const pointwise = [
+    { cin: 24, cout: 144, relu6: true, h: 9, w: 7 }, // layer1.4.0 conv_pw
+    { cin: 816, cout: 136, relu6: false, h: 5, w: 6, residual: true }, // layer3.1.x conv_pwl + x
+    { cin: 1392, cout: 384, relu6: false, h: 3, w: 5 }, // layer4.1.0 conv_pwl
+    { cin: 232, cout: 1392, relu6: true, h: 4, w: 3 }, // layer4.0.x conv_pw
+  ];
+  for (const pc of pointwise) {
+    it(`tiled 1x1 ${pc.cin}->${pc.cout}${pc.relu6 ? ' + relu6' : ''}${pc.residual ? ' + residual' : ''} on ${pc.h}x${pc.w} (MiDaS_small expand/project) within ${convTol(pc.cin).toExponential(1)}`, async () => {
+      const c = { n: 1, h: pc.h, w: pc.w, cin: pc.cin, cout: pc.cout, k: 1, stride: 1, groups: 1 };
+      // Inputs scaled so that sums of cin terms reach past 6 (and below 0).
+      const x = random(pc.h * pc.w * pc.cin, pc.cin).map((v) => v * (12 / Math.sqrt(pc.cin)) * 2);
+      const wt = random(pc.cout * pc.cin, pc.cout);
+      const bias = random(pc.cout, pc.cin + pc.cout);
+      const res = pc.residual ? random(pc.h * pc.w * pc.cout, 3) : undefined;
+      const ref = conv2dRef(x, wt, { ...c, kh: 1, kw: 1, pad: 0, bias, residual: res, relu6: pc.relu6 });
+      const xt = rt.upload(x, [1, pc.h, pc.w, pc.cin]);
+      const rT = res ? rt.upload(res, [1, pc.h, pc.w, pc.cout]) : undefined;
+      const shape = [pc.cout, pc.cin, 1, 1] as const;
+      const packed = packConv(rt, wt, shape, 1, bias, chooseTile(rt, shape, 1));
+      const y = conv2dTiled(rt, xt, packed, { relu6: pc.relu6, residual: rT });
+      const got = await y.read();
+      expect(maxAbsDiff(got, ref)).toBeLessThanOrEqual(convTol(pc.cin));
+      if (pc.relu6) expect(got.some((v) => v === 6)).toBe(true);
+      for (const t of [xt, rT, y]) t?.dispose();
+      disposePacked(packed);
+    });
+  }
+
+  it('relu and relu6 together are refused by name', () => {
+    const xt = rt.upload(new Float32Array(4 * 4 * 4), [1, 4, 4, 4]);
+    const wT = rt.upload(new Float32Array(4 * 4), [4, 4, 1, 1]);
+    expect(() => conv2dNaive(rt, xt, wT, { relu: true, relu6: true })).toThrow(/relu and relu6 are exclusive/);
+    xt.dispose();
+    wT.dispose();
+  });
+
+  it('padding is checked: negative or fractional sides are refused by name', () => {
+    const xt = rt.upload(new Float32Array(4 * 4 * 4), [1, 4, 4, 4]);
+    const wT = rt.upload(new Float32Array(4 * 4 * 9), [4, 4, 3, 3]);
+    expect(() => conv2dNaive(rt, xt, wT, { padding: [0, 0, -1, 1] })).toThrow(/conv2d padding: \[0, 0, -1, 1\] is not 4 non-negative integers/);
+    expect(() => conv2dNaive(rt, xt, wT, { padding: 0.5 })).toThrow(/not 4 non-negative integers/);
+    xt.dispose();
+    wT.dispose();
+  });
+});
+
+describe('TF "SAME" padding', () => {
+  it('pads (0,0,1,1) for k3/2 and (1,1,2,2) for k5/2 on even sides, the smaller half first on odd totals, none where stride 1 and k 1', () => {
+    expect(samePadding(256, 256, 3, 2)).toEqual([0, 0, 1, 1]);
+    expect(samePadding(64, 64, 5, 2)).toEqual([1, 1, 2, 2]);
+    expect(samePadding(16, 16, 5, 1)).toEqual([2, 2, 2, 2]);
+    expect(samePadding(7, 9, 3, 2)).toEqual([1, 1, 1, 1]);
+    expect(samePadding(7, 8, 5, 2)).toEqual([2, 1, 2, 2]);
+    expect(samePadding(5, 5, 1, 1)).toEqual([0, 0, 0, 0]);
+    expect(samePadding(1, 1, 5, 2)).toEqual([2, 2, 2, 2]);
+    // The output is ceil(i / s) along each axis.
+    for (const [i, k, s] of [[7, 3, 2], [8, 5, 2], [9, 5, 2], [10, 3, 1], [1, 3, 2]] as const) {
+      const [t, , b] = samePadding(i, i, k, s);
+      expect(Math.floor((i + t + b - k) / s) + 1).toBe(Math.ceil(i / s));
+    }
   });
 });
 

@@ -4,14 +4,20 @@
 
 export interface Conv2dRef {
   n: number; h: number; w: number; cin: number; cout: number;
-  kh: number; kw: number; stride: number; pad: number; groups: number;
+  kh: number; kw: number; stride: number;
+  /** Every side, or [top, left, bottom, right]: F.pad(x, (left, right, top, bottom)) then an unpadded conv. */
+  pad: number | readonly [number, number, number, number];
+  groups: number;
   bias?: Float32Array; residual?: Float32Array;
   reluInput?: boolean; reluResidual?: boolean; relu?: boolean;
+  /** min(max(v, 0), 6) on the result. */
+  relu6?: boolean;
 }
 
 export function conv2dRef(x: Float32Array, weight: Float32Array, c: Conv2dRef): Float32Array {
-  const oh = Math.floor((c.h + 2 * c.pad - c.kh) / c.stride) + 1;
-  const ow = Math.floor((c.w + 2 * c.pad - c.kw) / c.stride) + 1;
+  const [pt, pl, pb, pr] = typeof c.pad === 'number' ? [c.pad, c.pad, c.pad, c.pad] : c.pad;
+  const oh = Math.floor((c.h + pt + pb - c.kh) / c.stride) + 1;
+  const ow = Math.floor((c.w + pl + pr - c.kw) / c.stride) + 1;
   const cinG = c.cin / c.groups;
   const coutG = c.cout / c.groups;
   const y = new Float32Array(c.n * oh * ow * c.cout);
@@ -23,10 +29,10 @@ export function conv2dRef(x: Float32Array, weight: Float32Array, c: Conv2dRef): 
           const g = Math.floor(co / coutG);
           let acc = 0;
           for (let ky = 0; ky < c.kh; ky++) {
-            const iy = oy * c.stride + ky - c.pad;
+            const iy = oy * c.stride + ky - pt;
             if (iy < 0 || iy >= c.h) continue;
             for (let kx = 0; kx < c.kw; kx++) {
-              const ix = ox * c.stride + kx - c.pad;
+              const ix = ox * c.stride + kx - pl;
               if (ix < 0 || ix >= c.w) continue;
               for (let ci = 0; ci < cinG; ci++) {
                 const xv = rl(x[((n * c.h + iy) * c.w + ix) * c.cin + g * cinG + ci]!, c.reluInput);
@@ -37,7 +43,7 @@ export function conv2dRef(x: Float32Array, weight: Float32Array, c: Conv2dRef): 
           const i = ((n * oh + oy) * ow + ox) * c.cout + co;
           if (c.bias) acc += c.bias[co]!;
           if (c.residual) acc += rl(c.residual[i]!, c.reluResidual);
-          y[i] = rl(acc, c.relu);
+          y[i] = c.relu6 ? Math.min(Math.max(acc, 0), 6) : rl(acc, c.relu);
         }
   return y;
 }

@@ -59,15 +59,48 @@ export const FLAT_INDEX = `gid.x + gid.y * nwg.x * ${WG}u`;
 export const FLAT_BUILTINS = `@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>`;
 
 export type Pair = readonly [number, number];
+/** Zero padding per side, in PyTorch's F.pad order turned to rows first: `[top, left, bottom, right]`. */
+export type Pad4 = readonly [number, number, number, number];
+/** A conv's padding: one number for every side, `[rows, cols]` symmetric, or each side (`Pad4`). */
+export type Padding = number | Pair | Pad4;
 
 export function pair(v: number | Pair | undefined, fallback: number): Pair {
   if (v === undefined) return [fallback, fallback];
   return typeof v === 'number' ? [v, v] : v;
 }
 
-/** PyTorch's output size of a convolution or pooling window along one axis. */
-export function windowOut(size: number, kernel: number, stride: number, pad: number, what: string): number {
-  const out = Math.floor((size + 2 * pad - kernel) / stride) + 1;
-  if (out < 1) throw new Error(`${what}: input side ${size} is too small for kernel ${kernel}, padding ${pad}`);
+/** Any `Padding` as `[top, left, bottom, right]`, checked: non-negative integers. */
+export function pad4(v: Padding | undefined, what = 'padding'): Pad4 {
+  const p: Pad4 = v === undefined ? [0, 0, 0, 0] : typeof v === 'number' ? [v, v, v, v] : v.length === 2 ? [v[0], v[1], v[0], v[1]] : v;
+  if (p.length !== 4 || !p.every((x) => Number.isInteger(x) && x >= 0)) {
+    throw new Error(`${what}: [${p.join(', ')}] is not 4 non-negative integers (top, left, bottom, right)`);
+  }
+  return p;
+}
+
+/**
+ * TensorFlow's "SAME" padding for an input of h x w (what timm's tf_ models apply with
+ * F.pad before the conv): along each axis the output is ceil(i / s) and the total pad
+ * max((ceil(i/s) - 1) * s + k - i, 0), the smaller half before.
+ */
+export function samePadding(h: number, w: number, kernel: number | Pair, stride: number | Pair): Pad4 {
+  const [kh, kw] = pair(kernel, 1);
+  const [sh, sw] = pair(stride, 1);
+  const total = (i: number, k: number, s: number) => Math.max((Math.ceil(i / s) - 1) * s + k - i, 0);
+  const th = total(h, kh, sh);
+  const tw = total(w, kw, sw);
+  return [Math.floor(th / 2), Math.floor(tw / 2), th - Math.floor(th / 2), tw - Math.floor(tw / 2)];
+}
+
+/**
+ * PyTorch's output size of a convolution or pooling window along one axis, with `pad`
+ * before and `padAfter` (default: the same) after.
+ */
+export function windowOut(size: number, kernel: number, stride: number, pad: number, what: string, padAfter = pad): number {
+  const out = Math.floor((size + pad + padAfter - kernel) / stride) + 1;
+  if (out < 1) {
+    const p = padAfter === pad ? `padding ${pad}` : `padding ${pad} before and ${padAfter} after`;
+    throw new Error(`${what}: input side ${size} is too small for kernel ${kernel}, ${p}`);
+  }
   return out;
 }

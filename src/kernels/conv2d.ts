@@ -2,11 +2,12 @@
 // Readable first; the tiled kernel in conv2d_tiled.ts is tested against it.
 import type { Runtime } from '../nn/runtime.js';
 import { nhwc, type Tensor } from '../nn/tensor.js';
-import { FLAT_BUILTINS, FLAT_INDEX, grid1d, pair, Params, windowOut, type Pair } from './common.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, pad4, pair, Params, windowOut, type Padding, type Pair } from './common.js';
 
 export interface Conv2dOptions {
   stride?: number | Pair;
-  padding?: number | Pair;
+  /** Zero padding: every side, `[rows, cols]`, or `[top, left, bottom, right]` (TF "SAME" is asymmetric). */
+  padding?: Padding;
   groups?: number;
   /** `[Cout]`, added to every output pixel. */
   bias?: Tensor;
@@ -18,12 +19,18 @@ export interface Conv2dOptions {
   reluResidual?: boolean;
   /** ReLU on the result, after bias and residual. */
   relu?: boolean;
+  /** ReLU6 on the result, after bias and residual: clamped to [0, 6] (MobileNet / EfficientNet-Lite). */
+  relu6?: boolean;
 }
 
 export interface ConvGeometry {
   n: number; h: number; w: number; cin: number;
   oh: number; ow: number; cout: number;
-  kh: number; kw: number; sh: number; sw: number; ph: number; pw: number;
+  kh: number; kw: number; sh: number; sw: number;
+  /** Padding before the first row and column: where the window starts (top, left). */
+  ph: number; pw: number;
+  /** Padding after the last row and column (bottom, right); only the output size depends on it. */
+  pb: number; pr: number;
   groups: number; cinG: number; coutG: number;
 }
 
@@ -34,15 +41,16 @@ export function convGeometry(x: Tensor, weightShape: readonly number[], opts: Co
   const [cout, cinG, kh, kw] = weightShape as [number, number, number, number];
   const groups = opts.groups ?? 1;
   const [sh, sw] = pair(opts.stride, 1);
-  const [ph, pw] = pair(opts.padding, 0);
+  const [ph, pw, pb, pr] = pad4(opts.padding, 'conv2d padding');
   if (cin % groups !== 0 || cout % groups !== 0) {
     throw new Error(`conv2d: ${cin} input / ${cout} output channels do not split into ${groups} groups`);
   }
   if (cin / groups !== cinG) {
     throw new Error(`conv2d: weight expects ${cinG} channels per group, input gives ${cin / groups}`);
   }
-  const oh = windowOut(h, kh, sh, ph, 'conv2d');
-  const ow = windowOut(w, kw, sw, pw, 'conv2d');
+  if (opts.relu && opts.relu6) throw new Error('conv2d: relu and relu6 are exclusive');
+  const oh = windowOut(h, kh, sh, ph, 'conv2d', pb);
+  const ow = windowOut(w, kw, sw, pw, 'conv2d', pr);
   if (opts.bias && (opts.bias.shape.length !== 1 || opts.bias.shape[0] !== cout)) {
     throw new Error(`conv2d: bias shape [${opts.bias.shape.join(', ')}] is not [${cout}]`);
   }
@@ -50,15 +58,16 @@ export function convGeometry(x: Tensor, weightShape: readonly number[], opts: Co
     const r = opts.residual.shape.join(', ');
     if (r !== [n, oh, ow, cout].join(', ')) throw new Error(`conv2d: residual [${r}] is not the output's [${n}, ${oh}, ${ow}, ${cout}]`);
   }
-  return { n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, ph, pw, groups, cinG, coutG: cout / groups };
+  return { n, h, w, cin, oh, ow, cout, kh, kw, sh, sw, ph, pw, pb, pr, groups, cinG, coutG: cout / groups };
 }
 
-/** The fused work of a conv, for labels: `relu(x)`, `+res`, `relu(res)`, `relu`. */
+/** The fused work of a conv, for labels: `relu(x)`, `+res`, `+relu(res)`, `relu`, `relu6`. */
 export function epilogueText(opts: Conv2dOptions): string {
   const parts = [
     opts.reluInput ? 'relu(x)' : '',
     opts.residual ? (opts.reluResidual ? '+relu(res)' : '+res') : '',
     opts.relu ? 'relu' : '',
+    opts.relu6 ? 'relu6' : '',
   ].filter(Boolean);
   return parts.length ? ` [${parts.join(' ')}]` : '';
 }
@@ -82,7 +91,7 @@ struct ConvParams {
   cin_g: u32, cout_g: u32,
 }`;
 
-/** The epilogue shared by both conv kernels: bias, residual, ReLU, in PyTorch's order. */
+/** The epilogue's bindings (bias, residual), shared by the conv kernels; applied in PyTorch's order, then the activation. */
 export function epilogueBindings(opts: Conv2dOptions, first: number): { decl: string; order: ('bias' | 'residual')[] } {
   const order: ('bias' | 'residual')[] = [];
   let decl = '';
@@ -134,7 +143,7 @@ fn main(${FLAT_BUILTINS}) {
   }
   ${opts.bias ? 'acc += bias[co];' : ''}
   ${opts.residual ? `acc += ${opts.reluResidual ? 'max(residual[i], 0.0)' : 'residual[i]'};` : ''}
-  y[i] = ${opts.relu ? 'max(acc, 0.0)' : 'acc'};
+  y[i] = ${opts.relu6 ? 'clamp(acc, 0.0, 6.0)' : opts.relu ? 'max(acc, 0.0)' : 'acc'};
 }`;
 }
 

@@ -208,9 +208,10 @@ export function disposePacked(p: PackedConv): void {
 
 /**
  * What both fast kernels' shaders depend on besides their tiling: storage and the
- * fused residual. The fused ReLUs are not in it: the shaders always take max(v, lo)
- * with lo = 0 or -inf from the params (`reluBounds`), so a conv with and one without a
- * ReLU share one pipeline; nor is the bias (packConv gives every conv one, zeros where
+ * fused residual. The fused activations are not in it: the shaders always take
+ * max(v, lo) (and the result min(max(v, lo), hi)) with lo = 0 or -inf and hi = 6 or
+ * +inf from the params (`reluBounds`), so a conv with a ReLU, one with a ReLU6 and one
+ * with neither share one pipeline; nor is the bias (packConv gives every conv one, zeros where
  * it has none). lavapipe compiles a conv2d_rows shader in ~11 s (once; Mesa caches it
  * on disk), so fewer variants is a shorter first run.
  */
@@ -221,10 +222,15 @@ interface EpilogueKey {
   residual: boolean;
 }
 
-/** The params block's ReLU bounds, in order xlo (input), rlo (residual), ylo (result): 0 for a fused ReLU, else -inf. */
-const RELU_PARAMS = 'xlo: f32, rlo: f32, ylo: f32,';
-function reluBounds(opts: Omit<Conv2dOptions, 'groups' | 'bias'>): number[] {
-  return [opts.reluInput, opts.reluResidual, opts.relu].map((on) => (on ? 0 : -Infinity));
+/**
+ * The params block's activation bounds, in order xlo (input), rlo (residual), ylo and
+ * yhi (result): lower bounds 0 for a fused ReLU or ReLU6, else -inf; yhi 6 for a
+ * fused ReLU6, else +inf.
+ */
+const RELU_PARAMS = 'xlo: f32, rlo: f32, ylo: f32, yhi: f32,';
+export function reluBounds(opts: Pick<Conv2dOptions, 'reluInput' | 'reluResidual' | 'relu' | 'relu6'>): number[] {
+  const lo = (on?: boolean) => (on ? 0 : -Infinity);
+  return [lo(opts.reluInput), lo(opts.reluResidual), lo(opts.relu || opts.relu6), opts.relu6 ? 6 : Infinity];
 }
 
 /** The params block both kernels bind: ConvParams, then `extra` (the kernel's own u32s), then the ReLU bounds (see `emitBindings`). */
@@ -434,7 +440,7 @@ function tiledShader(k: ShaderKey): string {
   return lines.join('\n');
 }
 
-/** Bias, residual, ReLU, then a guarded store of each valid channel, for each pixel a thread owns. */
+/** Bias, residual, the activation clamp, then a guarded store of each valid channel, for each pixel a thread owns. */
 function emitEpilogue(
   emit: (line: string) => void,
   k: EpilogueKey,
@@ -452,7 +458,7 @@ function emitEpilogue(
       emit(`        if (co0 + ${4 * q}u + j < p.cout) {`);
       emit(`          var s = v[j];`);
       if (k.residual) emit(`          s += max(residual[base + j], p.rlo);`);
-      emit(`          y[base + j] = max(s, p.ylo);`);
+      emit(`          y[base + j] = min(max(s, p.ylo), p.yhi);`);
       emit(`        }`);
       emit(`      }`);
       emit(`    }`);
@@ -647,7 +653,7 @@ export function runsByRows(rt: Runtime, g: ConvGeometry, packed: Pick<PackedConv
 export function rowsSupported(rt: Runtime, g: ConvGeometry): boolean {
   return (
     rt.subgroupMinSize === SEG && rt.subgroupMaxSize === SEG &&
-    g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.ph === 1 && g.pw === 1 &&
+    g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.ph === 1 && g.pw === 1 && g.pb === 1 && g.pr === 1 &&
     g.groups === 1 && g.cin % 4 === 0 && g.ow % SEG === 0
   );
 }

@@ -1,4 +1,4 @@
-// One-thread-per-element kernels on flat buffers: ReLU and add.
+// One-thread-per-element kernels on flat buffers: ReLU, ReLU6 and add.
 import type { Runtime } from '../nn/runtime.js';
 import type { Tensor } from '../nn/tensor.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, Params } from './common.js';
@@ -11,6 +11,16 @@ const RELU = /* wgsl */ `
 fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX};
   if (i < count.x) { y[i] = max(x[i], 0.0); }
+}`;
+
+const RELU6 = /* wgsl */ `
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<uniform> count: vec4<u32>;
+@compute @workgroup_size(64)
+fn main(${FLAT_BUILTINS}) {
+  let i = ${FLAT_INDEX};
+  if (i < count.x) { y[i] = min(max(x[i], 0.0), 6.0); }
 }`;
 
 const ADD = (relu: boolean) => /* wgsl */ `
@@ -29,6 +39,19 @@ export function relu(rt: Runtime, x: Tensor): Tensor {
   rt.dispatch({
     label: `relu [${x.shape.join('x')}]`,
     pipeline: rt.pipeline(RELU),
+    buffers: [x, y],
+    uniforms: new Params().u32(x.size).build(),
+    workgroups: grid1d(x.size),
+  });
+  return y;
+}
+
+/** min(max(x, 0), 6), as torch.nn.ReLU6. */
+export function relu6(rt: Runtime, x: Tensor): Tensor {
+  const y = rt.empty(x.shape);
+  rt.dispatch({
+    label: `relu6 [${x.shape.join('x')}]`,
+    pipeline: rt.pipeline(RELU6),
     buffers: [x, y],
     uniforms: new Params().u32(x.size).build(),
     workgroups: grid1d(x.size),

@@ -6,6 +6,7 @@
 // src/node/tuning.ts).
 import type { Runtime } from '../nn/runtime.js';
 import type { Tensor } from '../nn/tensor.js';
+import { samePadding, type Padding } from './common.js';
 import { convGeometry } from './conv2d.js';
 import { builtinTile, conv2dTiled, disposePacked, packConv, paddedCout, runsByRows, tileCandidates, tileKey, type TileConfig } from './conv2d_tiled.js';
 
@@ -19,7 +20,8 @@ export interface ConvSpec {
   /** NHWC input. */
   input: readonly [number, number, number, number];
   stride: number;
-  padding: number;
+  /** As the conv takes it; 'same' is TF "SAME" for `input`'s size. */
+  padding: Padding | 'same';
 }
 
 export interface TimedTile {
@@ -87,7 +89,8 @@ export async function tuneConv(rt: Runtime, spec: ConvSpec, options: TuneOptions
   const weight = noise(cout * cinG * kh * kw, 1);
   const bias = noise(cout, 2);
   const x = rt.upload(noise(spec.input.reduce((a, b) => a * b, 1), 3), spec.input);
-  const g = convGeometry(x, spec.shape, { stride: spec.stride, padding: spec.padding, groups: spec.groups });
+  const padding = spec.padding === 'same' ? samePadding(spec.input[1], spec.input[2], [kh, kw], spec.stride) : spec.padding;
+  const g = convGeometry(x, spec.shape, { stride: spec.stride, padding, groups: spec.groups });
   const rowsTile = { ...builtin, rows: true };
   const rowsCan = runsByRows(rt, g, { tile: rowsTile, coutPad: paddedCout(cout, rowsTile) });
   const candidates = tileCandidates(rt, spec.shape, spec.groups, rowsCan);
@@ -97,7 +100,7 @@ export async function tuneConv(rt: Runtime, spec: ConvSpec, options: TuneOptions
     for (const tile of candidates) {
       const packed = packConv(rt, weight, spec.shape, spec.groups, bias, tile);
       try {
-        const run = () => conv2dTiled(rt, x, packed, { stride: spec.stride, padding: spec.padding });
+        const run = () => conv2dTiled(rt, x, packed, { stride: spec.stride, padding });
         await timer(run); // compiles the pipeline
         const ms: number[] = [];
         for (let i = 0; i < runs; i++) ms.push(await timer(run));

@@ -1,33 +1,46 @@
 // Modules named and shaped like torch.nn's, over channels-last tensors.
 import type { Runtime } from './runtime.js';
-import type { DType, Tensor } from './tensor.js';
+import { nhwc, type DType, type Tensor } from './tensor.js';
 import { Module } from './module.js';
 import { conv2dNaive, type Conv2dOptions } from '../kernels/conv2d.js';
 import { chooseTile, conv2dTiled, disposePacked, packConv, paddedCout, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
+import { depthwiseConv2d, disposeDepthwise, emptyDepthwise, packDepthwise, type PackedDepthwise } from '../kernels/depthwise.js';
+import { samePadding, type Pad4 } from '../kernels/common.js';
 import { batchnorm2d, foldBatchNorm, BN_EPS, type BatchNormTensors } from '../kernels/channelwise.js';
-import { relu } from '../kernels/elementwise.js';
+import { relu, relu6 } from '../kernels/elementwise.js';
 import { maxpool2d } from '../kernels/maxpool2d.js';
 import { resize2d } from '../kernels/resize.js';
 
 /** What a conv may fuse into its write (and read): see `Conv2dOptions`. */
-export type Epilogue = Pick<Conv2dOptions, 'residual' | 'relu' | 'reluInput' | 'reluResidual'>;
+export type Epilogue = Pick<Conv2dOptions, 'residual' | 'relu' | 'relu6' | 'reluInput' | 'reluResidual'>;
+
+/** An activation a conv runs in its write (see `fuseConvBnReLU`). */
+export type FusedActivation = 'relu' | 'relu6';
+
+/**
+ * A Conv2d's padding: k on every side, each side (`[top, left, bottom, right]`), or
+ * 'same', TensorFlow's "SAME" computed from the input's size at each forward pass
+ * (`samePadding`).
+ */
+export type Conv2dPadding = number | Pad4 | 'same';
 
 export interface Conv2dConfig {
   stride?: number;
-  padding?: number;
+  padding?: Conv2dPadding;
   groups?: number;
   bias?: boolean;
 }
 
 export class Conv2d extends Module {
   readonly stride: number;
-  readonly padding: number;
+  readonly padding: Conv2dPadding;
   readonly groups: number;
   readonly hasBias: boolean;
   private weight?: Float32Array;
   private bias?: Float32Array;
   private rt?: Runtime;
   private packed?: PackedConv;
+  private depthwise?: PackedDepthwise;
   private naive?: { weight: Tensor; bias?: Tensor };
 
   constructor(
@@ -54,7 +67,16 @@ export class Conv2d extends Module {
     this.bias = p['bias'];
   }
 
-  /** Folds an inference BatchNorm that follows this conv into its weight and bias. */
+  /** Whether the depthwise kernel runs this conv: groups = in = out channels, a window wider than 1x1. */
+  get isDepthwise(): boolean {
+    return this.groups === this.inChannels && this.inChannels === this.outChannels && this.kernelSize > 1;
+  }
+
+  /** The padding for an input of h x w, as the kernels take it. */
+  paddingFor(h: number, w: number): number | Pad4 {
+    return this.padding === 'same' ? samePadding(h, w, this.kernelSize, this.stride) : this.padding;
+  }
+
   /** The BatchNorm folded into this conv at load time, if any. */
   foldedBatchNorm?: BatchNorm2d;
 
@@ -85,7 +107,9 @@ export class Conv2d extends Module {
       // Shapes only: a meta runtime's tensors hold no data.
       this.weight = new Float32Array(0);
       const [cout, cinG, kh, kw] = this.weightShape;
-      if (tiledSupports(this.weightShape, this.groups)) {
+      if (this.isDepthwise) {
+        this.depthwise = emptyDepthwise(rt, this.weightShape, this.weightDType);
+      } else if (tiledSupports(this.weightShape, this.groups)) {
         const tile = chooseTile(rt, this.weightShape, this.groups);
         const coutPad = paddedCout(cout, tile);
         // As packConv lays it out, every conv with a bias (zeros where it has none).
@@ -101,7 +125,9 @@ export class Conv2d extends Module {
       return;
     }
     if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
-    if (tiledSupports(this.weightShape, this.groups)) {
+    if (this.isDepthwise) {
+      this.depthwise = packDepthwise(rt, this.weight, this.weightShape, this.bias, this.weightDType);
+    } else if (tiledSupports(this.weightShape, this.groups)) {
       const tile = chooseTile(rt, this.weightShape, this.groups);
       this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, tile, this.weightDType, this.f16Math);
     } else {
@@ -113,17 +139,27 @@ export class Conv2d extends Module {
     this.bias = undefined;
   }
 
-  /** Set by `fuseConvBnReLU`: the ReLU after this conv (and its BN) runs in the conv's write. */
-  fusedReLU = false;
+  /** Set by `fuseConvBnReLU`: the ReLU or ReLU6 after this conv (and its BN) runs in the conv's write. */
+  fusedActivation?: FusedActivation;
 
   forward(x: Tensor, epilogue: Epilogue = {}): Tensor {
-    const geometry = { stride: this.stride, padding: this.padding, relu: this.fusedReLU };
+    const [, h, w] = nhwc(x, 'Conv2d input');
+    // An activation asked for here replaces the fused one rather than stacking on it.
+    const asked = !!(epilogue.relu || epilogue.relu6);
+    const opts: Conv2dOptions = {
+      ...epilogue,
+      stride: this.stride,
+      padding: this.paddingFor(h, w),
+      relu: asked ? !!epilogue.relu : this.fusedActivation === 'relu',
+      relu6: asked ? !!epilogue.relu6 : this.fusedActivation === 'relu6',
+    };
     const rt = this.runtime();
-    const { packed, naive } = this;
-    if (packed) return rt.withScope(this.key, () => conv2dTiled(rt, x, packed, { ...geometry, ...epilogue }));
+    const { packed, depthwise, naive } = this;
+    if (depthwise) return rt.withScope(this.key, () => depthwiseConv2d(rt, x, depthwise, opts));
+    if (packed) return rt.withScope(this.key, () => conv2dTiled(rt, x, packed, opts));
     if (naive) {
       return rt.withScope(this.key, () =>
-        conv2dNaive(rt, x, naive.weight, { ...geometry, ...epilogue, groups: this.groups, bias: naive.bias }),
+        conv2dNaive(rt, x, naive.weight, { ...opts, groups: this.groups, bias: naive.bias }),
       );
     }
     throw new Error('Conv2d.forward: call upload() first');
@@ -131,9 +167,11 @@ export class Conv2d extends Module {
 
   override dispose(): void {
     if (this.packed) disposePacked(this.packed);
+    if (this.depthwise) disposeDepthwise(this.depthwise);
     this.naive?.weight.dispose();
     this.naive?.bias?.dispose();
     this.packed = undefined;
+    this.depthwise = undefined;
     this.naive = undefined;
   }
 
@@ -144,15 +182,19 @@ export class Conv2d extends Module {
 }
 
 export class BatchNorm2d extends Module {
-  readonly eps = BN_EPS;
   /** Set when a conv absorbed this BN at load time; forward() is then never called. */
   folded = false;
   private cpu?: Record<string, Float32Array>;
   private gpu?: BatchNormTensors;
   private rt?: Runtime;
 
-  constructor(readonly numFeatures: number) {
+  /** `eps` as PyTorch's BatchNorm2d takes it: 1e-5 by default; TensorFlow-trained models use 1e-3. */
+  constructor(
+    readonly numFeatures: number,
+    readonly eps = BN_EPS,
+  ) {
     super();
+    if (!(eps > 0)) throw new Error(`BatchNorm2d: eps must be positive (got ${eps})`);
     for (const name of ['weight', 'bias', 'running_mean', 'running_var']) this.param(name, [numFeatures]);
   }
 
@@ -223,6 +265,16 @@ export class ReLU extends Stateless {
   }
 }
 
+/** min(max(x, 0), 6). */
+export class ReLU6 extends Stateless {
+  /** Set by `fuseConvBnReLU`: the conv before it already applied the ReLU6. */
+  fused = false;
+  forward(x: Tensor): Tensor {
+    const rt = this.runtime();
+    return this.fused ? x : rt.withScope(this.key, () => relu6(rt, x));
+  }
+}
+
 export class MaxPool2d extends Stateless {
   constructor(readonly kernelSize = 3, readonly stride = 2, readonly padding = 1) {
     super();
@@ -277,8 +329,8 @@ export class Sequential extends Module implements Forward {
 
 /**
  * Load-time fusion over a Sequential, after loading and before upload:
- * Conv2d → BatchNorm2d folds the BN into the conv; a ReLU right after runs in the
- * conv's write. The tree keeps its torchvision shape and keys.
+ * Conv2d → BatchNorm2d folds the BN into the conv; a ReLU or ReLU6 right after runs in
+ * the conv's write. The tree keeps its torchvision / timm shape and keys.
  */
 export function fuseConvBnReLU(seq: Sequential): void {
   const l = seq.layers;
@@ -292,8 +344,8 @@ export function fuseConvBnReLU(seq: Sequential): void {
       j++;
     }
     const r = l[j];
-    if (r instanceof ReLU) {
-      conv.fusedReLU = true;
+    if (r instanceof ReLU || r instanceof ReLU6) {
+      conv.fusedActivation = r instanceof ReLU ? 'relu' : 'relu6';
       r.fused = true;
     }
   }
