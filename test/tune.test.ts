@@ -220,7 +220,7 @@ describe('midas tune', () => {
     expect(r.stderr.trim()).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^tuning for .* \| subgroups \d+-\d+ at 64x64$/);
+    expect(lines[0]).toMatch(/^tuning MidasNet \(MIDAS_ARCH=.*\) for .* \| subgroups \d+-\d+ at 64x64$/);
     expect(lines.slice(1, -1).every((l) => /^pretrained\.layer3\.\S+ +\d+x\d+x\dx\d\/g\d+ +built-in \d+x\d+.*best \d+x\d+.* \d+\.\d\dx$/.test(l))).toBe(true);
     expect(lines.at(-1)).toMatch(new RegExp(`^saved ${lines.length - 2} tiles in ${path.join(home, 'tuning.json')}; `));
     const saved = JSON.parse(readFileSync(path.join(home, 'tuning.json'), 'utf8'));

@@ -36,6 +36,11 @@ export function modelWithoutWeights(m: CliModel): { info: ModelInfo; config: Mid
   return { info, config: m.config ?? info.config };
 }
 
+/** What a command says it runs: the model's title, or the MIDAS_ARCH file's network. */
+export function modelTitle(m: CliModel, info: ModelInfo): string {
+  return m.config ? `MidasNet (MIDAS_ARCH=${process.env['MIDAS_ARCH']})` : info.title;
+}
+
 function archFromEnv(): MidasConfig | undefined {
   const file = process.env['MIDAS_ARCH'];
   if (!file) return undefined;

@@ -1,6 +1,6 @@
 import { basename, dirname, extname, join } from 'node:path';
 import { existsSync, rmSync } from 'node:fs';
-import { architectureName, detectArchitecture, MODELS } from '../midas/models.js';
+import { architectureName, detectArchitecture, modelOfArchitecture } from '../midas/models.js';
 import { modelForWeights } from '../midas/weights.js';
 import { safetensorsNames } from '../node/weights.js';
 import { cliModel, MODEL_OPTION, MODEL_USAGE } from './arch.js';
@@ -82,13 +82,12 @@ export const convertCommand: Command = {
         throw e;
       }
       const arch = detectArchitecture(names);
-      const held = arch ? architectureName(Object.values(MODELS).find((m) => (m.config.arch ?? 'resnext101') === arch)!.config) : 'not a MiDaS architecture this runtime knows';
+      const held = arch ? ` of ${architectureName(modelOfArchitecture(arch).config)}` : '';
       if (!quiet) {
         const skipped = stats.skipped.length ? ` (${stats.skipped.length} integer buffers left out)` : '';
         console.log(
-          `converted ${stats.tensors} tensors${skipped}, ${mb(stats.inputBytes)} MB ${stats.format} checkpoint → ` +
-            `${mb(stats.outputBytes)} MB ${dtype} in ${stats.seconds.toFixed(2)} s (${stats.mbPerSecond.toFixed(0)} MB/s): ${output}\n` +
-            `architecture: ${held}`,
+          `converted ${stats.tensors} tensors${skipped}, ${mb(stats.inputBytes)} MB ${stats.format} checkpoint${held} → ` +
+            `${mb(stats.outputBytes)} MB ${dtype} in ${stats.seconds.toFixed(2)} s (${stats.mbPerSecond.toFixed(0)} MB/s): ${output}`,
         );
       }
       return 0;

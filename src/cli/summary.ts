@@ -1,7 +1,7 @@
 // `midas summary`: the network layer by layer, and with --profile, each layer's GPU time.
 import type { Weights, WeightEntry } from '../nn/module.js';
 import type { MidasConfig } from '../midas/config.js';
-import { cliModel, MODEL_OPTION, MODEL_USAGE, modelWithoutWeights } from './arch.js';
+import { cliModel, MODEL_OPTION, MODEL_USAGE, modelTitle, modelWithoutWeights } from './arch.js';
 import { MidasNet } from '../midas/network.js';
 import { summarize, type Summary } from '../midas/summary.js';
 import { midasWeights, modelForWeights } from '../midas/weights.js';
@@ -155,7 +155,7 @@ export const summaryCommand: Command = {
     const prof = values['profile'] ? await profile(config, size, weightsPath, s.rows.length, !values['no-timestamps']) : undefined;
     if (values['json']) console.log(JSON.stringify({ ...s, profile: prof }, null, 2));
     else {
-      print(s, prof, m.config ? `MidasNet (MIDAS_ARCH=${process.env['MIDAS_ARCH']})` : model.info.title);
+      print(s, prof, modelTitle(m, model.info));
       if (weightsPath) console.log(`weights:    ${weightsPath} matches the architecture`);
     }
     return 0;

@@ -5,7 +5,7 @@ import { tuneNetwork } from '../midas/tune.js';
 import { Runtime } from '../nn/runtime.js';
 import { nodeGpu } from '../node/gpu.js';
 import { adapterKey, saveTuning, tuningFile } from '../node/tuning.js';
-import { cliModel, MODEL_OPTION, MODEL_USAGE, modelWithoutWeights } from './arch.js';
+import { cliModel, MODEL_OPTION, MODEL_USAGE, modelTitle, modelWithoutWeights } from './arch.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions, parseSize } from './main.js';
 
@@ -48,7 +48,8 @@ export const tuneCommand: Command = {
       quiet: { type: 'boolean', short: 'q' },
     });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const { info, config } = modelWithoutWeights(cliModel(values));
+    const choice = cliModel(values);
+    const { info, config } = modelWithoutWeights(choice);
     const size = parseSize(values['size'] as string | undefined, info.size);
     const runsText = values['runs'] as string | undefined;
     const runs = runsText === undefined ? 3 : Number(runsText);
@@ -56,7 +57,7 @@ export const tuneCommand: Command = {
     const quiet = !!values['quiet'] || !!values['json'];
     const rt = await Runtime.create(nodeGpu());
     try {
-      if (!quiet) console.log(`tuning ${info.title} for ${adapterKey(rt)} at ${size}x${size}`);
+      if (!quiet) console.log(`tuning ${modelTitle(choice, info)} for ${adapterKey(rt)} at ${size}x${size}`);
       const { results, tiles } = await tuneNetwork(rt, config, size, {
         runs,
         only: values['only'] as string | undefined,

@@ -82,6 +82,11 @@ export function detectArchitecture(keys: Iterable<string>): 'resnext101' | 'effi
   return undefined;
 }
 
+/** The first model of an architecture (v2 for ResNeXt: v2 and v2.1 share it). */
+export function modelOfArchitecture(arch: 'resnext101' | 'efficientnet_lite3'): ModelInfo {
+  return arch === 'efficientnet_lite3' ? MODELS.small : MODELS.v2;
+}
+
 /** Whether a config is of the architecture `detectArchitecture` named. */
 export function configIs(c: MidasConfig, arch: 'resnext101' | 'efficientnet_lite3'): boolean {
   return (isSmall(c) ? 'efficientnet_lite3' : 'resnext101') === arch;

@@ -3,7 +3,7 @@
 import type { Weights, WeightEntry } from '../nn/module.js';
 import { checkWeights, type SafetensorsFile } from '../nn/safetensors.js';
 import { isSmall, MIDAS_V2, type MidasConfig } from './config.js';
-import { architectureName, configIs, detectArchitecture, MODELS, type ModelInfo, type ModelName } from './models.js';
+import { architectureName, configIs, detectArchitecture, MODELS, modelOfArchitecture, type ModelInfo, type ModelName } from './models.js';
 import { MidasNet } from './network.js';
 
 /** Every key MidasNet reads, with its shape (no `num_batches_tracked`). */
@@ -42,18 +42,18 @@ export function modelForWeights(
     // A reduced network: its own architecture must still be the file's.
     const info = model ? MODELS[model] : isSmall(config) ? MODELS.small : MODELS.v2;
     if (arch && !configIs(config, arch)) {
-      throw new Error(`${source} holds a ${architectureName(arch === 'efficientnet_lite3' ? MODELS.small.config : MODELS.v2.config)} checkpoint, but the given config is ${architectureName(config)}`);
+      throw new Error(`${source} holds a ${architectureName(modelOfArchitecture(arch).config)} checkpoint, but the given config is ${architectureName(config)}`);
     }
     return { info, config };
   }
   const named = MODELS[model ?? 'v2'];
   if (arch && model && !configIs(named.config, arch)) {
-    const held = Object.values(MODELS).find((m) => configIs(m.config, arch))!;
+    const held = modelOfArchitecture(arch);
     throw new Error(
       `${source} holds a ${architectureName(held.config)} checkpoint, but model '${model}' is ${architectureName(named.config)}` +
         ` (use model '${held.name}', or name no model to take the file's)`,
     );
   }
-  const info = arch && !model ? Object.values(MODELS).find((m) => configIs(m.config, arch))! : named;
+  const info = arch && !model ? modelOfArchitecture(arch) : named;
   return { info, config: info.config };
 }
