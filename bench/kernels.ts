@@ -1,10 +1,16 @@
 // `bench kernels`: every WGSL kernel at the shapes MiDaS v2 runs for a 384x384 input
-// (SPEC §2), against the adapter's measured FMA ceiling and copy bandwidth.
+// (SPEC §2), and MiDaS v2.1 small's depthwise and 1x1 convs at 256x256 (SPEC §8),
+// against the adapter's measured FMA ceiling and copy bandwidth. Depthwise convs do
+// too little arithmetic per byte for the FMA ceiling to bound them: their rows are
+// judged by GB/s against the copy bandwidth (%copy) and leave %FMA blank.
 import { Runtime } from '../src/nn/runtime.js';
 import type { Tensor } from '../src/nn/tensor.js';
 import { conv2dNaive } from '../src/kernels/conv2d.js';
 import { chooseTile, conv2dTiled, disposePacked, packConv, tiledSupports, type TileConfig } from '../src/kernels/conv2d_tiled.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
+import { depthwiseBytes, depthwiseConv2d, depthwiseTile, disposeDepthwise, packDepthwise } from '../src/kernels/depthwise.js';
+import { samePadding, type Pad4 } from '../src/kernels/common.js';
+import { convGeometry } from '../src/kernels/conv2d.js';
 import { resize2d, upsample2x } from '../src/kernels/resize.js';
 import { batchnorm2d, IMAGENET_MEAN, IMAGENET_STD, normalize } from '../src/kernels/channelwise.js';
 import { add, relu } from '../src/kernels/elementwise.js';
@@ -63,11 +69,27 @@ interface ConvCase {
   bias?: boolean;
   reluInput?: boolean;
   relu?: boolean;
+  relu6?: boolean;
   quick?: boolean;
   headline?: boolean;
   tile?: TileConfig;
   /** Bench only the tiled kernel (the tile sweep). */
   tiledOnly?: boolean;
+  /** No tfjs peer row (its fused conv is only timed with ReLU or none). */
+  noPeer?: boolean;
+}
+
+/** A depthwise conv (groups = channels), with BN folded into a bias and ReLU6, as MiDaS_small runs it. */
+interface DepthwiseCase {
+  kind: 'dw';
+  group: string;
+  name: string;
+  /** Input side (square) and channels. */
+  size: number;
+  c: number;
+  k: number;
+  stride: number;
+  quick?: boolean;
 }
 
 interface OpSetup {
@@ -86,7 +108,7 @@ interface OpCase {
   setup: (rt: Runtime) => OpSetup;
 }
 
-type Case = ConvCase | OpCase;
+type Case = ConvCase | DepthwiseCase | OpCase;
 
 export interface KernelRow {
   group: string;
@@ -113,6 +135,8 @@ export interface KernelRow {
   gbps?: number;
   pctFma?: number;
   pctCopy?: number;
+  /** What bounds the kernel: 'copy' rows are judged against the copy bandwidth only (no %FMA). */
+  roofline?: 'fma' | 'copy';
   /**
    * Ours: max |tiled - naive| / max |naive| where both ran. tfjs rows: max |tfjs - ours| /
    * max |ours|, ours being `vs`.
@@ -197,6 +221,37 @@ function tileSweep(): ConvCase[] {
   return tiles.map((tile) =>
     conv('tile-sweep', `1x1 1024->1024 @24 tm${tile.tm} nv${tile.nv}`, { size: 24, cin: 1024, cout: 1024, k: 1, stride: 1, groups: 1, tile, tiledOnly: true }),
   );
+}
+
+/**
+ * MiDaS v2.1 small at 256x256 (SPEC §8): the depthwise convs (TF SAME padding where
+ * they stride) and the 1x1 expand (+ReLU6) / project convs around them.
+ */
+function smallCases(): Case[] {
+  const dw = (name: string, size: number, c: number, k: number, stride: number, quick = false): DepthwiseCase => ({
+    kind: 'dw', group: 'small dw', name, size, c, k, stride, quick,
+  });
+  const pw = (name: string, size: number, cin: number, cout: number, relu6: boolean, quick = false): ConvCase =>
+    conv('small 1x1', name, { size, cin, cout, k: 1, stride: 1, groups: 1, relu6, noPeer: true, quick });
+  return [
+    dw('layer1.3.0 conv_dw k3/1 32 @128', 128, 32, 3, 1),
+    dw('layer1.4.0 conv_dw k3/2 144 @128->64', 128, 144, 3, 2, true),
+    dw('layer1.4.1 conv_dw k3/1 192 @64', 64, 192, 3, 1),
+    dw('layer2.0.0 conv_dw k5/2 192 @64->32', 64, 192, 5, 2),
+    dw('layer2.0.1 conv_dw k5/1 288 @32', 32, 288, 5, 1),
+    dw('layer3.0.0 conv_dw k3/2 288 @32->16', 32, 288, 3, 2),
+    dw('layer3.0.1 conv_dw k3/1 576 @16', 16, 576, 3, 1),
+    dw('layer3.1.x conv_dw k5/1 816 @16', 16, 816, 5, 1, true),
+    dw('layer4.0.0 conv_dw k5/2 816 @16->8', 16, 816, 5, 2),
+    dw('layer4.0.x conv_dw k5/1 1392 @8', 8, 1392, 5, 1, true),
+    dw('layer4.1.0 conv_dw k3/1 1392 @8', 8, 1392, 3, 1),
+    pw('layer1.4.0 conv_pw 24->144 @128 +relu6', 128, 24, 144, true),
+    pw('layer3.1.0 conv_pw 96->576 @16 +relu6', 16, 96, 576, true, true),
+    pw('layer3.1.0 conv_pwl 576->136 @16', 16, 576, 136, false),
+    pw('layer4.0.x conv_pw 232->1392 @8 +relu6', 8, 232, 1392, true, true),
+    pw('layer4.0.x conv_pwl 1392->232 @8', 8, 1392, 232, false),
+    pw('layer4.1.0 conv_pwl 1392->384 @8', 8, 1392, 384, false),
+  ];
 }
 
 function opCases(): OpCase[] {
@@ -349,7 +404,7 @@ function fillRow(row: KernelRow, m: Measurement, ceil: CeilingResult): void {
   row.wallSamplesMs = m.wallMs;
   row.gbps = row.bytes / m.median / 1e6;
   row.pctCopy = (100 * row.gbps) / ceil.copy.rate;
-  if (row.flop !== undefined) {
+  if (row.flop !== undefined && row.roofline !== 'copy') {
     row.gflops = row.flop / m.median / 1e6;
     row.pctFma = (100 * row.gflops) / ceil.fma.rate;
   }
@@ -360,6 +415,49 @@ function progress(row: KernelRow): void {
     ? `skipped: ${row.skipped}`
     : `${fmt(row.medianMs)} ms` + (row.gflops !== undefined ? `, ${fmt(row.gflops)} GFLOP/s` : `, ${fmt(row.gbps)} GB/s`);
   process.stderr.write(`  ${row.group} | ${row.name} | ${row.impl}: ${what}\n`);
+}
+
+/**
+ * A depthwise case: the depthwise kernel, then the naive conv (groups = C) on the same
+ * data for the result check. GB/s from compulsory bytes (`depthwiseBytes`).
+ */
+async function runDepthwise(
+  rt: Runtime, c: DepthwiseCase, ceil: CeilingResult, quick: boolean, nap: boolean, useTs: boolean,
+): Promise<KernelRow[]> {
+  const pad: Pad4 | number = c.stride === 2 ? samePadding(c.size, c.size, c.k, c.stride) : (c.k - 1) / 2;
+  const shape = [c.c, 1, c.k, c.k] as const;
+  const w = randomData(c.c * c.k * c.k, 1 / c.k);
+  const b = randomData(c.c, 0.1);
+  const x = rt.upload(randomData(c.size * c.size * c.c), [1, c.size, c.size, c.c]);
+  const g = convGeometry(x, shape, { stride: c.stride, padding: pad, groups: c.c });
+  const t = depthwiseTile(g);
+  const base = {
+    group: c.group, name: c.name, shape: `${c.size}x${c.size}x${c.c} -> ${g.oh}x${g.ow}x${c.c}`,
+    flop: 2 * g.oh * g.ow * c.c * c.k * c.k, bytes: depthwiseBytes(g), roofline: 'copy' as const,
+  };
+  const opts = { stride: c.stride, padding: pad, relu6: true };
+  const repeats = { minRuns: quick ? 1 : 5, maxRuns: quick ? 1 : 30, targetMs: quick ? 0 : 500, keepWarmup: true, nap, batchTargetMs: BATCH_MS };
+
+  const packed = packDepthwise(rt, w, shape, b);
+  const watch = watchLoad();
+  const m = await measure(rt, () => depthwiseConv2d(rt, x, packed, opts), repeats, useTs);
+  const row: KernelRow = { ...base, impl: `depthwise ${t.tx}x${t.ty}/${t.wx}x${t.wy}` };
+  fillRow(row, m, ceil);
+  row.othersCpuShare = watch().othersCpuShare;
+  const y = m.kept as Tensor;
+  disposeDepthwise(packed);
+
+  const wt = rt.upload(w, shape);
+  const bt = rt.upload(b, [c.c]);
+  const naiveWatch = watchLoad();
+  const mn = await measure(rt, () => conv2dNaive(rt, x, wt, { ...opts, groups: c.c, bias: bt }), { ...repeats, maxRuns: quick ? 1 : 5 }, useTs);
+  const naiveRow: KernelRow = { ...base, impl: 'naive' };
+  fillRow(naiveRow, mn, ceil);
+  naiveRow.othersCpuShare = naiveWatch().othersCpuShare;
+  const yn = mn.kept as Tensor;
+  row.relDiff = naiveRow.relDiff = await maxRelDiff(y, yn);
+  for (const tensor of [x, wt, bt, y, yn]) tensor.dispose();
+  return [row, naiveRow];
 }
 
 // ---- the run ------------------------------------------------------------------------------
@@ -385,7 +483,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
   const filter = opts.filter?.toLowerCase();
   const selected = (c: Case) =>
     (!opts.quick || c.quick === true) && (!filter || `${c.group} ${c.name}`.toLowerCase().includes(filter));
-  const cases: Case[] = [...convCases(), ...(opts.quick ? [] : tileSweep()), ...opCases()].filter(selected);
+  const cases: Case[] = [...convCases(), ...(opts.quick ? [] : tileSweep()), ...smallCases(), ...opCases()].filter(selected);
 
   const rows: KernelRow[] = [];
   // The slowest rates seen so far (FLOP/ms), to size repeats and to skip slow naive
@@ -397,7 +495,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
 
   // The tfjs peer: loaded at its first case (after our first case has run).
   const tfjsOn = opts.tfjs ?? process.env.MIDAS_BENCH_NO_TFJS !== '1';
-  const tfjsWanted = (c: ConvCase) => tfjsOn && c.groups === 1 && !c.tiledOnly && (!opts.quick || c.headline === true);
+  const tfjsWanted = (c: ConvCase) => tfjsOn && c.groups === 1 && !c.tiledOnly && !c.noPeer && (!opts.quick || c.headline === true);
   let tfjs: TfjsPeer | undefined;
   let tfjsError: string | undefined;
   let tfjsLoadMs: number | undefined;
@@ -489,7 +587,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
       const b = c.bias ? randomData(c.cout, 0.1) : undefined;
       const xData = randomData(c.size * c.size * c.cin);
       const x = rt.upload(xData, [1, c.size, c.size, c.cin]);
-      const convOpts = { stride: c.stride, padding: g.pad, reluInput: c.reluInput, relu: c.relu };
+      const convOpts = { stride: c.stride, padding: g.pad, reluInput: c.reluInput, relu: c.relu, relu6: c.relu6 };
 
       // tiled
       let yTiled: Tensor | undefined;
@@ -574,6 +672,9 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
         rows.push(row);
         progress(row);
       }
+    } else if (c.kind === 'dw') {
+      rows.push(...(await runDepthwise(rt, c, ceil, opts.quick, nap, useTs)));
+      rows.slice(-2).forEach(progress);
     } else {
       const s = c.setup(rt);
       const row: KernelRow = { group: c.group, name: c.name, impl: 'wgsl', shape: s.shape, bytes: s.bytes };
@@ -603,7 +704,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
   };
   for (const row of rows) {
     if (row.gbps !== undefined) row.pctCopy = (100 * row.gbps) / ceil.copy.rate;
-    if (row.gflops !== undefined) row.pctFma = (100 * row.gflops) / ceil.fma.rate;
+    if (row.gflops !== undefined && row.roofline !== 'copy') row.pctFma = (100 * row.gflops) / ceil.fma.rate;
   }
   const ceilTries = { fmaGflops: [ceilStart.fma.rate, ceilEnd.fma.rate], copyGBps: [ceilStart.copy.rate, ceilEnd.copy.rate] };
 
@@ -662,6 +763,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
     notes: [
       'GFLOP/s and GB/s use the median time; GFLOP = 2 * MACs; GB = compulsory bytes (inputs read once, outputs written once).',
       '%FMA is against the measured FMA ceiling, %copy against the measured copy bandwidth (read + write bytes).',
+      'Rows with roofline "copy" (depthwise convs) have no %FMA: they are judged by %copy.',
       `Naive convs estimated to take over ${NAIVE_BUDGET_MS / 1000} s per run are skipped.`,
       'impl "tfjs": the peer, see "tfjs"; oursOverTfjs = our time / tfjs time for the same conv (under 1: ours is faster), ' +
         'on the tfjs row and on the row it was compared with (vs); relDiff on a tfjs row = max|tfjs - ours| / max|ours|.',
@@ -706,7 +808,7 @@ const COLUMNS: Column<KernelRow>[] = [
   { title: 'min ms', value: (r) => fmt(r.minMs) },
   { title: 'wall ms', value: (r) => fmt(r.wallMedianMs) },
   { title: 'GFLOP/s', value: (r) => fmt(r.gflops) },
-  { title: '%FMA', value: (r) => (r.pctFma !== undefined ? r.pctFma.toFixed(1) : '') },
+  { title: '%FMA', value: (r) => (r.pctFma !== undefined ? r.pctFma.toFixed(1) : r.roofline === 'copy' ? '-' : '') },
   { title: 'GB/s', value: (r) => fmt(r.gbps) },
   { title: '%copy', value: (r) => (r.pctCopy !== undefined ? r.pctCopy.toFixed(1) : '') },
   { title: 'other%', value: (r) => (r.othersCpuShare != null ? (100 * r.othersCpuShare).toFixed(0) : '') },
@@ -754,6 +856,7 @@ function footer(rows: KernelRow[], seconds: number): string {
     '',
     '* = headline case. GFLOP/s and GB/s from the median; GB = compulsory bytes (inputs once + outputs once).',
     'other% = CPU share other processes took while the row ran (lavapipe shares the CPU: over ~10% skews the row).',
+    '%FMA "-" = a depthwise conv, judged by %copy only: GB = input + output + weights once, as for the other kernels.',
     'n = timed calls (/ calls per submit, when short kernels were batched back to back).',
     'wall ms = record + submit + wait, per call (a batch\'s wall time / its calls). rel diff = max|tiled - naive| / max|naive| where both ran.',
   ];

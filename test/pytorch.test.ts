@@ -26,6 +26,9 @@ import { conv2dNaive, type Conv2dOptions } from '../src/kernels/conv2d.js';
 import { conv2dTiled, disposePacked, packConv, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, IMAGENET_MEAN, IMAGENET_STD, normalize } from '../src/kernels/channelwise.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
+import { depthwiseConv2d, disposeDepthwise, packDepthwise } from '../src/kernels/depthwise.js';
+import { BatchNorm2d, Conv2d, fuseConvBnReLU, ReLU6, Sequential } from '../src/nn/layers.js';
+import type { WeightEntry } from '../src/nn/module.js';
 import { resize2d, upsample2x } from '../src/kernels/resize.js';
 import { nchwToNhwc, nhwcToNchw, parseNpy, readNpy, type NpyArray } from './npy.js';
 
@@ -110,14 +113,14 @@ type ConvVariant = 'naive' | 'tiled';
 async function runConvCase(name: string, variant: ConvVariant): Promise<number> {
   const rt = await runtime();
   const c = fixture(name);
-  const p = c.params as { stride: number; padding: number; groups: number; bias: boolean; relu: boolean; residual: boolean };
+  const p = c.params as { stride: number; padding: number; groups: number; bias: boolean; relu?: boolean; relu6?: boolean; residual: boolean };
   const x = load(c, 'x');
   const w = load(c, 'weight');
   const b = p.bias ? load(c, 'bias') : undefined;
   const r = p.residual ? load(c, 'residual') : undefined;
   const xt = uploadActivation(rt, x);
   const rt_ = r ? uploadActivation(rt, r) : undefined;
-  const opts: Conv2dOptions = { stride: p.stride, padding: p.padding, relu: p.relu, residual: rt_ };
+  const opts: Conv2dOptions = { stride: p.stride, padding: p.padding, relu: p.relu, relu6: p.relu6, residual: rt_ };
   let y: Tensor;
   if (variant === 'naive') {
     const wt = rt.upload(w.data, w.shape);
@@ -179,6 +182,104 @@ describe(`convolutions match PyTorch ${manifest.torch} F.conv2d`, () => {
     it(`3x3 conv with bias plus residual (conv(x)+b+r, K=576) matches PyTorch within 5e-5 (conv2d${variant === 'naive' ? 'Naive' : 'Tiled'})`, async () => {
       expectWithin(`conv_3x3_bias_residual ${variant}`, await runConvCase('conv_3x3_bias_residual', variant), 5e-5);
     });
+  }
+});
+
+// ---- MiDaS v2.1 small: 1x1 + ReLU6, depthwise convs after F.pad ------------------------------
+
+describe(`MiDaS_small ops match PyTorch ${manifest.torch}`, () => {
+  // Measured: naive 3.8e-7, tiled 4.8e-7; K = 48 terms on inputs ~N(0, 3^2), clipped at 0 and 6.
+  for (const variant of ['naive', 'tiled'] as const) {
+    it(`1x1 conv 48->72 with bias and ReLU6 matches F.relu6(F.conv2d) within 1e-5 (conv2d${variant === 'naive' ? 'Naive' : 'Tiled'})`, async () => {
+      expectWithin(`conv_1x1_relu6 ${variant}`, await runConvCase('conv_1x1_relu6', variant), 1e-5);
+    });
+  }
+
+  interface DwParams { stride: number; kernel: number; groups: number; padding: [number, number, number, number]; bias: boolean; bn_eps: number | null }
+
+  /** The case's conv weight and bias, with its BatchNorm (eps from the case) folded in where it has one. */
+  function dwWeights(c: FixtureCase): { weight: NpyArray; bias?: Float32Array } {
+    const p = c.params as unknown as DwParams;
+    const weight = load(c, 'weight');
+    const bias = p.bias ? load(c, 'bias').data : undefined;
+    if (p.bn_eps === null) return { weight, bias };
+    const bn = {
+      weight: load(c, 'bn_weight').data,
+      bias: load(c, 'bn_bias').data,
+      runningMean: load(c, 'bn_running_mean').data,
+      runningVar: load(c, 'bn_running_var').data,
+    };
+    const folded = foldBatchNorm(weight.data, p.groups, bn, bias, p.bn_eps);
+    return { weight: { data: folded.weight, shape: weight.shape }, bias: folded.bias };
+  }
+
+  /** The Conv2d [+ BatchNorm2d(eps)] + ReLU6 modules as timm builds them, loaded with the case's tensors. */
+  function dwModules(c: FixtureCase, padding: 'same' | number): Sequential {
+    const p = c.params as unknown as DwParams;
+    const conv = new Conv2d(p.groups, p.groups, p.kernel, { stride: p.stride, padding, groups: p.groups, bias: p.bias });
+    const seq = p.bn_eps === null ? new Sequential(conv, new ReLU6()) : new Sequential(conv, new BatchNorm2d(p.groups, p.bn_eps), new ReLU6());
+    const w = new Map<string, WeightEntry>([['0.weight', load(c, 'weight')]]);
+    if (p.bias) w.set('0.bias', load(c, 'bias'));
+    if (p.bn_eps !== null) {
+      for (const [key, role] of [['weight', 'bn_weight'], ['bias', 'bn_bias'], ['running_mean', 'bn_running_mean'], ['running_var', 'bn_running_var']]) {
+        w.set(`1.${key}`, load(c, role!));
+      }
+    }
+    seq.loadState(w);
+    return seq;
+  }
+
+  // F.pad(x, (left, right, top, bottom)) then F.conv2d(groups=C), ReLU6. K = k*k terms on
+  // inputs ~N(0, 3^2). Measured on lavapipe: 4.8e-7 .. 1.9e-6 (largest on k5 and the folded BN).
+  const DW_TOL = 1e-5;
+  const dwCases = [
+    ['depthwise_k5_s2_same_relu6', 'k5 stride 2, TF SAME (1,1,2,2), 24 channels'],
+    ['depthwise_k3_s2_same_bn_relu6', 'k3 stride 2, TF SAME (0,0,1,1), BN eps 1e-3 folded, 16 channels'],
+    ['depthwise_k3_s2_same_odd_c7_relu6', 'k3 stride 2, TF SAME on 9x7 (1,1,1,1), 7 channels (scalar path)'],
+    ['depthwise_k5_s1_relu6', 'k5 stride 1, pad 2, 20 channels'],
+  ] as const;
+  for (const [name, what] of dwCases) {
+    it(`depthwise ${what}: depthwiseConv2d and conv2dNaive match F.pad + F.conv2d + ReLU6 within ${DW_TOL}`, async () => {
+      const rt = await runtime();
+      const c = fixture(name);
+      const p = c.params as unknown as DwParams;
+      const x = uploadActivation(rt, load(c, 'x'));
+      const { weight, bias } = dwWeights(c);
+      const opts = { stride: p.stride, padding: p.padding, relu6: true };
+      const packed = packDepthwise(rt, weight.data, weight.shape as [number, number, number, number], bias);
+      const y = depthwiseConv2d(rt, x, packed, opts);
+      expectWithin(`${name} depthwise`, await maxErrorVsTorch(y, load(c, 'out')), DW_TOL);
+      const wt = rt.upload(weight.data, weight.shape);
+      const bt = bias ? rt.upload(bias, [bias.length]) : undefined;
+      const yn = conv2dNaive(rt, x, wt, { ...opts, groups: p.groups, bias: bt });
+      expectWithin(`${name} naive`, await maxErrorVsTorch(yn, load(c, 'out')), DW_TOL);
+      disposeDepthwise(packed);
+      for (const t of [x, y, wt, bt, yn]) t?.dispose();
+    });
+
+    const padding = p(name).stride === 2 ? 'same' : p(name).kernel >> 1;
+    it(`depthwise ${what}: Conv2d(padding ${JSON.stringify(padding)}, groups=C) [+ BatchNorm2d] + ReLU6 modules, fused and unfused, match PyTorch within ${DW_TOL}`, async () => {
+      const rt = await runtime();
+      const c = fixture(name);
+      for (const fuse of [false, true]) {
+        const seq = dwModules(c, padding);
+        if (fuse) fuseConvBnReLU(seq);
+        seq.upload(rt);
+        const x = uploadActivation(rt, load(c, 'x'));
+        rt.records = [];
+        const y = seq.forward(x);
+        // Fused: one depthwise dispatch with the ReLU6 (and BN) in it.
+        expect(rt.records.map((r) => r.kernel.split(' ')[0])).toEqual(fuse ? ['depthwise'] : ['depthwise', ...(p(name).bn_eps === null ? [] : ['batchnorm2d']), 'relu6']);
+        rt.records = null;
+        expectWithin(`${name} modules${fuse ? ' fused' : ''}`, await maxErrorVsTorch(y, load(c, 'out')), DW_TOL);
+        x.dispose();
+        y.dispose();
+        seq.dispose();
+      }
+    });
+  }
+  function p(name: string): DwParams {
+    return fixture(name).params as unknown as DwParams;
   }
 });
 

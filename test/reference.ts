@@ -160,3 +160,19 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   }
   return m;
 }
+
+/**
+ * TensorFlow's "SAME" padding as [top, left, bottom, right], from its definition: the
+ * output has ceil(in / stride) pixels per axis, and the pad that needs is split with
+ * the smaller half first.
+ */
+export function tfSamePads(h: number, w: number, k: number, stride: number): [number, number, number, number] {
+  const axis = (size: number) => {
+    const out = Math.ceil(size / stride);
+    const total = Math.max((out - 1) * stride + k - size, 0);
+    return [Math.floor(total / 2), total - Math.floor(total / 2)] as const;
+  };
+  const [top, bottom] = axis(h);
+  const [left, right] = axis(w);
+  return [top, left, bottom, right];
+}

@@ -1,14 +1,21 @@
 // Depthwise convolution (groups = channels = output channels), channels-last.
 //
-// Each output value reads k*k inputs and k*k weights and does k*k FMAs: next to a dense
-// conv it has almost no arithmetic per byte, so the kernel is laid out for memory
-// traffic. A thread owns 4 channels (one vec4: neighbouring threads read neighbouring
-// 16 bytes of the same pixel, and 4 channels are one load) and `tx` neighbouring
-// output pixels along x of one row: per kernel row it loads the (tx-1)*stride + kw
-// input columns those pixels share once, and each weight once for all tx pixels.
-// Weights are re-laid out at load time as [kH][kW][C] (C padded to 4) so that 4
-// channels of one tap are one vec4 load. Channel counts that are not a multiple of 4
-// take a scalar variant of the same shader.
+// Each output value reads k*k inputs and k*k weights for k*k FMAs: next to a dense
+// conv there is almost no arithmetic per byte, so the kernel is laid out to load
+// little. A thread owns one channel unit (4 channels as one vec4) and a block of
+// tx x ty output pixels: it streams the ((tx-1)*s + kw) x ((ty-1)*s + kh) input window
+// of the block one row at a time, each input vec4 loaded once for every output of the
+// block that uses it. Weights are re-laid out at load time as [kH][kW][C] (C padded to
+// 4), so that 4 channels of one tap are one vec4 load.
+//
+// All threads of a workgroup share the channel unit (workgroup id x) and cover
+// neighbouring blocks. Then the weights and the bias have one address per workgroup:
+// lavapipe loads them once per SIMD group, where per-lane addresses cost one gather per
+// vec4 component (the kernel ran 2x slower with the channel varying across lanes). The
+// input loads are per lane in any layout. On a GPU, lanes then read 16 bytes each at
+// the pixel stride rather than one contiguous run; neighbouring workgroups (the other
+// channel units of the same pixels, dispatched next) find those lines in cache.
+// Channel counts that are not a multiple of 4 take a scalar variant of the shader.
 import type { Runtime } from '../nn/runtime.js';
 import type { DType, Tensor } from '../nn/tensor.js';
 import { Params } from './common.js';
@@ -79,12 +86,13 @@ export function disposeDepthwise(p: PackedDepthwise): void {
 
 /**
  * How a dispatch divides the work: each thread computes `tx` x `ty` output pixels of
- * one channel unit, and a workgroup is `wg` such threads, all on the same channel unit.
+ * one channel unit; a workgroup is `wx` x `wy` such blocks, all on the same channel unit.
  */
 export interface DepthwiseTile {
   tx: number;
   ty: number;
-  wg: number;
+  wx: number;
+  wy: number;
 }
 
 interface DwKey extends DepthwiseTile {
@@ -99,8 +107,8 @@ const DW_PARAMS = /* wgsl */ `
 struct DwParams {
   h: u32, w: u32, oh: u32, ow: u32,
   cv: u32, wrow: u32, pt: u32, pl: u32,
-  bx: u32, by: u32, blocks: u32, wg_x: u32,
-  xlo: f32, rlo: f32, ylo: f32, yhi: f32,
+  bx: u32, by: u32, gy: u32, xlo: f32,
+  rlo: f32, ylo: f32, yhi: f32,
 }`;
 
 function dwShader(k: DwKey): string {
@@ -122,19 +130,22 @@ function dwShader(k: DwKey): string {
   if (k.residual) emit(`@group(0) @binding(${b++}) var<storage, read> residual: array<${F}>;`);
   emit(`@group(0) @binding(${b++}) var<storage, read_write> y: array<${F}>;`);
   emit(`@group(0) @binding(${b}) var<uniform> p: DwParams;`);
-  emit(`@compute @workgroup_size(${k.wg})`);
+  emit(`@compute @workgroup_size(${k.wx}, ${k.wy})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
   // The channel unit comes from the workgroup alone, so the weight and bias loads have
   // one address for the whole workgroup (see `depthwiseConv2d`).
-  emit(`  let c = wid.y;`);
+  emit(`  let c = wid.x;`);
   for (let t = 0; t < k.kh * k.kw; t++) emit(`  let w${t} = ${W(`${t}u * p.wrow + c`)};`);
   emit(`  let bv = bias[c];`);
-  // Pixel blocks run along x, and on along z past the adapter's workgroups per dimension.
-  emit(`  let blk = (wid.z * p.wg_x + wid.x) * ${k.wg}u + lid.x;`);
-  emit(`  if (blk >= p.blocks) { return; }`);
-  emit(`  let ox0 = (blk % p.bx) * ${k.tx}u;`);
-  emit(`  let oy0 = ((blk / p.bx) % p.by) * ${k.ty}u;`);
-  emit(`  let img = blk / (p.bx * p.by);`);
+  // Workgroups: x the channel unit, y columns of blocks, z images x rows of blocks. No
+  // division depends on the lane: lavapipe runs a per-lane u32 division as scalar code,
+  // which cost as much as the loads when the block came from a flat index.
+  emit(`  let bxi = wid.y * ${k.wx}u + lid.x;`);
+  emit(`  let byi = (wid.z % p.gy) * ${k.wy}u + lid.y;`);
+  emit(`  let img = wid.z / p.gy;`);
+  emit(`  if (bxi >= p.bx || byi >= p.by) { return; }`);
+  emit(`  let ox0 = bxi * ${k.tx}u;`);
+  emit(`  let oy0 = byi * ${k.ty}u;`);
   emit(`  let iy0 = i32(oy0 * ${k.sh}u) - i32(p.pt);`);
   emit(`  let ix0 = i32(ox0 * ${k.sw}u) - i32(p.pl);`);
   // Input columns: their offsets and whether each is inside the image, once for all rows.
@@ -195,11 +206,66 @@ export function depthwiseBytes(g: ConvGeometry, opts: { residual?: unknown; weig
   return 4 * (g.n * g.h * g.w * g.cin + act * (opts.residual ? 2 : 1) + cPad) + g.kh * g.kw * cPad * (opts.weightBytes ?? 4);
 }
 
+/** Output pixels per thread the built-in choice considers (narrow first: it wins ties). */
+const BLOCKS: readonly (readonly [number, number])[] = [
+  [1, 1], [1, 2], [2, 1], [2, 2], [2, 4], [4, 2], [4, 4], [4, 8], [8, 2], [8, 4],
+];
 /**
- * The block and workgroup for a conv of this geometry. TODO sweep
+ * At most this many input columns per row of the window (vec4s live at once, each 4 of
+ * the CPU's 16 vector registers under lavapipe). Wider windows spill: k5/2 over 64x64x192
+ * took 2.9 ms with blocks of 8x4 (19 columns) against 1.4 with 4x4 (11), and k5/1 over
+ * 32x32x288 1.19 ms with 8x4 (12) against 1.04 with 4x8 (8), for the same loads.
  */
-export function depthwiseTile(g: ConvGeometry): DepthwiseTile {
-  return { tx: 8, ty: 4, wg: 16 };
+const MAX_COLS = 11;
+/** Threads per workgroup the built-in choice aims for; no fewer than SIMD lanes count. */
+const WG = 16;
+const SIMD = 8;
+
+/**
+ * The workgroup shape for blocks of tx x ty on this output: up to 16 blocks, as many
+ * along x as the row of blocks has (powers of two), the rest along y.
+ */
+export function depthwiseWorkgroup(g: Pick<ConvGeometry, 'oh' | 'ow'>, tx: number, ty: number): DepthwiseTile {
+  const wx = Math.min(WG, pow2AtLeast(Math.ceil(g.ow / tx)));
+  const wy = Math.min(WG / wx, pow2AtLeast(Math.ceil(g.oh / ty)));
+  return { tx, ty, wx, wy };
+}
+
+/**
+ * Relative cost of running a conv with this tile, from lavapipe's costs per lane
+ * (measured with single-pattern kernels on its 8-lane SIMD, 2 cores): a vec4 load at a
+ * per-lane address ~2.6 ns (one gather per component), a vec4 store ~0.8 ns, a vec4
+ * FMA ~0.1 ns; weight loads have one address per workgroup and cost next to nothing.
+ * Lanes that a workgroup leaves idle cost as much as busy ones (masked SIMD), and a
+ * workgroup fills at least one SIMD group.
+ */
+export function depthwiseCost(g: Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'kh' | 'kw' | 'sh' | 'sw'>, t: DepthwiseTile): number {
+  const cols = (t.tx - 1) * g.sw + g.kw;
+  const rows = (t.ty - 1) * g.sh + g.kh;
+  const perThread = 2.6 * cols * rows + (0.8 + 0.1 * g.kh * g.kw) * t.tx * t.ty;
+  const workgroups = Math.ceil(Math.ceil(g.ow / t.tx) / t.wx) * g.n * Math.ceil(Math.ceil(g.oh / t.ty) / t.wy);
+  return workgroups * Math.max(SIMD, t.wx * t.wy) * perThread;
+}
+
+/**
+ * The built-in block and workgroup for a conv of this geometry: the cheapest by
+ * `depthwiseCost` whose window rows fit in registers. Bigger blocks load each input
+ * for more outputs; on small maps they leave lanes idle.
+ */
+export function depthwiseTile(g: Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'kh' | 'kw' | 'sh' | 'sw'>): DepthwiseTile {
+  let best = depthwiseWorkgroup(g, 1, 1);
+  let bestCost = depthwiseCost(g, best);
+  for (const [tx, ty] of BLOCKS) {
+    if ((tx - 1) * g.sw + g.kw > MAX_COLS) continue;
+    const t = depthwiseWorkgroup(g, tx, ty);
+    const cost = depthwiseCost(g, t);
+    if (cost < bestCost) [best, bestCost] = [t, cost];
+  }
+  return best;
+}
+
+function pow2AtLeast(n: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }
 
 /**
@@ -223,11 +289,12 @@ export function depthwiseConv2d(
   const cv = vec4 ? c / 4 : c;
   const bx = Math.ceil(g.ow / t.tx);
   const by = Math.ceil(g.oh / t.ty);
-  const blocks = g.n * by * bx;
-  const groups = Math.ceil(blocks / t.wg);
-  const groupsX = Math.min(groups, rt.limits.maxComputeWorkgroupsPerDimension);
-  if (cv > rt.limits.maxComputeWorkgroupsPerDimension) {
-    throw new Error(`depthwise: ${c} channels need ${cv} workgroups along y, over maxComputeWorkgroupsPerDimension`);
+  // Workgroups along z: images x rows of blocks.
+  const gy = Math.ceil(by / t.wy);
+  const dims = [cv, Math.ceil(bx / t.wx), g.n * gy] as const;
+  const max = rt.limits.maxComputeWorkgroupsPerDimension;
+  if (dims.some((d) => d > max)) {
+    throw new Error(`depthwise: ${dims.join('x')} workgroups for [${x.shape.join(', ')}] exceed maxComputeWorkgroupsPerDimension ${max}`);
   }
   const key: DwKey = {
     ...t, kh: g.kh, kw: g.kw, sh: g.sh, sw: g.sw, vec4,
@@ -237,7 +304,7 @@ export function depthwiseConv2d(
   // x, y and the residual hold cv units per pixel; a packed tap holds wrow: the same
   // for vec4s, the padded channel count for the scalar shader.
   const params = new Params()
-    .u32(g.h, g.w, g.oh, g.ow, cv, vec4 ? cv : packed.cPad, g.ph, g.pw, bx, by, blocks, groupsX)
+    .u32(g.h, g.w, g.oh, g.ow, cv, vec4 ? cv : packed.cPad, g.ph, g.pw, bx, by, gy)
     .f32(...reluBounds(opts))
     .build();
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
@@ -246,7 +313,7 @@ export function depthwiseConv2d(
     pipeline: rt.pipeline(shaderFor(key)),
     buffers: [x, packed.weight, packed.bias, ...(opts.residual ? [opts.residual] : []), y],
     uniforms: params,
-    workgroups: [groupsX, cv, Math.ceil(groups / groupsX)],
+    workgroups: dims,
     macs: convMacs(g),
   });
   return y;
