@@ -3,24 +3,15 @@ import type { Runtime } from '../nn/runtime.js';
 import type { Tensor } from '../nn/tensor.js';
 import { FLAT_BUILTINS, FLAT_INDEX, grid1d, Params } from './common.js';
 
-const RELU = /* wgsl */ `
+/** y = f(x) elementwise; `expr` is WGSL in `v`. */
+const UNARY = (expr: string) => /* wgsl */ `
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> count: vec4<u32>;
 @compute @workgroup_size(64)
 fn main(${FLAT_BUILTINS}) {
   let i = ${FLAT_INDEX};
-  if (i < count.x) { y[i] = max(x[i], 0.0); }
-}`;
-
-const RELU6 = /* wgsl */ `
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@group(0) @binding(2) var<uniform> count: vec4<u32>;
-@compute @workgroup_size(64)
-fn main(${FLAT_BUILTINS}) {
-  let i = ${FLAT_INDEX};
-  if (i < count.x) { y[i] = min(max(x[i], 0.0), 6.0); }
+  if (i < count.x) { let v = x[i]; y[i] = ${expr}; }
 }`;
 
 const ADD = (relu: boolean) => /* wgsl */ `
@@ -34,11 +25,11 @@ fn main(${FLAT_BUILTINS}) {
   if (i < count.x) { y[i] = ${relu ? 'max(a[i] + b[i], 0.0)' : 'a[i] + b[i]'}; }
 }`;
 
-export function relu(rt: Runtime, x: Tensor): Tensor {
+function unary(rt: Runtime, x: Tensor, name: string, expr: string): Tensor {
   const y = rt.empty(x.shape);
   rt.dispatch({
-    label: `relu [${x.shape.join('x')}]`,
-    pipeline: rt.pipeline(RELU),
+    label: `${name} [${x.shape.join('x')}]`,
+    pipeline: rt.pipeline(UNARY(expr)),
     buffers: [x, y],
     uniforms: new Params().u32(x.size).build(),
     workgroups: grid1d(x.size),
@@ -46,17 +37,13 @@ export function relu(rt: Runtime, x: Tensor): Tensor {
   return y;
 }
 
+export function relu(rt: Runtime, x: Tensor): Tensor {
+  return unary(rt, x, 'relu', 'max(v, 0.0)');
+}
+
 /** min(max(x, 0), 6), as torch.nn.ReLU6. */
 export function relu6(rt: Runtime, x: Tensor): Tensor {
-  const y = rt.empty(x.shape);
-  rt.dispatch({
-    label: `relu6 [${x.shape.join('x')}]`,
-    pipeline: rt.pipeline(RELU6),
-    buffers: [x, y],
-    uniforms: new Params().u32(x.size).build(),
-    workgroups: grid1d(x.size),
-  });
-  return y;
+  return unary(rt, x, 'relu6', 'min(max(v, 0.0), 6.0)');
 }
 
 /** a + b (same shape), optionally followed by ReLU. */
