@@ -211,12 +211,13 @@ const BLOCKS: readonly (readonly [number, number])[] = [
   [1, 1], [1, 2], [2, 1], [2, 2], [2, 4], [4, 2], [4, 4], [4, 8], [8, 2], [8, 4],
 ];
 /**
- * At most this many input columns per row of the window (vec4s live at once, each 4 of
- * the CPU's 16 vector registers under lavapipe). Wider windows spill: k5/2 over 64x64x192
- * took 2.9 ms with blocks of 8x4 (19 columns) against 1.4 with 4x4 (11), and k5/1 over
- * 32x32x288 1.19 ms with 8x4 (12) against 1.04 with 4x8 (8), for the same loads.
+ * At most this many input vec4s in a thread's window. Past it lavapipe's code for the
+ * unrolled window slows down far more than the loads it saves: k5/2 over 64x64x192 ran
+ * in 2.5 ms with blocks of 4x8 (an 11 x 19 window) against 1.5 with 4x4 (11 x 11) or
+ * 2x8 (7 x 19), where k3/2 with 4x8 (9 x 17) is as fast as 4x4 and k5/1 with 4x8
+ * (8 x 12) beats 4x4 by 20% (alternated runs on a quiet machine).
  */
-const MAX_COLS = 11;
+const MAX_WINDOW = 160;
 /** Threads per workgroup the built-in choice aims for; no fewer than SIMD lanes count. */
 const WG = 16;
 const SIMD = 8;
@@ -249,14 +250,14 @@ export function depthwiseCost(g: Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'kh' | '
 
 /**
  * The built-in block and workgroup for a conv of this geometry: the cheapest by
- * `depthwiseCost` whose window rows fit in registers. Bigger blocks load each input
+ * `depthwiseCost` whose window is small enough (`MAX_WINDOW`). Bigger blocks load each input
  * for more outputs; on small maps they leave lanes idle.
  */
 export function depthwiseTile(g: Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'kh' | 'kw' | 'sh' | 'sw'>): DepthwiseTile {
   let best = depthwiseWorkgroup(g, 1, 1);
   let bestCost = depthwiseCost(g, best);
   for (const [tx, ty] of BLOCKS) {
-    if ((tx - 1) * g.sw + g.kw > MAX_COLS) continue;
+    if (((tx - 1) * g.sw + g.kw) * ((ty - 1) * g.sh + g.kh) > MAX_WINDOW) continue;
     const t = depthwiseWorkgroup(g, tx, ty);
     const cost = depthwiseCost(g, t);
     if (cost < bestCost) [best, bestCost] = [t, cost];
