@@ -5,8 +5,9 @@
 // counts that are not multiples of 4 (the scalar shader), and f16-stored weights.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Float16Array } from '@petamoriken/float16';
-import type { Runtime } from '../src/nn/runtime.js';
-import { depthwiseBytes, depthwiseConv2d, disposeDepthwise, isDepthwise, packDepthwise, packDepthwiseWeight } from '../src/kernels/depthwise.js';
+import { Runtime } from '../src/nn/runtime.js';
+import { nodeGpu } from '../src/node/gpu.js';
+import { DEPTHWISE_BLOCKS, depthwiseBytes, depthwiseConv2d, depthwiseTile, depthwiseWorkgroup, disposeDepthwise, isDepthwise, MAX_WINDOW, packDepthwise, packDepthwiseWeight, type DepthwiseTile } from '../src/kernels/depthwise.js';
 import { conv2dNaive, convGeometry } from '../src/kernels/conv2d.js';
 import type { Pad4 } from '../src/kernels/common.js';
 import { conv2dRef, maxAbsDiff, random } from './reference.js';
@@ -40,7 +41,7 @@ const label = (d: DwCase) =>
 /** Scales inputs to [-4, 4) so that a ReLU6 clips at both ends. */
 const SCALE = 4;
 
-async function runCase(d: DwCase): Promise<{ got: Float32Array; ref: Float32Array; kernel: string }> {
+async function runCase(d: DwCase, tile?: DepthwiseTile): Promise<{ got: Float32Array; ref: Float32Array; kernel: string }> {
   const x = random(d.n * d.h * d.w * d.c, d.h * 100 + d.w + d.c).map((v) => v * SCALE);
   const wt = random(d.c * d.k * d.k, d.c + d.k);
   const bias = random(d.c, d.c * 7 + 1);
@@ -57,7 +58,7 @@ async function runCase(d: DwCase): Promise<{ got: Float32Array; ref: Float32Arra
   const rT = res ? rt.upload(res, [d.n, g.oh, g.ow, d.c]) : undefined;
   const packed = packDepthwise(rt, wt, [d.c, 1, d.k, d.k], bias, d.f16 ? 'f16' : 'f32');
   rt.records = [];
-  const y = depthwiseConv2d(rt, xt, packed, { stride: d.stride, padding: d.pad, relu: d.act === 'relu', relu6: d.act === 'relu6', residual: rT });
+  const y = depthwiseConv2d(rt, xt, packed, { stride: d.stride, padding: d.pad, relu: d.act === 'relu', relu6: d.act === 'relu6', residual: rT }, tile);
   const kernel = rt.records.at(-1)!.kernel;
   rt.records = null;
   const got = await y.read();
@@ -123,6 +124,59 @@ describe('depthwise conv against the CPU reference', () => {
     expect(maxAbsDiff(await a.read(), await b.read())).toBeLessThanOrEqual(TOL);
     for (const t of [xt, wT, bT, a, b]) t.dispose();
     disposeDepthwise(packed);
+  });
+});
+
+describe('depthwise blocks and workgroups', () => {
+  // Two images of odd sides: blocks cut by the right and bottom edges, workgroups with
+  // idle lanes, rows of blocks from both images along z.
+  // Each block the built-in choice considers at k3/1, and two it takes for k5/2 (a k5
+  // variant costs lavapipe 10-25 s to compile the first time; Mesa caches it on disk).
+  const d: DwCase = { n: 2, h: 13, w: 11, c: 8, k: 3, stride: 1, pad: 1, act: 'relu6', residual: true };
+  const d2: DwCase = { n: 2, h: 13, w: 11, c: 8, k: 5, stride: 2, pad: [1, 1, 2, 2], act: 'relu' };
+  const runs: [DwCase, number, number][] = [
+    ...DEPTHWISE_BLOCKS.map(([tx, ty]) => [d, tx, ty] as [DwCase, number, number]),
+    [d2, 4, 4], [d2, 2, 4],
+  ];
+  for (const [c, tx, ty] of runs) {
+    it(`blocks of ${tx}x${ty}: ${label(c)} within ${TOL}`, async () => {
+      const g = { oh: c.stride === 1 ? c.h : 7, ow: c.stride === 1 ? c.w : 6 };
+      const { got, ref } = await runCase(c, depthwiseWorkgroup(g, tx, ty));
+      expect(maxAbsDiff(got, ref)).toBeLessThanOrEqual(TOL);
+    });
+  }
+
+  it(`workgroups of 16 x 1 and 2 x 8 blocks, and of 1 block, give the same result within ${TOL}`, async () => {
+    for (const tile of [{ tx: 2, ty: 2, wx: 16, wy: 1 }, { tx: 2, ty: 2, wx: 2, wy: 8 }, { tx: 1, ty: 1, wx: 1, wy: 1 }]) {
+      const { got, ref } = await runCase(d, tile);
+      expect(maxAbsDiff(got, ref)).toBeLessThanOrEqual(TOL);
+    }
+  });
+
+  it('the built-in choice at MiDaS_small\'s 256x256 shapes: 4x8 blocks, 4x4 for k5/2 (window within MAX_WINDOW), 2x4 on 8x8 maps; full SIMD groups', () => {
+    const geometry = (out: number, k: number, s: number) => ({ n: 1, oh: out, ow: out, kh: k, kw: k, sh: s, sw: s });
+    expect(depthwiseTile(geometry(128, 3, 1))).toEqual({ tx: 4, ty: 8, wx: 16, wy: 1 });
+    expect(depthwiseTile(geometry(64, 3, 2))).toEqual({ tx: 4, ty: 8, wx: 16, wy: 1 });
+    expect(depthwiseTile(geometry(32, 5, 2))).toEqual({ tx: 4, ty: 4, wx: 8, wy: 2 });
+    expect(depthwiseTile(geometry(16, 5, 1))).toEqual({ tx: 4, ty: 8, wx: 4, wy: 2 });
+    expect(depthwiseTile(geometry(8, 5, 2))).toEqual({ tx: 2, ty: 4, wx: 4, wy: 2 });
+    expect(depthwiseTile(geometry(8, 5, 1))).toEqual({ tx: 2, ty: 4, wx: 4, wy: 2 });
+    for (const [out, k, s] of [[128, 3, 1], [64, 5, 2], [12, 5, 1], [1, 5, 2], [7, 3, 2]] as const) {
+      const t = depthwiseTile(geometry(out, k, s));
+      expect(((t.tx - 1) * s + k) * ((t.ty - 1) * s + k)).toBeLessThanOrEqual(MAX_WINDOW);
+      expect(t.wx * t.wy).toBeLessThanOrEqual(16);
+    }
+  });
+
+  it('refuses a dispatch past maxComputeWorkgroupsPerDimension by name', async () => {
+    const capped = await Runtime.create(nodeGpu(), { capLimits: { maxComputeWorkgroupsPerDimension: 7 } });
+    try {
+      const packed = packDepthwise(capped, new Float32Array(32 * 9), [32, 1, 3, 3]);
+      const xt = capped.upload(new Float32Array(4 * 4 * 32), [1, 4, 4, 32]);
+      expect(() => depthwiseConv2d(capped, xt, packed, { padding: 1 })).toThrow(/8x1x1 workgroups for \[1, 4, 4, 32\] exceed maxComputeWorkgroupsPerDimension 7/);
+    } finally {
+      capped.destroy();
+    }
   });
 });
 

@@ -207,7 +207,7 @@ export function depthwiseBytes(g: ConvGeometry, opts: { residual?: unknown; weig
 }
 
 /** Output pixels per thread the built-in choice considers (narrow first: it wins ties). */
-const BLOCKS: readonly (readonly [number, number])[] = [
+export const DEPTHWISE_BLOCKS: readonly (readonly [number, number])[] = [
   [1, 1], [1, 2], [2, 1], [2, 2], [2, 4], [4, 2], [4, 4], [4, 8], [8, 2], [8, 4],
 ];
 /**
@@ -215,9 +215,10 @@ const BLOCKS: readonly (readonly [number, number])[] = [
  * unrolled window slows down far more than the loads it saves: k5/2 over 64x64x192 ran
  * in 2.5 ms with blocks of 4x8 (an 11 x 19 window) against 1.5 with 4x4 (11 x 11) or
  * 2x8 (7 x 19), where k3/2 with 4x8 (9 x 17) is as fast as 4x4 and k5/1 with 4x8
- * (8 x 12) beats 4x4 by 20% (alternated runs on a quiet machine).
+ * (8 x 12) beats 4x4 by 20% (alternated runs on a quiet machine). Big windows also
+ * compile slowly: lavapipe took 64 s for the 11 x 19 window, 24 s for 11 x 11.
  */
-const MAX_WINDOW = 160;
+export const MAX_WINDOW = 160;
 /** Threads per workgroup the built-in choice aims for; no fewer than SIMD lanes count. */
 const WG = 16;
 const SIMD = 8;
@@ -256,7 +257,7 @@ export function depthwiseCost(g: Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'kh' | '
 export function depthwiseTile(g: Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'kh' | 'kw' | 'sh' | 'sw'>): DepthwiseTile {
   let best = depthwiseWorkgroup(g, 1, 1);
   let bestCost = depthwiseCost(g, best);
-  for (const [tx, ty] of BLOCKS) {
+  for (const [tx, ty] of DEPTHWISE_BLOCKS) {
     if (((tx - 1) * g.sw + g.kw) * ((ty - 1) * g.sh + g.kh) > MAX_WINDOW) continue;
     const t = depthwiseWorkgroup(g, tx, ty);
     const cost = depthwiseCost(g, t);
