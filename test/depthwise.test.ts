@@ -147,24 +147,42 @@ describe('depthwise blocks and workgroups', () => {
   }
 
   it(`workgroups of 16 x 1 and 2 x 8 blocks, and of 1 block, give the same result within ${TOL}`, async () => {
-    for (const tile of [{ tx: 2, ty: 2, wx: 16, wy: 1 }, { tx: 2, ty: 2, wx: 2, wy: 8 }, { tx: 1, ty: 1, wx: 1, wy: 1 }]) {
+    for (const tile of [{ tx: 2, ty: 2, wc: 1, wx: 16, wy: 1 }, { tx: 2, ty: 2, wc: 1, wx: 2, wy: 8 }, { tx: 1, ty: 1, wc: 1, wx: 1, wy: 1 }]) {
       const { got, ref } = await runCase(d, tile);
       expect(maxAbsDiff(got, ref)).toBeLessThanOrEqual(TOL);
     }
   });
 
-  it('the built-in choice at MiDaS_small\'s 256x256 shapes: 4x8 blocks, 4x4 for k5/2 (window within MAX_WINDOW), 2x4 on 8x8 maps; full SIMD groups', () => {
-    const geometry = (out: number, k: number, s: number) => ({ n: 1, oh: out, ow: out, kh: k, kw: k, sh: s, sw: s });
-    expect(depthwiseTile(geometry(128, 3, 1))).toEqual({ tx: 4, ty: 8, wx: 16, wy: 1 });
-    expect(depthwiseTile(geometry(64, 3, 2))).toEqual({ tx: 4, ty: 8, wx: 16, wy: 1 });
-    expect(depthwiseTile(geometry(32, 5, 2))).toEqual({ tx: 4, ty: 4, wx: 8, wy: 2 });
-    expect(depthwiseTile(geometry(16, 5, 1))).toEqual({ tx: 4, ty: 8, wx: 4, wy: 2 });
-    expect(depthwiseTile(geometry(8, 5, 2))).toEqual({ tx: 2, ty: 4, wx: 4, wy: 2 });
-    expect(depthwiseTile(geometry(8, 5, 1))).toEqual({ tx: 2, ty: 4, wx: 4, wy: 2 });
-    for (const [out, k, s] of [[128, 3, 1], [64, 5, 2], [12, 5, 1], [1, 5, 2], [7, 3, 2]] as const) {
-      const t = depthwiseTile(geometry(out, k, s));
+  // Workgroups across channel units (small maps): 44 channels = 11 vec4 units, so a
+  // workgroup of 16 or 4 units ends past the last one; 13 channels take the scalar shader.
+  const across: DwCase[] = [
+    { n: 2, h: 8, w: 8, c: 44, k: 5, stride: 1, pad: 2, act: 'relu6', residual: true },
+    { n: 1, h: 9, w: 7, c: 44, k: 3, stride: 2, pad: [1, 1, 1, 1], act: 'relu' },
+    { n: 1, h: 8, w: 8, c: 13, k: 3, stride: 1, pad: 1, act: 'none', residual: true },
+  ];
+  for (const c of across) {
+    for (const tile of [{ tx: 8, ty: 8, wc: 16, wx: 1, wy: 1 }, { tx: 4, ty: 2, wc: 4, wx: 1, wy: 2 }]) {
+      it(`${tile.wc} channel units x ${tile.wx}x${tile.wy} blocks of ${tile.tx}x${tile.ty} per workgroup: ${label(c)} within ${TOL}`, async () => {
+        const { got, ref } = await runCase(c, tile);
+        expect(maxAbsDiff(got, ref)).toBeLessThanOrEqual(TOL);
+      });
+    }
+  }
+
+  it('the built-in choice at MiDaS_small\'s 256x256 shapes: one channel unit per workgroup on large maps (4x4 blocks for k5/2: MAX_WINDOW), 16 units of one 8x8 block on small ones', () => {
+    const geometry = (out: number, cout: number, k: number, s: number) => ({ n: 1, oh: out, ow: out, cout, kh: k, kw: k, sh: s, sw: s });
+    expect(depthwiseTile(geometry(128, 32, 3, 1))).toEqual({ tx: 8, ty: 8, wc: 1, wx: 16, wy: 1 });
+    expect(depthwiseTile(geometry(64, 144, 3, 2))).toEqual({ tx: 4, ty: 8, wc: 1, wx: 16, wy: 1 });
+    expect(depthwiseTile(geometry(32, 192, 5, 2))).toEqual({ tx: 4, ty: 4, wc: 1, wx: 8, wy: 2 });
+    expect(depthwiseTile(geometry(32, 288, 5, 1))).toEqual({ tx: 8, ty: 8, wc: 1, wx: 4, wy: 4 });
+    expect(depthwiseTile(geometry(16, 816, 5, 1))).toEqual({ tx: 8, ty: 8, wc: 16, wx: 1, wy: 1 });
+    expect(depthwiseTile(geometry(8, 816, 5, 2))).toEqual({ tx: 4, ty: 4, wc: 16, wx: 1, wy: 1 });
+    expect(depthwiseTile(geometry(8, 1392, 5, 1))).toEqual({ tx: 8, ty: 8, wc: 16, wx: 1, wy: 1 });
+    for (const [out, cout, k, s] of [[128, 32, 3, 1], [64, 192, 5, 2], [12, 8, 5, 1], [1, 20, 5, 2], [7, 1392, 3, 2]] as const) {
+      const t = depthwiseTile(geometry(out, cout, k, s));
       expect(((t.tx - 1) * s + k) * ((t.ty - 1) * s + k)).toBeLessThanOrEqual(MAX_WINDOW);
-      expect(t.wx * t.wy).toBeLessThanOrEqual(16);
+      expect(t.wc * t.wx * t.wy).toBeLessThanOrEqual(16);
+      expect(t.wc === 1 || (t.wx === 1 && t.wy === 1)).toBe(true);
     }
   });
 

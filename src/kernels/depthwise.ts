@@ -8,13 +8,15 @@
 // block that uses it. Weights are re-laid out at load time as [kH][kW][C] (C padded to
 // 4), so that 4 channels of one tap are one vec4 load.
 //
-// All threads of a workgroup share the channel unit (workgroup id x) and cover
-// neighbouring blocks. Then the weights and the bias have one address per workgroup:
-// lavapipe loads them once per SIMD group, where per-lane addresses cost one gather per
-// vec4 component (the kernel ran 2x slower with the channel varying across lanes). The
-// input loads are per lane in any layout. On a GPU, lanes then read 16 bytes each at
-// the pixel stride rather than one contiguous run; neighbouring workgroups (the other
-// channel units of the same pixels, dispatched next) find those lines in cache.
+// On large maps all threads of a workgroup share the channel unit (workgroup id x) and
+// cover neighbouring blocks. Then the weights and the bias have one address per
+// workgroup: lavapipe loads them once per SIMD group, where per-lane addresses cost one
+// gather per vec4 component (the kernel ran 2x slower with the channel varying across
+// lanes). On a GPU, lanes then read 16 bytes each at the pixel stride rather than one
+// contiguous run; neighbouring workgroups (the other channel units of the same pixels,
+// dispatched next) find those lines in cache. On small maps, where a few big blocks
+// cover the map, neighbouring threads take neighbouring channel units instead (each
+// gathers its weights, amortized over its block). `depthwiseTile` chooses.
 // Channel counts that are not a multiple of 4 take a scalar variant of the shader.
 import type { Runtime } from '../nn/runtime.js';
 import type { DType, Tensor } from '../nn/tensor.js';
@@ -86,11 +88,15 @@ export function disposeDepthwise(p: PackedDepthwise): void {
 
 /**
  * How a dispatch divides the work: each thread computes `tx` x `ty` output pixels of
- * one channel unit; a workgroup is `wx` x `wy` such blocks, all on the same channel unit.
+ * one channel unit; a workgroup is `wc` channel units x `wx` x `wy` blocks. With `wc` 1
+ * (large maps) all its threads share the channel unit, and so the weights; with `wc`
+ * over 1 and one block (small maps: a few big blocks cover the map) neighbouring
+ * threads take neighbouring channel units.
  */
 export interface DepthwiseTile {
   tx: number;
   ty: number;
+  wc: number;
   wx: number;
   wy: number;
 }
@@ -111,6 +117,12 @@ struct DwParams {
   rlo: f32, ylo: f32, yhi: f32,
 }`;
 
+/** The taps' weights w0.. and the bias bv of channel unit `c`. */
+function emitWeights(emit: (line: string) => void, k: DwKey, W: (i: string) => string): void {
+  for (let t = 0; t < k.kh * k.kw; t++) emit(`  let w${t} = ${W(`${t}u * p.wrow + c`)};`);
+  emit(`  let bv = bias[c];`);
+}
+
 function dwShader(k: DwKey): string {
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
@@ -130,20 +142,25 @@ function dwShader(k: DwKey): string {
   if (k.residual) emit(`@group(0) @binding(${b++}) var<storage, read> residual: array<${F}>;`);
   emit(`@group(0) @binding(${b++}) var<storage, read_write> y: array<${F}>;`);
   emit(`@group(0) @binding(${b}) var<uniform> p: DwParams;`);
-  emit(`@compute @workgroup_size(${k.wx}, ${k.wy})`);
+  emit(`@compute @workgroup_size(${k.wc}, ${k.wx}, ${k.wy})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {`);
-  // The channel unit comes from the workgroup alone, so the weight and bias loads have
-  // one address for the whole workgroup (see `depthwiseConv2d`).
-  emit(`  let c = wid.x;`);
-  for (let t = 0; t < k.kh * k.kw; t++) emit(`  let w${t} = ${W(`${t}u * p.wrow + c`)};`);
-  emit(`  let bv = bias[c];`);
-  // Workgroups: x the channel unit, y columns of blocks, z images x rows of blocks. No
+  // Workgroups: x channel units, y columns of blocks, z images x rows of blocks. No
   // division depends on the lane: lavapipe runs a per-lane u32 division as scalar code,
   // which cost as much as the loads when the block came from a flat index.
-  emit(`  let bxi = wid.y * ${k.wx}u + lid.x;`);
-  emit(`  let byi = (wid.z % p.gy) * ${k.wy}u + lid.y;`);
+  emit(`  let bxi = wid.y * ${k.wx}u + lid.y;`);
+  emit(`  let byi = (wid.z % p.gy) * ${k.wy}u + lid.z;`);
   emit(`  let img = wid.z / p.gy;`);
-  emit(`  if (bxi >= p.bx || byi >= p.by) { return; }`);
+  if (k.wc === 1) {
+    // The channel unit from the workgroup alone: the weight and bias loads have one
+    // address for the whole workgroup (see the header).
+    emit(`  let c = wid.x;`);
+    emitWeights(emit, k, W);
+    emit(`  if (bxi >= p.bx || byi >= p.by) { return; }`);
+  } else {
+    emit(`  let c = wid.x * ${k.wc}u + lid.x;`);
+    emit(`  if (c >= p.cv || bxi >= p.bx || byi >= p.by) { return; }`);
+    emitWeights(emit, k, W);
+  }
   emit(`  let ox0 = bxi * ${k.tx}u;`);
   emit(`  let oy0 = byi * ${k.ty}u;`);
   emit(`  let iy0 = i32(oy0 * ${k.sh}u) - i32(p.pt);`);
@@ -206,9 +223,12 @@ export function depthwiseBytes(g: ConvGeometry, opts: { residual?: unknown; weig
   return 4 * (g.n * g.h * g.w * g.cin + act * (opts.residual ? 2 : 1) + cPad) + g.kh * g.kw * cPad * (opts.weightBytes ?? 4);
 }
 
+/** What the built-in choice looks at. */
+type DwShape = Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'cout' | 'kh' | 'kw' | 'sh' | 'sw'>;
+
 /** Output pixels per thread the built-in choice considers (narrow first: it wins ties). */
 export const DEPTHWISE_BLOCKS: readonly (readonly [number, number])[] = [
-  [1, 1], [1, 2], [2, 1], [2, 2], [2, 4], [4, 2], [4, 4], [4, 8], [8, 2], [8, 4],
+  [1, 1], [1, 2], [2, 1], [2, 2], [2, 4], [4, 2], [4, 4], [4, 8], [8, 2], [8, 4], [8, 8],
 ];
 /**
  * At most this many input vec4s in a thread's window. Past it lavapipe's code for the
@@ -224,29 +244,35 @@ const WG = 16;
 const SIMD = 8;
 
 /**
- * The workgroup shape for blocks of tx x ty on this output: up to 16 blocks, as many
- * along x as the row of blocks has (powers of two), the rest along y.
+ * The workgroup for blocks of tx x ty on this output, one channel unit per workgroup:
+ * up to 16 blocks, as many along x as the row of blocks has (powers of two), the rest
+ * along y.
  */
 export function depthwiseWorkgroup(g: Pick<ConvGeometry, 'oh' | 'ow'>, tx: number, ty: number): DepthwiseTile {
   const wx = Math.min(WG, pow2AtLeast(Math.ceil(g.ow / tx)));
   const wy = Math.min(WG / wx, pow2AtLeast(Math.ceil(g.oh / ty)));
-  return { tx, ty, wx, wy };
+  return { tx, ty, wc: 1, wx, wy };
 }
 
 /**
  * Relative cost of running a conv with this tile, from lavapipe's costs per lane
  * (measured with single-pattern kernels on its 8-lane SIMD, 2 cores): a vec4 load at a
  * per-lane address ~2.6 ns (one gather per component), a vec4 store ~0.8 ns, a vec4
- * FMA ~0.1 ns; weight loads have one address per workgroup and cost next to nothing.
- * Lanes that a workgroup leaves idle cost as much as busy ones (masked SIMD), and a
- * workgroup fills at least one SIMD group.
+ * FMA ~0.1 ns. Weight loads cost nothing with one channel unit per workgroup (one
+ * address) and a gather each across channel units. Lanes that a workgroup leaves idle
+ * cost as much as busy ones (masked SIMD), and a workgroup fills at least one SIMD group.
+ * The model picks within ~10% of the fastest tile measured at each of MiDaS_small's
+ * shapes; on 8x8 maps 16 channel units of one 8x8 block took 0.32 ms for k5/1 over 1392
+ * channels, one unit of 2x4 blocks per workgroup 0.62 ms.
  */
-export function depthwiseCost(g: Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'kh' | 'kw' | 'sh' | 'sw'>, t: DepthwiseTile): number {
+export function depthwiseCost(g: DwShape, t: DepthwiseTile): number {
   const cols = (t.tx - 1) * g.sw + g.kw;
   const rows = (t.ty - 1) * g.sh + g.kh;
-  const perThread = 2.6 * cols * rows + (0.8 + 0.1 * g.kh * g.kw) * t.tx * t.ty;
-  const workgroups = Math.ceil(Math.ceil(g.ow / t.tx) / t.wx) * g.n * Math.ceil(Math.ceil(g.oh / t.ty) / t.wy);
-  return workgroups * Math.max(SIMD, t.wx * t.wy) * perThread;
+  const weights = t.wc > 1 ? 2.6 * g.kh * g.kw : 0;
+  const perThread = 2.6 * cols * rows + weights + (0.8 + 0.1 * g.kh * g.kw) * t.tx * t.ty;
+  const units = Math.ceil(g.cout / 4);
+  const workgroups = Math.ceil(units / t.wc) * Math.ceil(Math.ceil(g.ow / t.tx) / t.wx) * g.n * Math.ceil(Math.ceil(g.oh / t.ty) / t.wy);
+  return workgroups * Math.max(SIMD, t.wc * t.wx * t.wy) * perThread;
 }
 
 /**
@@ -254,14 +280,15 @@ export function depthwiseCost(g: Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'kh' | '
  * `depthwiseCost` whose window is small enough (`MAX_WINDOW`). Bigger blocks load each input
  * for more outputs; on small maps they leave lanes idle.
  */
-export function depthwiseTile(g: Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'kh' | 'kw' | 'sh' | 'sw'>): DepthwiseTile {
+export function depthwiseTile(g: DwShape): DepthwiseTile {
   let best = depthwiseWorkgroup(g, 1, 1);
   let bestCost = depthwiseCost(g, best);
   for (const [tx, ty] of DEPTHWISE_BLOCKS) {
     if (((tx - 1) * g.sw + g.kw) * ((ty - 1) * g.sh + g.kh) > MAX_WINDOW) continue;
-    const t = depthwiseWorkgroup(g, tx, ty);
-    const cost = depthwiseCost(g, t);
-    if (cost < bestCost) [best, bestCost] = [t, cost];
+    for (const t of [depthwiseWorkgroup(g, tx, ty), { tx, ty, wc: WG, wx: 1, wy: 1 }]) {
+      const cost = depthwiseCost(g, t);
+      if (cost < bestCost) [best, bestCost] = [t, cost];
+    }
   }
   return best;
 }
@@ -293,7 +320,7 @@ export function depthwiseConv2d(
   const by = Math.ceil(g.oh / t.ty);
   // Workgroups along z: images x rows of blocks.
   const gy = Math.ceil(by / t.wy);
-  const dims = [cv, Math.ceil(bx / t.wx), g.n * gy] as const;
+  const dims = [Math.ceil(cv / t.wc), Math.ceil(bx / t.wx), g.n * gy] as const;
   const max = rt.limits.maxComputeWorkgroupsPerDimension;
   if (dims.some((d) => d > max)) {
     throw new Error(`depthwise: ${dims.join('x')} workgroups for [${x.shape.join(', ')}] exceed maxComputeWorkgroupsPerDimension ${max}`);
