@@ -404,9 +404,9 @@ function fillRow(row: KernelRow, m: Measurement, ceil: CeilingResult): void {
   row.wallSamplesMs = m.wallMs;
   row.gbps = row.bytes / m.median / 1e6;
   row.pctCopy = (100 * row.gbps) / ceil.copy.rate;
-  if (row.flop !== undefined && row.roofline !== 'copy') {
+  if (row.flop !== undefined) {
     row.gflops = row.flop / m.median / 1e6;
-    row.pctFma = (100 * row.gflops) / ceil.fma.rate;
+    if (row.roofline !== 'copy') row.pctFma = (100 * row.gflops) / ceil.fma.rate;
   }
 }
 
@@ -441,7 +441,7 @@ async function runDepthwise(
   const packed = packDepthwise(rt, w, shape, b);
   const watch = watchLoad();
   const m = await measure(rt, () => depthwiseConv2d(rt, x, packed, opts), repeats, useTs);
-  const row: KernelRow = { ...base, impl: `depthwise ${t.tx}x${t.ty}/${t.wx}x${t.wy}` };
+  const row: KernelRow = { ...base, impl: `depthwise ${t.tx}x${t.ty}/${t.wc}x${t.wx}x${t.wy}` };
   fillRow(row, m, ceil);
   row.othersCpuShare = watch().othersCpuShare;
   const y = m.kept as Tensor;
@@ -860,6 +860,9 @@ function footer(rows: KernelRow[], seconds: number): string {
     'n = timed calls (/ calls per submit, when short kernels were batched back to back).',
     'wall ms = record + submit + wait, per call (a batch\'s wall time / its calls). rel diff = max|tiled - naive| / max|naive| where both ran.',
   ];
+  if (rows.some((r) => r.roofline === 'copy')) {
+    lines.push('depthwise AxB/CxDxE = A x B output pixels per thread, workgroups of C channel units x D x E such blocks (depthwiseTile).');
+  }
   if (rows.some((r) => r.impl === 'tfjs')) {
     lines.push(
       'tfjs = the peer: tfjs-backend-webgpu conv2d (tf.fused.conv2d, NHWC / HWIO, bias and output relu fused; relu of the input',
