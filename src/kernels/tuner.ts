@@ -6,7 +6,7 @@
 // src/node/tuning.ts).
 import type { Runtime } from '../nn/runtime.js';
 import type { Tensor } from '../nn/tensor.js';
-import { samePadding, type Padding } from './common.js';
+import type { Padding } from './common.js';
 import { convGeometry } from './conv2d.js';
 import { builtinTile, conv2dTiled, disposePacked, packConv, paddedCout, runsByRows, tileCandidates, tileKey, type TileConfig } from './conv2d_tiled.js';
 
@@ -20,8 +20,8 @@ export interface ConvSpec {
   /** NHWC input. */
   input: readonly [number, number, number, number];
   stride: number;
-  /** As the conv takes it; 'same' is TF "SAME" for `input`'s size. */
-  padding: Padding | 'same';
+  /** Per side or symmetric, as the kernels take it (a Conv2d's 'same' resolved for `input`). */
+  padding: Padding;
 }
 
 export interface TimedTile {
@@ -89,7 +89,7 @@ export async function tuneConv(rt: Runtime, spec: ConvSpec, options: TuneOptions
   const weight = noise(cout * cinG * kh * kw, 1);
   const bias = noise(cout, 2);
   const x = rt.upload(noise(spec.input.reduce((a, b) => a * b, 1), 3), spec.input);
-  const padding = spec.padding === 'same' ? samePadding(spec.input[1], spec.input[2], [kh, kw], spec.stride) : spec.padding;
+  const { padding } = spec;
   const g = convGeometry(x, spec.shape, { stride: spec.stride, padding, groups: spec.groups });
   const rowsTile = { ...builtin, rows: true };
   const rowsCan = runsByRows(rt, g, { tile: rowsTile, coutPad: paddedCout(cout, rowsTile) });

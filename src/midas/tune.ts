@@ -38,9 +38,10 @@ export function tiledConvs(rt: Runtime, config: MidasConfig = MIDAS_V2, size = 3
     const conv = convs.get(r.scope);
     if (!conv || !/^conv2d_(tiled|rows) /.test(r.kernel)) continue;
     const key = tileKey(conv.weightShape, conv.groups);
+    const input = r.input as ConvSpec['input'];
     const spec: ConvSpec = {
       key: r.scope, shape: conv.weightShape, groups: conv.groups,
-      input: r.input as ConvSpec['input'], stride: conv.stride, padding: conv.padding,
+      input, stride: conv.stride, padding: conv.paddingFor(input[1], input[2]),
     };
     const where = JSON.stringify([spec.input, spec.stride, spec.padding]);
     let entry = byTile.get(key);
