@@ -19,7 +19,7 @@
 //                  float32 value, relatively (one float32 step). Measured: identical.
 //   valid, clamped pixel counts and the default max depth: exactly.
 // MIDAS_REPORT_ERRORS=1 prints the measured errors.
-import { spawnSync } from 'node:child_process';
+
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +31,7 @@ import { alignCommand, readMapFile } from '../src/cli/align.js';
 import { main, register } from '../src/cli/main.js';
 import { readPfm, writePfm, writePng16 } from '../src/node/outputs.js';
 import { readNpy } from './npy.js';
+import { runNode } from './spawn.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURES = path.join(ROOT, 'test/fixtures/align');
@@ -568,17 +569,16 @@ describe('midas align (in process)', () => {
 // Runs once src/cli/main.ts registers the command (loadCommands) and dist/ is built.
 
 describe('node bin/midas.js align (a child process on dist/)', () => {
-  const midas = (args: string[]) =>
-    spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
+  const midas = (args: string[]) => runNode([path.join(ROOT, 'bin/midas.js'), ...args], { timeout: 60_000 });
 
-  it('is listed and built (run `npx tsc -p tsconfig.json` first)', () => {
+  it('is listed and built (run `npx tsc -p tsconfig.json` first)', async () => {
     expect(existsSync(path.join(ROOT, 'dist/src/cli/align.js')), 'dist/src/cli/align.js is missing: run `npx tsc -p tsconfig.json`').toBe(true);
-    expect(midas(['--help']).stdout).toMatch(/\n {2}align +fit a prediction to known depths/);
+    expect((await midas(['--help'])).stdout).toMatch(/\n {2}align +fit a prediction to known depths/);
   });
 
-  it('aligns the hand-written files, and exits 1 on a degenerate fit', () => {
+  it('aligns the hand-written files, and exits 1 on a degenerate fit', async () => {
     const out = path.join(folder(), 'metric.pfm');
-    const r = midas(['align', mmFile('prediction'), mmFile('target'), '--mask', mmFile('mask'), '--target-scale', '1000', '-o', out, '--json']);
+    const r = await midas(['align', mmFile('prediction'), mmFile('target'), '--mask', mmFile('mask'), '--target-scale', '1000', '-o', out, '--json']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout);
@@ -589,7 +589,7 @@ describe('node bin/midas.js align (a child process on dist/)', () => {
 
     const dir = folder();
     writePfm(path.join(dir, 'flat.pfm'), new Float32Array(1200).fill(3), 40, 30);
-    const d = midas(['align', path.join(dir, 'flat.pfm'), mmFile('target'), '--target-scale', '1000']);
+    const d = await midas(['align', path.join(dir, 'flat.pfm'), mmFile('target'), '--target-scale', '1000']);
     expect(d.status).toBe(1);
     expect(d.stderr.trim()).toMatch(/^midas align: the prediction is constant \(3\) on all \d+ valid pixels/);
   });

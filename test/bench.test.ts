@@ -1,7 +1,7 @@
 // The benches still run and write their JSON (smoke tests: no timing is asserted), and
 // the e2e bench's MAC counts (bench/macs.ts, from the architecture) match SPEC and what
 // the network's dispatches report.
-import { spawnSync } from 'node:child_process';
+
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,22 +11,20 @@ import { labelMacs, macsTotals, networkMacs, NETWORK_STAGES, stageOf, type Netwo
 import { MIDAS_SMALL, MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
 import { MidasNet } from '../src/midas/network.js';
 import { Runtime } from '../src/nn/runtime.js';
+import { runNode } from './spawn.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-function bench(args: string[]): Record<string, any> {
+async function bench(args: string[]): Promise<Record<string, any>> {
   expect(existsSync(path.join(ROOT, 'dist/bench/main.js')), 'run `npm run build` first (npm test does)').toBe(true);
   const json = path.join(mkdtempSync(path.join(os.tmpdir(), 'midas-bench-')), 'out.json');
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/bench/main.js'), ...args, '--json', json], {
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
+  const r = await runNode([path.join(ROOT, 'dist/bench/main.js'), ...args, '--json', json], { timeout: 300_000 });
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(readFileSync(json, 'utf8'));
 }
 
-it('npm run bench -- kernels --quick runs and reports the ceilings and the headline conv', () => {
-  const out = bench(['kernels', '--quick', '--no-tfjs']);
+it('npm run bench -- kernels --quick runs and reports the ceilings and the headline conv', async () => {
+  const out = await bench(['kernels', '--quick', '--no-tfjs']);
   expect(out.ceilings.fmaGflops).toBeGreaterThan(0);
   expect(out.ceilings.copyGBps).toBeGreaterThan(0);
   const headline = out.rows.find((row: { name: string; impl: string }) => row.name.includes('256->256 @96') && row.impl === 'tiled');
@@ -34,8 +32,8 @@ it('npm run bench -- kernels --quick runs and reports the ceilings and the headl
   expect(headline.gflops).toBeGreaterThan(0);
 });
 
-it('npm run bench -- e2e --model small runs (64x64, one run) with MACs that agree and depthwise rows in GB/s', () => {
-  const out = bench(['e2e', '--model', 'small', '--quick', '--no-torch', '--wait-quiet', '0', '--sizes', '64']);
+it('npm run bench -- e2e --model small runs (64x64, one run) with MACs that agree and depthwise rows in GB/s', async () => {
+  const out = await bench(['e2e', '--model', 'small', '--quick', '--no-torch', '--wait-quiet', '0', '--sizes', '64']);
   expect(out.model).toBe('small');
   const [r] = out.sizes;
   expect(r.size).toBe(64);

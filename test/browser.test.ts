@@ -53,6 +53,16 @@ const NETWORKS: { fixture: ReducedFixture; model: string; route: string; query: 
   return { fixture, model: served.model, route: served.route, query: fixtureQuery(served, fixture.manifest.size) as string };
 });
 
+/** The page's state (examples/web/main.ts's DemoState), as far as these tests read it. */
+declare global {
+  interface Window {
+    midasDemo: Omit<PageRun, 'width' | 'height' | 'depth' | 'rgb'> & {
+      rgb: Uint8Array | null;
+      result: { width: number; height: number; depth: Float32Array } | null;
+    };
+  }
+}
+
 interface PageRun {
   status: string;
   error: string | null;
@@ -166,7 +176,7 @@ describe('the browser bundle', () => {
         () => null,
         (e: { errors?: { text: string }[] }) => e,
       );
-      const texts = (failure?.errors ?? []).map((e) => e.text);
+      const texts = (failure?.errors ?? []).map((e: { text: string }) => e.text);
       expect(texts).toContainEqual(expect.stringMatching(/^Node built-in 'node:fs' imported by src\/node\//));
     } finally {
       rmSync(dir, { recursive: true, force: true });

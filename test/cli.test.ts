@@ -1,6 +1,6 @@
 // The `midas` command as a user runs it (a child process on dist/), with the reduced
 // network of test/fixtures/midas (MIDAS_ARCH) so a folder of 50 images takes seconds.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import { loadMidas } from '../src/node/load.js';
 import { readPfm } from '../src/node/outputs.js';
 import type { MidasConfig } from '../src/midas/config.js';
 import { REDUCED, REDUCED_WEIGHTS } from './reduced.js';
+import { runNode } from './spawn.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = path.join(ROOT, 'test/fixtures/midas');
@@ -19,8 +20,8 @@ const WEIGHTS = REDUCED_WEIGHTS;
 let dir: string;
 let env: NodeJS.ProcessEnv;
 
-function midas(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), ...args], { env, encoding: 'utf8', timeout: 300_000 });
+async function midas(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const r = await runNode([path.join(ROOT, 'bin/midas.js'), ...args], { env, timeout: 300_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => !l.startsWith('Warning: maxDynamic')).join('\n') };
 }
 
@@ -39,11 +40,11 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('arguments', () => {
-  it('--help lists the commands and exits 0; no command exits 2', () => {
-    const r = midas(['--help']);
+  it('--help lists the commands and exits 0; no command exits 2', async () => {
+    const r = await midas(['--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/predict .*\n.*convert .*\n.*align .*\n.*summary .*\n.*features .*\n.*info/);
-    expect(midas([]).status).toBe(2);
+    expect((await midas([])).status).toBe(2);
   });
 
   const bad: [string, string[], RegExp][] = [
@@ -57,33 +58,30 @@ describe('arguments', () => {
     ['a bad --normalize', ['predict', 'x.jpg', '--normalize', 'fixed:3,1'], /--normalize must be image, batch or fixed:MIN,MAX with MIN < MAX/],
   ];
   for (const [what, args, msg] of bad) {
-    it(`${what}: one line, exit 2`, () => {
-      const r = midas(args);
+    it(`${what}: one line, exit 2`, async () => {
+      const r = await midas(args);
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(msg);
     });
   }
 
-  it('an output folder that cannot be written: one line naming it, exit 1', () => {
+  it('an output folder that cannot be written: one line naming it, exit 1', async () => {
     const file = path.join(dir, 'a-file');
     writeFileSync(file, 'x');
-    const r = midas(['predict', path.join(FIXTURE, 'x.png'), '-o', path.join(file, 'out'), '--weights', WEIGHTS]);
+    const r = await midas(['predict', path.join(FIXTURE, 'x.png'), '-o', path.join(file, 'out'), '--weights', WEIGHTS]);
     expect(r.status).toBe(1);
     expect(r.stderr.trim()).toMatch(new RegExp(`^midas predict: ${file}/out: cannot write to the output folder \\(ENOTDIR\\)$`));
   });
 
-  it('weights for another architecture: the differences by name, exit 1', () => {
+  it('weights for another architecture: the differences by name, exit 1', async () => {
     const img = path.join(dir, 'one.png');
     png(img, 20, 10, 1);
-    const r = midas(['predict', img, '-o', path.join(dir, 'o-arch'), '--weights', WEIGHTS, '-q']);
+    const r = await midas(['predict', img, '-o', path.join(dir, 'o-arch'), '--weights', WEIGHTS, '-q']);
     expect(r.status).toBe(0);
     const wrong = { ...env };
     delete wrong['MIDAS_ARCH'];
-    const r2 = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'predict', img, '-o', path.join(dir, 'o-arch2'), '--weights', WEIGHTS], {
-      env: wrong,
-      encoding: 'utf8',
-    });
+    const r2 = await runNode([path.join(ROOT, 'bin/midas.js'), 'predict', img, '-o', path.join(dir, 'o-arch2'), '--weights', WEIGHTS], { env: wrong });
     expect(r2.status).toBe(1);
     expect(r2.stderr).toMatch(/the weights do not match the network: 420 missing: pretrained\.layer1\.4\.2\.conv1\.weight.*; 141 with the wrong shape: pretrained\.layer1\.0\.weight \[8, 3, 7, 7\] \(expected \[64, 3, 7, 7\]\)/);
     expect(existsSync(path.join(dir, 'o-arch2', 'one.png'))).toBe(false);
@@ -115,8 +113,8 @@ describe('a folder of 50 images with 3 bad ones', () => {
     writeFileSync(path.join(images, 'notes.txt'), 'not an image, not picked up');
   });
 
-  it('writes 47 x 2 outputs, lists the 3 errors at the end, exits 1', () => {
-    const r = midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64']);
+  it('writes 47 x 2 outputs, lists the 3 errors at the end, exits 1', async () => {
+    const r = await midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64']);
     expect(r.status).toBe(1);
     const files = readdirSync(out).sort();
     expect(files.filter((f) => f.endsWith('-color.png'))).toHaveLength(47);
@@ -131,12 +129,12 @@ describe('a folder of 50 images with 3 bad ones', () => {
     ]);
   });
 
-  it('run again: skips what is done, exits 1 for the same 3; --overwrite redoes all', () => {
-    const r = midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64']);
+  it('run again: skips what is done, exits 1 for the same 3; --overwrite redoes all', async () => {
+    const r = await midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/skipping 47 image\(s\) whose outputs exist/);
     expect(r.stderr).toMatch(/0 written, 47 skipped, 3 failed/);
-    const r2 = midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64', '--overwrite']);
+    const r2 = await midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64', '--overwrite']);
     expect(r2.stderr).toMatch(/47 written, 0 skipped, 3 failed/);
   });
 
@@ -158,7 +156,7 @@ describe('a folder of 50 images with 3 bad ones', () => {
     await new Promise((r) => child.on('exit', r));
     const done = readdirSync(out2).filter((f) => f.endsWith('-color.png')).length;
     expect(done).toBeLessThan(47);
-    const r = midas(['predict', images, '-o', out2, '--weights', WEIGHTS, '--size', '64']);
+    const r = await midas(['predict', images, '-o', out2, '--weights', WEIGHTS, '--size', '64']);
     expect(r.stderr).toMatch(/skipping \d+ image\(s\)/);
     expect(r.stderr).toMatch(/3 failed/);
     const files = readdirSync(out2);
@@ -172,7 +170,7 @@ describe('outputs', () => {
     const img = path.join(dir, 'pic.png');
     png(img, 45, 31, 9);
     const out = path.join(dir, 'o-formats');
-    const r = midas(['predict', img, '-o', out, '--weights', WEIGHTS, '--format', 'pfm,png,color', '--size', '64', '-q']);
+    const r = await midas(['predict', img, '-o', out, '--weights', WEIGHTS, '--format', 'pfm,png,color', '--size', '64', '-q']);
     expect(r.status, r.stderr).toBe(0);
     expect(readdirSync(out).sort()).toEqual(['pic-color.png', 'pic.pfm', 'pic.png']);
     const model = await loadMidas({ weights: WEIGHTS, config: REDUCED, size: 64 });
@@ -185,12 +183,12 @@ describe('outputs', () => {
     expect([gray.width, gray.height, gray.depth]).toEqual([45, 31, 16]);
   });
 
-  it('an input is never an output: -o pointing at the input folder is refused for that image', () => {
+  it('an input is never an output: -o pointing at the input folder is refused for that image', async () => {
     const folder = path.join(dir, 'same');
     mkdirSync(folder);
     png(path.join(folder, 'x.png'), 20, 20, 3);
     const before = readFileSync(path.join(folder, 'x.png'));
-    const r = midas(['predict', folder, '-o', folder, '--weights', WEIGHTS, '--format', 'png', '--size', '64']);
+    const r = await midas(['predict', folder, '-o', folder, '--weights', WEIGHTS, '--format', 'png', '--size', '64']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/x\.png: its output .*x\.png would overwrite an input/);
     expect(readFileSync(path.join(folder, 'x.png')).equals(before)).toBe(true);
@@ -203,13 +201,13 @@ describe('outputs', () => {
     return Uint16Array.from({ length: p.width * p.height }, (_, i) => (d as unknown as Uint16Array)[4 * i]!);
   }
 
-  it('--normalize fixed:MIN,MAX maps that range to 0..65535 and clips; batch uses one range over all images', () => {
+  it('--normalize fixed:MIN,MAX maps that range to 0..65535 and clips; batch uses one range over all images', async () => {
     const a = path.join(dir, 'na.png');
     const b = path.join(dir, 'nb.png');
     png(a, 40, 30, 11);
     png(b, 40, 30, 12);
     const out = path.join(dir, 'o-norm');
-    const r = midas(['predict', a, b, '-o', out, '--weights', WEIGHTS, '--format', 'pfm,png', '--size', '64', '-q', '--normalize', 'batch']);
+    const r = await midas(['predict', a, b, '-o', out, '--weights', WEIGHTS, '--format', 'pfm,png', '--size', '64', '-q', '--normalize', 'batch']);
     expect(r.status, r.stderr).toBe(0);
     const da = readPfm(path.join(out, 'na.pfm')).data;
     const db = readPfm(path.join(out, 'nb.pfm')).data;
@@ -222,22 +220,22 @@ describe('outputs', () => {
     expect(png16(path.join(out, 'nb.png'))).toEqual(expect16(db, lo, hi));
     expect(readdirSync(out).some((f) => f.startsWith('.'))).toBe(false);
     // batch redoes every picture: refused over existing outputs without --overwrite
-    expect(midas(['predict', a, b, '-o', out, '--weights', WEIGHTS, '--format', 'pfm,png', '--size', '64', '--normalize', 'batch']).status).toBe(2);
+    expect((await midas(['predict', a, b, '-o', out, '--weights', WEIGHTS, '--format', 'pfm,png', '--size', '64', '--normalize', 'batch'])).status).toBe(2);
     const mid = (lo + hi) / 2;
-    const f = midas(['predict', a, '-o', out, '--weights', WEIGHTS, '--format', 'png', '--size', '64', '-q', '--overwrite', '--normalize', `fixed:${lo},${mid}`]);
+    const f = await midas(['predict', a, '-o', out, '--weights', WEIGHTS, '--format', 'png', '--size', '64', '-q', '--overwrite', '--normalize', `fixed:${lo},${mid}`]);
     expect(f.status, f.stderr).toBe(0);
     expect(png16(path.join(out, 'na.png'))).toEqual(expect16(da, lo, mid));
   });
 
-  it('--profile prints the GPU time of each image and of every layer; --trace every dispatch', () => {
+  it('--profile prints the GPU time of each image and of every layer; --trace every dispatch', async () => {
     const img = path.join(dir, 'prof.png');
     png(img, 40, 30, 13);
-    const p = midas(['predict', img, '-o', path.join(dir, 'o-prof'), '--weights', WEIGHTS, '--size', '64', '--profile']);
+    const p = await midas(['predict', img, '-o', path.join(dir, 'o-prof'), '--weights', WEIGHTS, '--size', '64', '--profile']);
     expect(p.status, p.stderr).toBe(0);
     expect(p.stderr).toMatch(/prof\.png: \d+ ms, \d+ ms on the GPU in \d+ dispatches/);
     expect(p.stderr).toMatch(/^  pretrained\.layer1\.0 +\d+\.\d\d +\d+\.\d% +\d+\.\d$/m);
     expect(p.stderr).toMatch(/^  scratch\.refinenet2 +\d+\.\d\d +\d+\.\d% *$/m);
-    const t = midas(['predict', img, '-o', path.join(dir, 'o-trace'), '--weights', WEIGHTS, '--size', '64', '--trace']);
+    const t = await midas(['predict', img, '-o', path.join(dir, 'o-trace'), '--weights', WEIGHTS, '--size', '64', '--trace']);
     expect(t.status, t.stderr).toBe(0);
     expect(t.stderr).toMatch(/^\[midas\] pretrained\.layer1\.0: conv2d_tiled 7x7\/2 g1 3->8 @32x32 \[relu\]  workgroups \d+x\d+x1$/m);
     expect(t.stderr).toMatch(/^ +\d+\.\d{3} ms  scratch\.output_conv\.4: conv2d_tiled 1x1/m);

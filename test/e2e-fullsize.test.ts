@@ -4,13 +4,14 @@
 // time by test/fixtures/midas/fullsize.py (Debian python3-torch, python3-opencv).
 // Tolerance: max|Δ| ≤ 1e-3 of the reference's range in f32; f16 weights are measured
 // and bounded below.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPfm } from '../src/node/outputs.js';
+import { runMidas } from './midas-cli.js';
+import { run } from './spawn.js';
 import { readNpy } from './npy.js';
 import { maxAbsDiff } from './reference.js';
 
@@ -22,23 +23,13 @@ let dir: string;
 let reference: Float32Array;
 let range: number;
 
-function cli(args: string[]): { status: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), ...args], {
-    env: { ...process.env, MIDAS_HOME: path.join(dir, 'home') },
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
-  return { status: r.status, stderr: r.stderr };
-}
+const cli = (args: string[]) => runMidas(args, path.join(dir, 'home'));
 
-beforeAll(() => {
+beforeAll(async () => {
   expect(existsSync(DOG), `${DOG} is missing: the tests expect ../shared beside the checkout`).toBe(true);
   expect(existsSync(path.join(ROOT, 'dist/src/cli/main.js')), 'run `npm run build` first (npm test does)').toBe(true);
   dir = mkdtempSync(path.join(os.tmpdir(), 'midas-e2e-'));
-  const py = spawnSync('/usr/bin/python3', [path.join(ROOT, 'test/fixtures/midas/fullsize.py'), dir, DOG, String(SIZE)], {
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
+  const py = await run('/usr/bin/python3', [path.join(ROOT, 'test/fixtures/midas/fullsize.py'), dir, DOG, String(SIZE)], { timeout: 600_000 });
   expect(py.status, `fullsize.py failed (needs Debian python3-torch and python3-opencv):\n${py.stderr}`).toBe(0);
   reference = readNpy(path.join(dir, 'reference.npy')).data;
   let lo = Infinity;
@@ -55,9 +46,9 @@ afterAll(() => {
 });
 
 describe('full-size MiDaS v2 through the CLI against the PyTorch hub pipeline', () => {
-  it('f32: dog.jpg at --size 128 matches within 1e-3 of the range', () => {
+  it('f32: dog.jpg at --size 128 matches within 1e-3 of the range', async () => {
     const out = path.join(dir, 'out-f32');
-    const r = cli(['predict', DOG, '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q']);
+    const r = await cli(['predict', DOG, '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q']);
     expect(r.status, r.stderr).toBe(0);
     const pfm = readPfm(path.join(out, 'dog.pfm'));
     expect([pfm.width, pfm.height]).toEqual([1546, 1213]);
@@ -67,16 +58,16 @@ describe('full-size MiDaS v2 through the CLI against the PyTorch hub pipeline', 
     expect(rel).toBeLessThanOrEqual(1e-3);
   }, 900_000);
 
-  it('--model v2.1 (v2.1 large: the same network, other weights) runs a v2-layout checkpoint: the same map', () => {
+  it('--model v2.1 (v2.1 large: the same network, other weights) runs a v2-layout checkpoint: the same map', async () => {
     const out = path.join(dir, 'out-v21');
-    const r = cli(['predict', DOG, '--model', 'v2.1', '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q']);
+    const r = await cli(['predict', DOG, '--model', 'v2.1', '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q']);
     expect(r.status, r.stderr).toBe(0);
     const rel = maxAbsDiff(readPfm(path.join(out, 'dog.pfm')).data, reference) / range;
     expect(rel).toBeLessThanOrEqual(1e-3);
   }, 900_000);
 
-  it('--model small with a v2 checkpoint is a one-line error naming both', () => {
-    const r = cli(['predict', DOG, '--model', 'small', '--weights', path.join(dir, 'model-random.pt'), '-o', path.join(dir, 'out-mismatch'), '-q']);
+  it('--model small with a v2 checkpoint is a one-line error naming both', async () => {
+    const r = await cli(['predict', DOG, '--model', 'small', '--weights', path.join(dir, 'model-random.pt'), '-o', path.join(dir, 'out-mismatch'), '-q']);
     expect(r.status).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/model-random\.pt holds a MiDaS v2 \/ v2\.1 large \(ResNeXt-101\) checkpoint, but model 'small' is MiDaS v2\.1 small \(EfficientNet-Lite3\)/);
@@ -84,9 +75,9 @@ describe('full-size MiDaS v2 through the CLI against the PyTorch hub pipeline', 
 
   // Measured: f32 8.4e-6 of the range; f16 weights 1.2e-3 (half precision's 2^-11
   // relative rounding through 100 layers). The f16 bound leaves room over that.
-  it('f16 weights: measured, and within 1e-2 of the range', () => {
+  it('f16 weights: measured, and within 1e-2 of the range', async () => {
     const out = path.join(dir, 'out-f16');
-    const r = cli(['predict', DOG, '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q', '--precision', 'f16']);
+    const r = await cli(['predict', DOG, '--weights', path.join(dir, 'model-random.pt'), '--size', String(SIZE), '--format', 'pfm', '-o', out, '-q', '--precision', 'f16']);
     expect(r.status, r.stderr).toBe(0);
     const pfm = readPfm(path.join(out, 'dog.pfm'));
     const rel = maxAbsDiff(pfm.data, reference) / range;

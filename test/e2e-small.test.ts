@@ -4,7 +4,6 @@
 // at the size, the network, bicubic back to the image's size). Both sides are made at
 // test time by test/fixtures/small/fullsize.py (Debian python3-torch, python3-opencv).
 // Tolerance: max|Δ| ≤ 1e-4 of the reference's range in f32, 1e-2 with f16 weights.
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,8 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MODELS } from '../src/midas/models.js';
 import { readPfm } from '../src/node/outputs.js';
+import { runMidas } from './midas-cli.js';
+import { run } from './spawn.js';
 import { readNpy } from './npy.js';
 import { maxAbsDiff } from './reference.js';
 
@@ -23,23 +24,13 @@ let dir: string;
 /** A square picture (256x256 at --size 256), lossless so both sides see the same pixels. */
 let square: string;
 
-function cli(args: string[]): { status: number | null; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), ...args], {
-    env: { ...process.env, MIDAS_HOME: path.join(dir, 'home') },
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
-  return { status: r.status, stderr: r.stderr };
-}
+const cli = (args: string[]) => runMidas(args, path.join(dir, 'home'));
 
 /** Runs fullsize.py at `size` on `images`: writes both checkpoints and each image's reference. */
-function references(size: number, images: string[]): void {
+async function references(size: number, images: string[]): Promise<void> {
   const out = path.join(dir, `ref-${size}`);
   rmSync(out, { recursive: true, force: true });
-  const py = spawnSync('/usr/bin/python3', [path.join(ROOT, 'test/fixtures/small/fullsize.py'), out, String(size), ...images], {
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
+  const py = await run('/usr/bin/python3', [path.join(ROOT, 'test/fixtures/small/fullsize.py'), out, String(size), ...images], { timeout: 600_000 });
   expect(py.status, `fullsize.py failed (needs Debian python3-torch and python3-opencv):\n${py.stderr}`).toBe(0);
 }
 
@@ -55,9 +46,9 @@ function reference(size: number, image: string): { data: Float32Array; range: nu
 }
 
 /** `midas predict` to PFM; the map's max|Δ| against the reference, over its range. */
-function predictError(size: number, image: string, checkpoint: string, extra: string[] = []): number {
+async function predictError(size: number, image: string, checkpoint: string, extra: string[] = []): Promise<number> {
   const out = path.join(dir, `out-${size}-${checkpoint}-${extra.join('')}`);
-  const r = cli(['predict', image, '--model', 'small', '--weights', path.join(dir, `ref-${size}`, checkpoint), '--size', String(size), '--format', 'pfm', '-o', out, '-q', ...extra]);
+  const r = await cli(['predict', image, '--model', 'small', '--weights', path.join(dir, `ref-${size}`, checkpoint), '--size', String(size), '--format', 'pfm', '-o', out, '-q', ...extra]);
   expect(r.status, r.stderr).toBe(0);
   const pfm = readPfm(path.join(out, `${path.basename(image).replace(/\.[^.]*$/, '')}.pfm`));
   const ref = reference(size, image);
@@ -66,7 +57,7 @@ function predictError(size: number, image: string, checkpoint: string, extra: st
   return maxAbsDiff(pfm.data, ref.data) / ref.range;
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   expect(existsSync(DOG), `${DOG} is missing: the tests expect ../shared beside the checkout`).toBe(true);
   expect(existsSync(path.join(ROOT, 'dist/src/cli/main.js')), 'run `npm run build` first (npm test does)').toBe(true);
   dir = mkdtempSync(path.join(os.tmpdir(), 'midas-small-e2e-'));
@@ -82,8 +73,8 @@ beforeAll(() => {
     }
   }
   writeFileSync(square, PNG.sync.write(p));
-  references(256, [DOG, square]);
-  references(384, [DOG]);
+  await references(256, [DOG, square]);
+  await references(384, [DOG]);
 }, 900_000);
 
 afterAll(() => {
@@ -91,76 +82,76 @@ afterAll(() => {
 });
 
 describe('full-size MiDaS v2.1 small through the CLI against the PyTorch hub pipeline', () => {
-  it('f32, zip checkpoint: dog.jpg at --size 256 (a 192x256 input) matches within 1e-4 of the range', () => {
-    const rel = predictError(256, DOG, 'model-small-random.pt');
+  it('f32, zip checkpoint: dog.jpg at --size 256 (a 192x256 input) matches within 1e-4 of the range', async () => {
+    const rel = await predictError(256, DOG, 'model-small-random.pt');
     console.log(`small, dog.jpg at 256, f32: max|Δ| / range = ${rel.toExponential(2)}`);
     expect(rel).toBeLessThanOrEqual(1e-4);
   }, 900_000);
 
-  it('f32, zip checkpoint: a square picture at --size 256 (a 256x256 input) matches within 1e-4 of the range', () => {
-    const rel = predictError(256, square, 'model-small-random.pt');
+  it('f32, zip checkpoint: a square picture at --size 256 (a 256x256 input) matches within 1e-4 of the range', async () => {
+    const rel = await predictError(256, square, 'model-small-random.pt');
     console.log(`small, square at 256, f32: max|Δ| / range = ${rel.toExponential(2)}`);
     expect(rel).toBeLessThanOrEqual(1e-4);
   }, 900_000);
 
-  it('f32, legacy checkpoint: dog.jpg at --size 384 (a 288x384 input) matches within 1e-4 of the range', () => {
-    const rel = predictError(384, DOG, 'model-small-random-legacy.pt');
+  it('f32, legacy checkpoint: dog.jpg at --size 384 (a 288x384 input) matches within 1e-4 of the range', async () => {
+    const rel = await predictError(384, DOG, 'model-small-random-legacy.pt');
     console.log(`small, dog.jpg at 384, f32 (legacy .pt): max|Δ| / range = ${rel.toExponential(2)}`);
     expect(rel).toBeLessThanOrEqual(1e-4);
   }, 900_000);
 
-  it('f16 weights: dog.jpg at --size 256 within 1e-2 of the range', () => {
-    const rel = predictError(256, DOG, 'model-small-random.pt', ['--precision', 'f16']);
+  it('f16 weights: dog.jpg at --size 256 within 1e-2 of the range', async () => {
+    const rel = await predictError(256, DOG, 'model-small-random.pt', ['--precision', 'f16']);
     console.log(`small, dog.jpg at 256, f16 weights: max|Δ| / range = ${rel.toExponential(2)}`);
     expect(rel).toBeGreaterThan(0);
     expect(rel).toBeLessThanOrEqual(1e-2);
   }, 900_000);
 
-  it('without --size, --model small runs at 256 (the small transform) and gives the same map', () => {
+  it('without --size, --model small runs at 256 (the small transform) and gives the same map', async () => {
     const out = path.join(dir, 'out-default-size');
-    const r = cli(['predict', DOG, '--model', 'small', '--weights', path.join(dir, 'ref-256', 'model-small-random.pt'), '--format', 'pfm', '-o', out, '-q']);
+    const r = await cli(['predict', DOG, '--model', 'small', '--weights', path.join(dir, 'ref-256', 'model-small-random.pt'), '--format', 'pfm', '-o', out, '-q']);
     expect(r.status, r.stderr).toBe(0);
     const rel = maxAbsDiff(readPfm(path.join(out, 'dog.pfm')).data, reference(256, DOG).data) / reference(256, DOG).range;
     expect(rel).toBeLessThanOrEqual(1e-4);
   }, 900_000);
 
-  it('without --weights, --model small refuses a checkpoint in $MIDAS_HOME whose sha256 is not the official one, and takes a converted one', () => {
+  it('without --weights, --model small refuses a checkpoint in $MIDAS_HOME whose sha256 is not the official one, and takes a converted one', async () => {
     const home = path.join(dir, 'home');
     mkdirSync(home, { recursive: true });
     const official = path.join(home, MODELS.small.checkpoint.file);
     // A random checkpoint under the official name: the hash in the name catches it, as torch.hub would.
     copyFileSync(path.join(dir, 'ref-256', 'model-small-random.pt'), official);
     const out = path.join(dir, 'out-cached');
-    const bad = cli(['predict', DOG, '--model', 'small', '--format', 'pfm', '-o', out, '-q']);
+    const bad = await cli(['predict', DOG, '--model', 'small', '--format', 'pfm', '-o', out, '-q']);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/model-small-70d6b9c8\.pt: sha256 is [0-9a-f]{64}, but the file name says it starts with 70d6b9c8/);
     expect(existsSync(path.join(home, 'model-small-70d6b9c8.safetensors'))).toBe(false);
     rmSync(official);
     // `midas convert --model small` checks the architecture and names it; the converted
     // file under the official name is what a first run leaves in the cache.
-    const conv = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'convert', path.join(dir, 'ref-256', 'model-small-random.pt'), '--model', 'small', '-o', path.join(home, 'model-small-70d6b9c8.safetensors')], { encoding: 'utf8' });
+    const conv = await cli(['convert', path.join(dir, 'ref-256', 'model-small-random.pt'), '--model', 'small', '-o', path.join(home, 'model-small-70d6b9c8.safetensors')]);
     expect(conv.status, conv.stderr).toBe(0);
     expect(conv.stdout).toMatch(/ zip checkpoint of MiDaS v2\.1 small \(EfficientNet-Lite3\) → /);
-    const r = cli(['predict', DOG, '--model', 'small', '--format', 'pfm', '-o', out]);
+    const r = await cli(['predict', DOG, '--model', 'small', '--format', 'pfm', '-o', out]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/downloading|converting/);
     const rel = maxAbsDiff(readPfm(path.join(out, 'dog.pfm')).data, reference(256, DOG).data) / reference(256, DOG).range;
     expect(rel).toBeLessThanOrEqual(1e-4);
   }, 900_000);
 
-  it('midas convert --model v2 refuses a small checkpoint and leaves no output', () => {
+  it('midas convert --model v2 refuses a small checkpoint and leaves no output', async () => {
     const target = path.join(dir, 'wrong.safetensors');
-    const conv = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'convert', path.join(dir, 'ref-256', 'model-small-random.pt'), '--model', 'v2', '-o', target, '-q'], { encoding: 'utf8' });
+    const conv = await cli(['convert', path.join(dir, 'ref-256', 'model-small-random.pt'), '--model', 'v2', '-o', target, '-q']);
     expect(conv.status).toBe(1);
     expect(conv.stderr.trim().split('\n')).toHaveLength(1);
     expect(conv.stderr).toMatch(/holds a MiDaS v2\.1 small \(EfficientNet-Lite3\) checkpoint, but model 'v2'/);
     expect(existsSync(target)).toBe(false);
   }, 900_000);
 
-  it('--model v2 with a small checkpoint is a one-line error naming both, and writes nothing', () => {
+  it('--model v2 with a small checkpoint is a one-line error naming both, and writes nothing', async () => {
     const out = path.join(dir, 'out-mismatch');
     const weights = path.join(dir, 'ref-256', 'model-small-random.pt');
-    const r = cli(['predict', DOG, '--model', 'v2', '--weights', weights, '-o', out, '-q']);
+    const r = await cli(['predict', DOG, '--model', 'v2', '--weights', weights, '-o', out, '-q']);
     expect(r.status).toBe(1);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);

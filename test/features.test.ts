@@ -1,7 +1,7 @@
 // `midas features`: the channel-grid builder on synthetic activations, the --layer
 // resolution (stages, keys, fused modules, unknown names), and the command end to
 // end on the reduced network of test/fixtures/midas (MIDAS_ARCH).
-import { spawnSync } from 'node:child_process';
+
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import { STAGES } from '../src/midas/network.js';
 import { summarize } from '../src/midas/summary.js';
 import { loadMidas } from '../src/node/load.js';
 import { REDUCED, REDUCED_SMALL, REDUCED_WEIGHTS } from './reduced.js';
+import { run, runNode } from './spawn.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WEIGHTS = REDUCED_WEIGHTS;
@@ -322,15 +323,15 @@ describe('midas features on the reduced network', () => {
     }
   });
 
-  it('as a command: node bin/midas.js features ... writes the file; an unknown key is one line, exit 2', () => {
+  it('as a command: node bin/midas.js features ... writes the file; an unknown key is one line, exit 2', async () => {
     expect(existsSync(path.join(ROOT, 'dist/src/cli/main.js')), 'run `npm run build` first (npm test does)').toBe(true);
     const env = { ...process.env, MIDAS_ARCH: path.join(dir, 'arch.json') };
     const out = path.join(dir, 'spawned');
-    const cli = (args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'features', ...args], { env, encoding: 'utf8', timeout: 300_000 });
-    const ok = cli([img, '--layer', 'refinenet1', '-o', out, '--weights', WEIGHTS, '--size', '128', '-q']);
+    const cli = (args: string[]) => runNode([path.join(ROOT, 'bin/midas.js'), 'features', ...args], { env, timeout: 300_000 });
+    const ok = await cli([img, '--layer', 'refinenet1', '-o', out, '--weights', WEIGHTS, '--size', '128', '-q']);
     expect(ok.status, ok.stderr).toBe(0);
     expect(ok.stdout.trim()).toBe(path.join(out, 'scene-refinenet1.png'));
-    const bad = cli([img, '--layer', 'nope', '-o', out, '--weights', WEIGHTS]);
+    const bad = await cli([img, '--layer', 'nope', '-o', out, '--weights', WEIGHTS]);
     expect(bad.status).toBe(2);
     const lines = bad.stderr.split('\n').filter((l) => l && !l.startsWith('Warning: maxDynamic'));
     expect(lines).toHaveLength(1);

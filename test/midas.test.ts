@@ -134,7 +134,7 @@ describe('capturing a module output by key', () => {
 // sensitive: PyTorch itself, with its weights rounded to f16, moves it by 1.2e-2
 // (manifest.json precision_cost.f16_weights); ours measured 1.1e-2 (f16) and 1.9e-2
 // (f16-math), bounded by 3e-2. At full size, f16 stays within 1e-2 (e2e-small.test.ts).
-const F16_BOUND = new Map([[REDUCED_V2, 1e-2], [REDUCED_SMALL, 3e-2]]);
+const F16_BOUND = new Map<ReducedFixture, number>([[REDUCED_V2, 1e-2], [REDUCED_SMALL, 3e-2]]);
 
 for (const fx of [REDUCED_V2, REDUCED_SMALL]) describe(`${fx.name} with f16 weights`, () => {
   const bound = F16_BOUND.get(fx)!;

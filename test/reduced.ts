@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { MidasConfig, MidasSmallConfig, MidasV2Config } from '../src/midas/config.js';
+// @ts-expect-error plain ESM helpers without type declarations
 import { reducedArch } from '../examples/web/serve.mjs';
 
 export interface ReducedFixture<C extends MidasConfig = MidasConfig> {

@@ -1,6 +1,6 @@
 // Long runs, resource limits and faults, on the reduced network of test/fixtures/midas.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+
 import { existsSync } from 'node:fs';
 import { checkInputFits } from '../src/midas/model.js';
 import { MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
@@ -9,6 +9,7 @@ import { nodeGpu } from '../src/node/gpu.js';
 import { loadMidas, type MidasModel } from '../src/node/load.js';
 import { maxAbsDiff, random } from './reference.js';
 import { REDUCED, REDUCED_WEIGHTS } from './reduced.js';
+import { runNode } from './spawn.js';
 
 const WEIGHTS = REDUCED_WEIGHTS;
 
@@ -46,7 +47,7 @@ describe('long runs', () => {
   // allocators, Mesa and V8 warm up (181 -> 255 MiB measured), then stays within a few
   // MiB (measured 4-8 MiB per 100; a leak of one 83x61 map per call would be 2 MiB, of one
   // activation set 20+ MiB).
-  it('100 predictions after warm-up grow RSS by less than 20 MiB', () => {
+  it('100 predictions after warm-up grow RSS by less than 20 MiB', async () => {
     const dist = new URL('../dist/src/node/index.js', import.meta.url);
     expect(existsSync(dist), 'run `npm run build` first (npm test does)').toBe(true);
     const script = `
@@ -60,7 +61,7 @@ describe('long runs', () => {
       const b = rss();
       console.log(JSON.stringify({ a, b }));
       process.exit(0);`;
-    const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 300_000 });
+    const r = await runNode(['--expose-gc', '--input-type=module', '-e', script], { timeout: 300_000 });
     expect(r.status, r.stderr).toBe(0);
     const { a, b } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { a: number; b: number };
     console.log(`RSS after 200 predictions ${(a / 2 ** 20).toFixed(1)} MiB, after 100 more ${(b / 2 ** 20).toFixed(1)} MiB`);

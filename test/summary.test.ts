@@ -2,7 +2,7 @@
 // MiDaS v2's known figures, and its rows are exactly what a real forward pass runs.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { spawnSync } from 'node:child_process';
+
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { MidasNet } from '../src/midas/network.js';
 import { summarize } from '../src/midas/summary.js';
 import { testRuntime } from './gpu.js';
 import { REDUCED, REDUCED_SMALL, REDUCED_V2 } from './reduced.js';
+import { runNode } from './spawn.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -47,8 +48,8 @@ describe('summary', () => {
     expect(s.params - s.rows.reduce((a, r) => a + r.params, 0)).toBe(2 * (512 * 512 * 9 + 512));
   });
 
-  it('the CLI says which model it summarizes: --model small at its own 256', () => {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'summary', '--model', 'small'], { encoding: 'utf8' });
+  it('the CLI says which model it summarizes: --model small at its own 256', async () => {
+    const r = await runNode([path.join(ROOT, 'bin/midas.js'), 'summary', '--model', 'small']);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain('MiDaS v2.1 small (EfficientNet-Lite3; hub "MiDaS_small") at 256x256');
     expect(r.stdout).toMatch(/parameters: 21,320,545 \(21\.3 M\)/);
@@ -71,8 +72,8 @@ describe('summary', () => {
     expect(s.rows.map((r) => `${r.key}: ${r.op} -> ${r.output.join('x')}`)).toEqual(real.map((r) => `${r.scope}: ${r.kernel} -> ${r.output.join('x')}`));
   });
 
-  it('the CLI prints the table and the totals; --profile times every row on the GPU', () => {
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'summary', '--size', '384'], { encoding: 'utf8' });
+  it('the CLI prints the table and the totals; --profile times every row on the GPU', async () => {
+    const r = await runNode([path.join(ROOT, 'bin/midas.js'), 'summary', '--size', '384']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^1 +pretrained\.layer1\.0 +conv2d_tiled 7x7\/2 g1 3->64 \[relu\] +1x192x192x64 +9,536 +346\.8 M$/m);
     expect(r.stdout).toMatch(/parameters: 105,362,945 \(105\.4 M\)/);
@@ -80,11 +81,11 @@ describe('summary', () => {
     const arch = path.join(mkdtempSync(path.join(os.tmpdir(), 'midas-summary-')), 'arch.json');
     writeFileSync(arch, JSON.stringify(REDUCED));
     const env = { ...process.env, MIDAS_ARCH: arch };
-    const p = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'summary', '--size', '64', '--profile'], { encoding: 'utf8', env });
+    const p = await runNode([path.join(ROOT, 'bin/midas.js'), 'summary', '--size', '64', '--profile'], { env });
     expect(p.status, p.stderr).toBe(0);
     expect(p.stdout).toMatch(/#\s+key\s+op\s+output\s+params\s+MACs\s+ms\s+share\s+GFLOP\/s/);
     expect(p.stdout).toMatch(/profile: +\d+ ms GPU time/);
-    const c = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'summary', '--size', '64', '--profile', '--no-timestamps'], { encoding: 'utf8', env });
+    const c = await runNode([path.join(ROOT, 'bin/midas.js'), 'summary', '--size', '64', '--profile', '--no-timestamps'], { env });
     expect(c.status, c.stderr).toBe(0);
     expect(c.stdout).toMatch(/no timestamp-query feature: no per-layer times; per stage on the CPU clock: pretrained\.layer1 \d+ ms, .*scratch\.output_conv \d+ ms; \d+ ms in all/);
   });

@@ -1,6 +1,6 @@
 // The tile tuner: candidates, the choice, where the choices are kept, and that a tuned
 // network computes what the built-in one does.
-import { spawnSync } from 'node:child_process';
+
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +18,7 @@ import { adapterKey, readTuning, saveTuning, tuningFile } from '../src/node/tuni
 import { plainRuntime, testRuntime } from './gpu.js';
 import { maxAbsDiff } from './reference.js';
 import { REDUCED, REDUCED_WEIGHTS } from './reduced.js';
+import { runNode } from './spawn.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 let rt: Runtime;
@@ -207,16 +208,16 @@ describe('saved tunings', () => {
 
 describe('midas tune', () => {
   /** `midas <args>` on the reduced network with MIDAS_HOME=home. */
-  const midas = (args: string[], home: string) => {
+  const midas = async (args: string[], home: string) => {
     writeFileSync(path.join(dir, 'arch.json'), JSON.stringify(REDUCED));
     const env = { ...process.env, MIDAS_ARCH: path.join(dir, 'arch.json'), MIDAS_HOME: home };
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/midas.js'), ...args], { env, encoding: 'utf8', timeout: 300_000 });
+    const r = await runNode([path.join(ROOT, 'bin/midas.js'), ...args], { env, timeout: 300_000 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr.split('\n').filter((l) => !l.startsWith('Warning: maxDynamic')).join('\n') };
   };
 
-  it('times each conv, prints a line per conv and saves the tiles', () => {
+  it('times each conv, prints a line per conv and saves the tiles', async () => {
     const home = path.join(dir, 'cli-home');
-    const r = midas(['tune', '--size', '64', '--only', 'pretrained.layer3', '--runs', '1'], home);
+    const r = await midas(['tune', '--size', '64', '--only', 'pretrained.layer3', '--runs', '1'], home);
     expect(r.stderr.trim()).toBe('');
     expect(r.status).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -227,15 +228,15 @@ describe('midas tune', () => {
     expect(Object.values(saved.adapters).map((a) => Object.keys((a as { tiles: object }).tiles).length)).toEqual([lines.length - 2]);
   });
 
-  it('midas info says whether this adapter has saved tiles', () => {
+  it('midas info says whether this adapter has saved tiles', async () => {
     const home = path.join(dir, 'cli-home'); // tuned by the test above
-    const r = midas(['info'], home);
+    const r = await midas(['info'], home);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^tuning: +\\d+ conv tiles saved \\d{4}-\\d\\d-\\d\\d at 64x64 \\(${path.join(home, 'tuning.json')}\\)$`, 'm'));
-    const j = JSON.parse(midas(['info', '--json'], home).stdout);
+    const j = JSON.parse((await midas(['info', '--json'], home)).stdout);
     expect(j.tuning).toMatchObject({ size: 64, file: path.join(home, 'tuning.json') });
     expect(j.subgroups).toEqual([8, 8]);
-    const none = midas(['info'], path.join(dir, 'empty-home'));
+    const none = await midas(['info'], path.join(dir, 'empty-home'));
     expect(none.stdout).toMatch(/^tuning: +none saved for this adapter/m);
   });
 
@@ -243,9 +244,9 @@ describe('midas tune', () => {
     ['--runs 0', ['--runs', '0'], /--runs must be a positive integer \(got '0'\)/],
     ['a key that runs no tiled conv', ['--size', '64', '--only', 'nothing.here'], /^midas tune: no conv of the network runs a tiled kernel under 'nothing.here' at 64x64/],
   ] as const) {
-    it(`${what}: one line, non-zero exit, nothing saved`, () => {
+    it(`${what}: one line, non-zero exit, nothing saved`, async () => {
       const home = path.join(dir, `cli-bad-${what.length}`);
-      const r = midas(['tune', ...args], home);
+      const r = await midas(['tune', ...args], home);
       expect(r.status).not.toBe(0);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(msg);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { convertCheckpoint, type ConvertStats } from '../tools/convert-weights/index.js';
 import { checkWeights, parseSafetensorsHeader, safetensorsHeaderLength } from '../src/nn/safetensors.js';
+import { run } from './spawn.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'weights');
 const PYTHON = '/usr/bin/python3';
@@ -19,8 +20,8 @@ const NUMBERS = 105_565_929;
 let dir: string;
 const stats: Record<string, ConvertStats> = {};
 
-function python(args: string[], timeoutMs: number): string {
-  const r = spawnSync(PYTHON, args, { encoding: 'utf8', timeout: timeoutMs });
+async function python(args: string[], timeoutMs: number): Promise<string> {
+  const r = await run(PYTHON, args, { timeout: timeoutMs });
   if (r.error) throw new Error(`${PYTHON} ${args.join(' ')}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${PYTHON} ${args.join(' ')} failed (${r.status}):\n${r.stderr}${r.stdout}`);
   return r.stdout;
@@ -60,7 +61,7 @@ function hashFrom(path: string, start: number): string {
   return h.digest('hex');
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   const probe = spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
   if (probe.error || probe.status !== 0) {
     throw new Error(
@@ -69,7 +70,7 @@ beforeAll(() => {
     );
   }
   dir = mkdtempSync(join(tmpdir(), 'midas-fullsize-'));
-  python([join(FIX, 'generate.py'), 'fullsize', dir], 300_000);
+  await python([join(FIX, 'generate.py'), 'fullsize', dir], 300_000);
 }, 320_000);
 
 afterAll(() => {
@@ -112,8 +113,8 @@ describe('full-size MiDaS v2 checkpoints', () => {
     expect(hashFrom(a, readHeader(a).dataStart)).toBe(hashFrom(b, readHeader(b).dataStart));
   });
 
-  it('equals PyTorch bit for bit, by an independent Python check of the files', () => {
-    const out = python(
+  it('equals PyTorch bit for bit, by an independent Python check of the files', async () => {
+    const out = await python(
       [
         join(FIX, 'compare.py'),
         ...[join(dir, 'midas_v2_random_zip.pt'), join(dir, 'zip.f32.safetensors'), 'f32'],

@@ -34,6 +34,7 @@ import {
   parseSafetensorsHeader,
 } from '../src/nn/safetensors.js';
 import { convertCommand, defaultOutput } from '../src/cli/convert.js';
+import { run } from './spawn.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'weights');
 const PYTHON = '/usr/bin/python3';
@@ -430,13 +431,13 @@ describe('convertCheckpoint', () => {
     }
   });
 
-  it('agrees with PyTorch and numpy, checked by an independent Python script', () => {
+  it('agrees with PyTorch and numpy, checked by an independent Python script', async () => {
     requireTorch();
     const pairs: string[] = [];
     for (const file of ['basic_legacy.pt', 'wrapped_zip.pt', 'views_legacy.pt', 'dtypes_zip.pt', 'dtypes_legacy.pt']) {
       for (const dtype of ['f32', 'f16']) pairs.push(join(FIX, file), join(tmp, `${file}.${dtype}.safetensors`), dtype);
     }
-    const r = spawnSync(PYTHON, [join(FIX, 'compare.py'), ...pairs], { encoding: 'utf8' });
+    const r = await run(PYTHON, [join(FIX, 'compare.py'), ...pairs]);
     expect(r.stderr + r.stdout).not.toMatch(/FAIL|Traceback/);
     expect(r.status).toBe(0);
     expect(r.stdout.trim().split('\n')).toHaveLength(pairs.length / 3);
