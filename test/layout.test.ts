@@ -34,4 +34,20 @@ describe('layout', () => {
     const tracked = execFileSync('git', ['ls-files', 'weights'], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n').sort();
     expect(tracked).toEqual(['weights/.gitignore', 'weights/README.md']);
   });
+
+  // npm 11.16+ lists every install script not reviewed in package.json's allowScripts
+  // (and npm 12 skips them): webgpu's and esbuild's must run, so each is declared.
+  it("package.json's allowScripts names exactly the locked packages that have install scripts", () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean> };
+    const lock = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { hasInstallScript?: boolean }>;
+    };
+    const scripted = Object.entries(lock.packages)
+      .filter(([where, p]) => where && p.hasInstallScript)
+      .map(([where]) => where.slice(where.lastIndexOf('node_modules/') + 'node_modules/'.length))
+      .sort();
+    expect(scripted).toContain('webgpu');
+    expect(Object.keys(pkg.allowScripts ?? {}).sort()).toEqual(scripted);
+    expect(Object.values(pkg.allowScripts ?? {}).every((v) => v === true)).toBe(true);
+  });
 });

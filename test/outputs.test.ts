@@ -1,14 +1,16 @@
 // Output files (src/node/outputs.ts): PFM as MiDaS's utils.write_pfm writes it,
 // 16-bit and colour PNGs, and atomic, no-clobber writes.
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { colorize, colorMapTable } from '../src/midas/colormap.js';
 import { decodeImage } from '../src/node/image.js';
 import { depthTo16, OutputError, parsePfm, readPfm, writeColorPng, writePfm, writePng16 } from '../src/node/outputs.js';
+import { runNode } from './spawn.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'midas-outputs-test-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -181,26 +183,35 @@ describe('atomic, no-clobber writes', () => {
   });
 
   // Root ignores permissions, so as root the write runs in a child process as "nobody".
-  it('a read-only folder is an error and leaves nothing', () => {
-    const dir = folder();
+  // That child cannot be assumed to reach the checkout (a clone in a 0700 `mktemp -d`),
+  // so it loads outputs.ts bundled into a world-readable temp folder beside its target.
+  it('a read-only folder is an error and leaves nothing', async () => {
+    const asRoot = process.getuid?.() === 0;
+    const dir = asRoot ? mkdtempSync(join(tmpdir(), 'midas-outputs-nobody-')) : folder();
     chmodSync(dir, 0o555);
     try {
       const target = join(dir, 'c.png');
-      if (process.getuid?.() !== 0) {
+      if (!asRoot) {
         expect(outputError(() => writeColorPng(target, DEPTH, 3, 2)).message).toMatch(/permission denied/);
       } else {
-        chmodSync(dirname(dir), 0o755);
-        const dist = new URL('../dist/src/node/outputs.js', import.meta.url);
-        expect(existsSync(dist), 'run `npm run build` first: this test imports dist/ in a child process').toBe(true);
-        const code = `import { writeColorPng } from ${JSON.stringify(dist.href)};
-          try { writeColorPng(${JSON.stringify(target)}, new Float32Array([1,2,3,4,5,6]), 3, 2); console.log('written'); }
-          catch (e) { console.log(e.message); }`;
-        const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { uid: 65534, gid: 65534, encoding: 'utf8' });
-        expect(r.stdout).toMatch(/permission denied/);
+        const lib = mkdtempSync(join(tmpdir(), 'midas-outputs-lib-'));
+        chmodSync(lib, 0o755);
+        try {
+          const bundle = join(lib, 'outputs.cjs');
+          await build({ entryPoints: [fileURLToPath(new URL('../src/node/outputs.ts', import.meta.url))], bundle: true, platform: 'node', format: 'cjs', outfile: bundle, logLevel: 'silent' });
+          const code = `const { writeColorPng } = require(${JSON.stringify(bundle)});
+            try { writeColorPng(${JSON.stringify(target)}, new Float32Array([1,2,3,4,5,6]), 3, 2); console.log('written'); }
+            catch (e) { console.log(e.message); }`;
+          const r = await runNode(['-e', code], { uid: 65534, gid: 65534 });
+          expect(r.stdout, r.stderr).toMatch(/permission denied/);
+        } finally {
+          rmSync(lib, { recursive: true, force: true });
+        }
       }
       expect(readdirSync(dir)).toEqual([]);
     } finally {
       chmodSync(dir, 0o755);
+      if (process.getuid?.() === 0) rmSync(dir, { recursive: true, force: true });
     }
   });
 });
