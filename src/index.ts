@@ -17,4 +17,6 @@ export { colorize, type ColorMapName } from './midas/colormap.js';
 export { alignToDepth, AlignError } from './midas/align.js';
 export { summarize, type Summary, type SummaryRow } from './midas/summary.js';
 export { tiledConvs, tuneNetwork, type TuneNetworkOptions } from './midas/tune.js';
+export { selfCheck, type SelfCheckOptions, type SelfCheckResult, type VariantResult } from './midas/selfcheck.js';
+export { modelVariants, type KernelVariant, type KernelCall } from './midas/kernel_variants.js';
 export * as kernels from './kernels/index.js';

@@ -17,3 +17,10 @@ export function plainRuntime(): Promise<Runtime> {
   plain ??= Runtime.create(nodeGpu(), { wantFeatures: { subgroups: false } });
   return plain;
 }
+
+/**
+ * What f16 storage meets on an adapter without shader-f16 (SwiftShader, compatibility
+ * mode): `Runtime.upload` refuses it by name. A test that needs shader-f16 asserts
+ * this refusal there instead of the f16 result.
+ */
+export const F16_REFUSED = /upload: f16 tensors need the adapter's shader-f16 feature/;

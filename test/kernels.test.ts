@@ -5,13 +5,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Runtime } from '../src/nn/runtime.js';
 import { conv2dNaive, convGeometry } from '../src/kernels/conv2d.js';
 import { samePadding, type Pad4 } from '../src/kernels/common.js';
-import { chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, workgroupWidth, ROWS_PER_SEGMENT, rowsChannelVecs, rowsSupported, tiledSupports } from '../src/kernels/conv2d_tiled.js';
+import {
+  chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, workgroupWidth, ROWS_PER_SEGMENT, rowsChannelVecs, rowsSupported,
+  subgroupWidth, tiledSupports, useSubgroupWidth, type TileConfig,
+} from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
 import { add, relu } from '../src/kernels/elementwise.js';
 import { maxpool2d } from '../src/kernels/maxpool2d.js';
 import { resize2d, type ResizeMethod } from '../src/kernels/resize.js';
 import { batchnormRef, bilinearAxis, conv2dRef, cubicAxis, maxAbsDiff, maxpoolRef, random, resizeRef } from './reference.js';
-import { plainRuntime, testRuntime } from './gpu.js';
+import { F16_REFUSED, plainRuntime, testRuntime } from './gpu.js';
+import { toFloat16Bits } from '../src/nn/half.js';
 import { nodeGpu } from '../src/node/gpu.js';
 import { Float16Array } from '@petamoriken/float16';
 
@@ -29,10 +33,27 @@ afterAll(() => {
 });
 
 it('the test adapter shares weight loads across subgroups (the plain device does not)', () => {
-  // lavapipe has subgroups of 8: without them the shared-weight path would go untested.
+  // lavapipe has subgroups of 8, SwiftShader of 4: without them the shared-weight path
+  // and the rows kernel would go untested.
   expect(rt.subgroupMinSize).toBeGreaterThanOrEqual(4);
+  expect(subgroupWidth(rt)).toBe(rt.subgroupMinSize);
+  expect(subgroupWidth(rtPlain)).toBe(0);
   expect(rtPlain.subgroupMinSize).toBe(0);
 });
+
+/**
+ * Runs `f` with the fast kernels planning for subgroups of `width` lanes on this
+ * runtime (`useSubgroupWidth`): on lavapipe, width 4 runs on real 8-lane subgroups,
+ * as a 32- or 64-lane GPU runs what was planned for its narrowest subgroup.
+ */
+async function atWidth<T>(r: Runtime, width: number, f: () => Promise<T>): Promise<T> {
+  useSubgroupWidth(r, width);
+  try {
+    return await f();
+  } finally {
+    useSubgroupWidth(r, undefined);
+  }
+}
 
 // f32 sums of K products of values in [-1, 1] against a float64 reference: the
 // error grows like sqrt(K) * 2^-24 * |terms|; 2e-6 * K bounds it with room to spare
@@ -111,20 +132,54 @@ describe('conv2d against the CPU reference', () => {
           disposePacked(packed);
         });
       }
-      // The rows kernel, where it can run the conv (3x3 stride 1, width a multiple of 8).
+      // The rows kernel, where it can run the conv (3x3 stride 1, width a multiple of the
+      // subgroup width: these widths are multiples of 8, so of 4 too): at the adapter's
+      // width (8 on lavapipe, 4 on SwiftShader) and at 4 lanes on whatever subgroups the
+      // adapter has (on lavapipe a 4-thread workgroup in an 8-lane subgroup). At 4 lanes
+      // only where the packing gives 8 channels per lane: that shader compiled in 26 s on
+      // lavapipe with an empty shader cache, the 16-channel one in 64 s, and they share
+      // their lane arithmetic.
       if (c.k === 3 && c.stride === 1 && c.groups === 1 && c.w % 8 === 0 && c.cin % 4 === 0) {
-        it(`rows kernel ${label(c)} within ${convTol(kTerms).toExponential(1)}`, async () => {
-          const xt = rt.upload(x, [c.n, c.h, c.w, c.cin]);
-          const shape = [c.cout, c.cin, 3, 3] as const;
-          const packed = packConv(rt, wt, shape, 1, bias, { ...chooseTile(rt, shape, 1), rows: true });
-          rt.records = [];
-          const y = conv2dTiled(rt, xt, packed, { padding: 1 });
-          expect(rt.records.at(-1)!.kernel).toMatch(/^conv2d_rows /);
-          rt.records = null;
-          expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
-          for (const t of [xt, y]) t.dispose();
-          disposePacked(packed);
-        });
+        for (const width of c.cout % 16 !== 0 ? [undefined, 4] : [undefined]) {
+          it(`rows kernel ${label(c)}${width ? ` at ${width} lanes` : ''} within ${convTol(kTerms).toExponential(1)}`, async () => {
+            const run = async () => {
+              const xt = rt.upload(x, [c.n, c.h, c.w, c.cin]);
+              const shape = [c.cout, c.cin, 3, 3] as const;
+              const packed = packConv(rt, wt, shape, 1, bias, { ...chooseTile(rt, shape, 1), rows: true });
+              rt.records = [];
+              const y = conv2dTiled(rt, xt, packed, { padding: 1 });
+              // Where the subgroup width does not divide the width (32 or 64 lanes), the GEMM runs it.
+              const rows = rowsSupported(rt, convGeometry(xt, shape, { padding: 1 }));
+              expect(rows).toBe(c.w % subgroupWidth(rt) === 0);
+              expect(rt.records.at(-1)!.kernel).toMatch(rows ? /^conv2d_rows / : /^conv2d_tiled /);
+              if (rows) expect(rt.records.at(-1)!.workgroups[0]).toBe(c.n * Math.ceil(c.h / ROWS_PER_SEGMENT) * (c.w / subgroupWidth(rt)));
+              rt.records = null;
+              expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
+              for (const t of [xt, y]) t.dispose();
+              disposePacked(packed);
+            };
+            await (width ? atWidth(rt, width, run) : run());
+          });
+        }
+      }
+      // The GEMM sharing weights across 4 lanes on whatever subgroups the adapter has.
+      // Only vec4 inputs share weights (the scalar path loads its own). Not where the
+      // tile is 32 channels per thread: that shader took 28 s to compile on lavapipe with
+      // an empty shader cache, and its lanes load slices as the 8- and 16-channel ones do.
+      if (c.cin % 4 === 0 && (c.cin / c.groups) % 4 === 0 && (c.cout / c.groups) % 32 !== 0) {
+        it(`tiled ${label(c)} at 4 lanes within ${convTol(kTerms).toExponential(1)}`, () =>
+          atWidth(rt, 4, async () => {
+            const xt = rt.upload(x, [c.n, c.h, c.w, c.cin]);
+            const shape = [c.cout, c.cin / c.groups, c.k, c.k] as const;
+            const packed = packConv(rt, wt, shape, c.groups, bias, chooseTile(rt, shape, c.groups));
+            rt.records = [];
+            const y = conv2dTiled(rt, xt, packed, { stride: c.stride, padding: pad });
+            expect(rt.records.at(-1)!.kernel).toMatch(/^conv2d_tiled /);
+            rt.records = null;
+            expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(kTerms));
+            for (const t of [xt, y]) t.dispose();
+            disposePacked(packed);
+          }));
       }
       // Weights staged in workgroup memory 8 input channels at a time (several chunks
       // per tap where a group has more, a partial one at 12, 20 or 36), as the tuner
@@ -145,11 +200,13 @@ describe('conv2d against the CPU reference', () => {
   });
 
   // Past the adapter's workgroups per dimension, both kernels go on along z.
-  const zCases = [
-    // 3 images x 2 row segments x 5 column segments = 30 workgroups along x, capped at 7: 7 x 5.
-    { kernel: 'conv2d_rows', cap: 7, c: { n: 3, h: 10, w: 40, cin: 4, cout: 16, k: 3 }, tile: { tm: 4, nv: 4, rows: true }, workgroups: [7, 1, 5] },
-    // 1 x 30 x 31 pixels in blocks of 16 threads x 3 pixels: 20 blocks, capped at 6: 6 x 4.
-    { kernel: 'conv2d_tiled', cap: 6, c: { n: 1, h: 30, w: 31, cin: 8, cout: 32, k: 1 }, tile: { tm: 3, nv: 8 }, workgroups: [6, 1, 4] },
+  // The workgroups expected for the adapter's subgroup width `sg`.
+  const zCases: { kernel: string; cap: number; c: ConvCase; tile: TileConfig; workgroups: (sg: number) => number[] }[] = [
+    // 3 images x 2 row segments x 40/sg column segments (5 at 8 lanes: 30 workgroups along
+    // x, capped at 8: 8 x 4; 10 at 4 lanes: 60, so 8 x 8).
+    { kernel: 'conv2d_rows', cap: 8, c: { n: 3, h: 10, w: 40, cin: 4, cout: 16, k: 3, stride: 1, groups: 1 }, tile: { tm: 4, nv: 4, rows: true }, workgroups: (sg) => [8, 1, Math.ceil((3 * 2 * 40) / sg / 8)] },
+    // 1 x 30 x 31 pixels in blocks of 16 threads (at 4 or 8 lanes) x 3 pixels: 20 blocks, capped at 6: 6 x 4.
+    { kernel: 'conv2d_tiled', cap: 6, c: { n: 1, h: 30, w: 31, cin: 8, cout: 32, k: 1, stride: 1, groups: 1 }, tile: { tm: 3, nv: 8 }, workgroups: (sg) => [6, 1, Math.ceil(Math.ceil(930 / (workgroupWidth(sg) * 3)) / 6)] },
   ];
   for (const { kernel, cap, c, tile, workgroups } of zCases) {
     it(`${kernel} spreads its workgroups over z past maxComputeWorkgroupsPerDimension`, async () => {
@@ -163,7 +220,7 @@ describe('conv2d against the CPU reference', () => {
         const xt = capped.upload(x, [c.n, c.h, c.w, c.cin]);
         const packed = packConv(capped, wt, [c.cout, c.cin, c.k, c.k], 1, undefined, tile);
         const y = conv2dTiled(capped, xt, packed, { padding: pad });
-        expect(capped.records.at(-1)).toMatchObject({ kernel: expect.stringContaining(kernel), workgroups });
+        expect(capped.records.at(-1)).toMatchObject({ kernel: expect.stringContaining(kernel), workgroups: workgroups(subgroupWidth(capped)) });
         expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(c.cin * c.k * c.k));
       } finally {
         capped.destroy();
@@ -171,7 +228,7 @@ describe('conv2d against the CPU reference', () => {
     });
   }
 
-  it('a tile with rows: true runs a conv on the rows kernel, the built-in tile on the GEMM kernel, with the same result', async () => {
+  it('a tile with rows: true runs a conv on the rows kernel (width 16: a multiple of 4 and 8 lanes), the built-in tile on the GEMM kernel, with the same result', async () => {
     const c = { n: 2, h: 12, w: 16, cin: 20, cout: 24, k: 3, stride: 1, groups: 1 };
     const x = random(c.n * c.h * c.w * c.cin, 101);
     const wt = random(c.cout * c.cin * 9, 102);
@@ -190,12 +247,25 @@ describe('conv2d against the CPU reference', () => {
     xt.dispose();
   });
 
-  it('3x3 stride-1 convs with widths that are multiples of 8 take the rows kernel on 8-wide subgroups', () => {
+  it('3x3 stride-1 convs whose width is a multiple of the subgroup width (8 on lavapipe, 4 on SwiftShader) take the rows kernel', () => {
     const geometry = (h: number, w: number) => ({ n: 1, h, w, cin: 16, oh: h, ow: w, cout: 16, kh: 3, kw: 3, sh: 1, sw: 1, ph: 1, pw: 1, pb: 1, pr: 1, groups: 1, cinG: 16, coutG: 16 });
-    // lavapipe's subgroups are 8 lanes: without this the grid above would not reach the rows kernel.
+    const sg = subgroupWidth(rt);
+    // Without this the grid above would not reach the rows kernel.
     expect(rowsSupported(rt, geometry(12, 16))).toBe(true);
-    expect(rowsSupported(rt, geometry(12, 12))).toBe(false);
+    expect(rowsSupported(rt, geometry(12, 2 * sg))).toBe(true);
+    expect(rowsSupported(rt, geometry(12, sg + sg / 2))).toBe(false); // 12 at 8 lanes, 6 at 4
     expect(rowsSupported(rtPlain, geometry(12, 16))).toBe(false);
+    // Planned for other widths (a meta runtime records dispatches without a device):
+    // 32 and 64 lanes take the rows kernel only at widths they divide.
+    for (const lanes of [4, 8, 32, 64, 128]) {
+      const meta = Runtime.meta({}, { subgroupMinSize: lanes, subgroupMaxSize: Math.min(2 * lanes, 128) });
+      expect(subgroupWidth(meta)).toBe(lanes);
+      expect(rowsSupported(meta, geometry(12, lanes))).toBe(true);
+      expect(rowsSupported(meta, geometry(12, 3 * lanes / 2))).toBe(false);
+    }
+    // No subgroups, or a workgroup of that many threads over the limit: no subgroup kernels.
+    expect(subgroupWidth(Runtime.meta({}, { subgroupMinSize: 0, subgroupMaxSize: 0 }))).toBe(0);
+    expect(subgroupWidth(Runtime.meta({ maxComputeInvocationsPerWorkgroup: 64 }, { subgroupMinSize: 128, subgroupMaxSize: 128 }))).toBe(0);
     expect(ROWS_PER_SEGMENT).toBe(8); // the grid's heights 12, 8, 7, 10, 20, 9 end in full and partial segments
     // 16 output channels per lane where the packing pads to 16, else 8.
     const wt = new Float32Array(24 * 16 * 9);
@@ -216,10 +286,41 @@ describe('conv2d against the CPU reference', () => {
     expect(chooseTile(rt, [256, 256, 3, 3], 1).rows).toBeUndefined(); // the rows kernel only by choice
     expect(chooseTile(rtPlain, [1024, 1024, 1, 1], 1)).toEqual(DEFAULT_TILE);
     expect([144, 576, 1023, 1024, 2304, 9216].map((m) => pixelsPerThread(m, 3))).toEqual([3, 3, 3, 3, 3, 3]);
-    // Two subgroups per workgroup where they share weights (16 threads on lavapipe), else 64.
-    expect(workgroupWidth(rt.subgroupMinSize)).toBe(16);
+    // Two subgroups per workgroup where they share weights (at least 16 threads: 16 on
+    // lavapipe and SwiftShader), never past the adapter's limit, else 64.
+    expect(workgroupWidth(subgroupWidth(rt))).toBe(16);
     expect(workgroupWidth(0)).toBe(64);
     expect(workgroupWidth(32)).toBe(64);
+    expect(workgroupWidth(128)).toBe(256);
+    expect(workgroupWidth(128, 128)).toBe(128);
+  });
+
+  it('plans for the subgroup width: workgroups of 2 x 32 and 2 x 64 threads, row segments of 32 and 64 columns', () => {
+    // Dispatches as a device with these subgroups would get them (a meta runtime runs nothing).
+    for (const lanes of [32, 64]) {
+      const meta = Runtime.meta({}, { subgroupMinSize: lanes, subgroupMaxSize: lanes });
+      const x = meta.empty([1, 12, 2 * lanes, 16]);
+      const gemm = packConv(meta, new Float32Array(32 * 16 * 9), [32, 16, 3, 3], 1, undefined, chooseTile(meta, [32, 16, 3, 3], 1));
+      const rows = packConv(meta, new Float32Array(32 * 16 * 9), [32, 16, 3, 3], 1, undefined, { ...chooseTile(meta, [32, 16, 3, 3], 1), rows: true });
+      conv2dTiled(meta, x, gemm, { padding: 1 });
+      conv2dTiled(meta, x, rows, { padding: 1 });
+      const m = 12 * 2 * lanes;
+      const wgx = 2 * lanes;
+      expect(meta.records!.map((r) => [r.kernel.split(' ')[0], r.workgroups])).toEqual([
+        ['conv2d_tiled', [Math.ceil(m / (wgx * pixelsPerThread(m, 4, wgx))), 1, 1]], // 4 pixels x 32 channels per thread
+        ['conv2d_rows', [2 * 2, 32 / 16, 1]], // 2 row segments x 2 column segments; 16 channels per lane
+      ]);
+    }
+  });
+
+  it('useSubgroupWidth takes a power of two from 4 to the adapter\'s smallest subgroup, and undefined to go back', () => {
+    expect(() => useSubgroupWidth(rt, 2 * rt.subgroupMinSize)).toThrow(/not a power of two from 4 to this adapter's smallest subgroup/);
+    expect(() => useSubgroupWidth(rt, 6)).toThrow(/not a power of two/);
+    expect(() => useSubgroupWidth(rtPlain, 4)).toThrow(/smallest subgroup \(0\)/);
+    useSubgroupWidth(rt, 4);
+    expect(subgroupWidth(rt)).toBe(4);
+    useSubgroupWidth(rt, undefined);
+    expect(subgroupWidth(rt)).toBe(rt.subgroupMinSize);
   });
 
   it('fits pixels per thread to the image: padding weighed against pixels per thread', () => {
@@ -289,9 +390,15 @@ describe('conv2d against the CPU reference', () => {
     const rounded = new Float32Array(new Float16Array(wt));
     expect(maxAbsDiff(rounded, wt)).toBeGreaterThan(0);
     const ref = conv2dRef(x, rounded, { ...c, kh: 3, kw: 3, pad: 1, bias });
-    const xt = rt.upload(x, [1, 11, w, 32]);
     // Width 16 on the rows kernel, 9 on the GEMM.
-    const packed = packConv(rt, wt, [24, 32, 3, 3], 1, bias, staged ? { ...DEFAULT_TILE, wgK: 8 } : { ...chooseTile(rt, [24, 32, 3, 3], 1), rows: w % 8 === 0 }, 'f16');
+    const tile = staged ? { ...DEFAULT_TILE, wgK: 8 } : { ...chooseTile(rt, [24, 32, 3, 3], 1), rows: w % 8 === 0 };
+    if (!rt.features.f16) {
+      // Needs shader-f16: where the adapter lacks it (SwiftShader), the weights are refused by name.
+      expect(() => packConv(rt, wt, [24, 32, 3, 3], 1, bias, tile, 'f16')).toThrow(F16_REFUSED);
+      return;
+    }
+    const xt = rt.upload(x, [1, 11, w, 32]);
+    const packed = packConv(rt, wt, [24, 32, 3, 3], 1, bias, tile, 'f16');
     expect(packed.weight.byteLength).toBe(9 * 32 * 24 * 2);
     const y = conv2dTiled(rt, xt, packed, { padding: 1 });
     expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(convTol(32 * 9));
@@ -316,9 +423,15 @@ describe('conv2d against the CPU reference', () => {
       const pad = (k - 1) / 2;
       const ref = conv2dRef(xr, wr, { ...c, kh: k, kw: k, pad, bias });
       const absSum = conv2dRef(xr.map(Math.abs), wr.map(Math.abs), { ...c, kh: k, kw: k, pad });
-      const xt = rt.upload(x, [1, 11, w, 32]);
       const shape = [cout, 32, k, k] as const;
-      const packed = packConv(rt, wt, shape, 1, bias, { ...chooseTile(rt, shape, 1), ...(staged ? { wgK: 8 } : { rows: w % 8 === 0 }) }, 'f16', true);
+      const tile = { ...chooseTile(rt, shape, 1), ...(staged ? { wgK: 8 } : { rows: w % 8 === 0 }) };
+      if (!rt.features.f16) {
+        // Needs shader-f16: where the adapter lacks it (SwiftShader), the weights are refused by name.
+        expect(() => packConv(rt, wt, shape, 1, bias, tile, 'f16', true)).toThrow(F16_REFUSED);
+        return;
+      }
+      const xt = rt.upload(x, [1, 11, w, 32]);
+      const packed = packConv(rt, wt, shape, 1, bias, tile, 'f16', true);
       const y = conv2dTiled(rt, xt, packed, { padding: pad });
       const got = await y.read();
       const terms = 32 * k * k;
@@ -341,9 +454,10 @@ describe('conv2d against the CPU reference', () => {
     expect(() => packConv(rt, new Float32Array(8 * 4), [8, 4, 1, 1], 1, undefined, undefined, 'f32', true)).toThrow(/f16 arithmetic needs f16 weights/);
   });
 
-  it('f16 storage refuses values beyond its range by index', () => {
+  it('f16 storage refuses values beyond its range by index (without shader-f16: refuses f16 at all)', () => {
     const big = Float32Array.from([1, 70000]);
-    expect(() => rt.upload(big, [2], 'f16')).toThrow(/70000 at index 1 is outside float16's range/);
+    expect(() => toFloat16Bits(big)).toThrow(/70000 at index 1 is outside float16's range/);
+    expect(() => rt.upload(big, [2], 'f16')).toThrow(rt.features.f16 ? /70000 at index 1 is outside float16's range/ : F16_REFUSED);
   });
 
   it('rejects a weight whose channels do not match the input', () => {

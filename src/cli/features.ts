@@ -15,6 +15,7 @@ import type { Tensor } from '../nn/tensor.js';
 import { decodeImage } from '../node/image.js';
 import { loadWithProgress, resolveModel } from './load.js';
 import { writeFileAtomic } from '../node/outputs.js';
+import { ADAPTER_OPTION, ADAPTER_USAGE, cliAdapter } from './adapter.js';
 import { cliModel, MODEL_OPTION, MODEL_USAGE, modelWithoutWeights } from './arch.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions, parseSize } from './main.js';
@@ -45,6 +46,7 @@ ${MODEL_USAGE}
   -s, --size N         network input side, a positive multiple of 32 (default: the
                        model's, 384 or 256)
       --colormap NAME  gray, inferno or turbo (default: gray)
+${ADAPTER_USAGE}
       --overwrite      replace existing files
   -q, --quiet          no progress messages
 
@@ -212,6 +214,7 @@ export const featuresCommand: Command = {
   async run(argv) {
     const { values, positionals } = parseOptions(argv, {
       layer: { type: 'string', short: 'l' },
+      ...ADAPTER_OPTION,
       output: { type: 'string', short: 'o' },
       ...MODEL_OPTION,
       weights: { type: 'string', short: 'w' },
@@ -236,6 +239,7 @@ export const featuresCommand: Command = {
     const choice = cliModel(values);
     const weightsArg = values['weights'] as string | undefined;
     if (weightsArg === undefined) new LayerIndex(modelWithoutWeights(choice).config).resolve(spec);
+    const adapter = await cliAdapter(values); // before any download
     const resolved = await resolveModel(weightsArg, choice, quiet);
     const layers = new LayerIndex(resolved.config).resolve(spec);
 
@@ -261,7 +265,7 @@ export const featuresCommand: Command = {
       }
     }
 
-    const model = await loadWithProgress(resolved, { size });
+    const model = await loadWithProgress(resolved, { size, adapter });
     const rt = model.runtime;
     let captured = new Map<string, Tensor>();
     try {

@@ -43,8 +43,10 @@ export interface CliLoadOptions {
   /** The transform's side; default the model's. */
   size?: number;
   precision?: Precision;
+  /** Dawn's name of the adapter to run on (see `cliAdapter`); default Dawn's first. */
+  adapter?: string;
 }
 
 export async function loadWithProgress(r: ResolvedModel, o: CliLoadOptions = {}): Promise<MidasModel> {
-  return loadMidas({ weights: r.weights, model: r.info.name, config: r.config, size: o.size ?? r.info.size, precision: o.precision });
+  return loadMidas({ weights: r.weights, model: r.info.name, config: r.config, size: o.size ?? r.info.size, precision: o.precision, adapter: o.adapter });
 }

@@ -8,6 +8,7 @@ import type { DispatchRecord } from '../nn/runtime.js';
 import type { Precision } from '../midas/network.js';
 import { writeColorPng, writePfm, writePng16 } from '../node/outputs.js';
 import { UsageError, type Command } from './command.js';
+import { ADAPTER_OPTION, ADAPTER_USAGE, cliAdapter } from './adapter.js';
 import { cliModel, MODEL_OPTION, MODEL_USAGE } from './arch.js';
 import { loadWithProgress, resolveModel } from './load.js';
 import { parseOptions, parseSize } from './main.js';
@@ -36,6 +37,7 @@ ${MODEL_USAGE}
                          model's, 384 or 256)
       --precision P      f32, f16 (half-precision weights on the GPU) or f16-math (also
                          multiplies in f16, sums in f32) (default: f32)
+${ADAPTER_USAGE}
       --overwrite        replace existing outputs (default: images whose outputs all
                          exist are skipped)
       --normalize MODE   how png and color pictures are scaled: image (each image's own
@@ -187,6 +189,7 @@ export const predictCommand: Command = {
       weights: { type: 'string', short: 'w' },
       size: { type: 'string', short: 's' },
       precision: { type: 'string' },
+      ...ADAPTER_OPTION,
       overwrite: { type: 'boolean' },
       normalize: { type: 'string' },
       trace: { type: 'boolean' },
@@ -238,7 +241,9 @@ export const predictCommand: Command = {
     if (skipped && !quiet) console.error(`skipping ${skipped} image(s) whose outputs exist (use --overwrite to redo them)`);
 
     if (todo.length) {
-      const model = await loadWithProgress(await resolveModel(values['weights'] as string | undefined, modelChoice, quiet), { size, precision });
+      // The adapter first: a name that matches none fails before any download.
+      const adapter = await cliAdapter(values);
+      const model = await loadWithProgress(await resolveModel(values['weights'] as string | undefined, modelChoice, quiet), { size, precision, adapter });
       const rt = model.runtime;
       rt.trace = trace;
       const timed = (trace || profile) && rt.features.timestamps;

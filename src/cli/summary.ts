@@ -1,18 +1,18 @@
 // `midas summary`: the network layer by layer, and with --profile, each layer's GPU time.
 import type { Weights, WeightEntry } from '../nn/module.js';
 import type { MidasConfig } from '../midas/config.js';
+import { ADAPTER_OPTION, ADAPTER_USAGE, cliGpu } from './adapter.js';
 import { cliModel, MODEL_OPTION, MODEL_USAGE, modelTitle, modelWithoutWeights } from './arch.js';
 import { MidasNet } from '../midas/network.js';
 import { summarize, type Summary } from '../midas/summary.js';
 import { midasWeights, modelForWeights } from '../midas/weights.js';
 import { Runtime } from '../nn/runtime.js';
-import { nodeGpu } from '../node/gpu.js';
 import { readSafetensors, resolveWeights } from '../node/weights.js';
 import { quietly } from '../nn/wait.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions, parseSize } from './main.js';
 
-const USAGE = `Usage: midas summary [--model NAME] [--size N] [--weights FILE] [--profile] [--json]
+const USAGE = `Usage: midas summary [--model NAME] [--size N] [--weights FILE] [--profile [--adapter TEXT]] [--json]
 
 One row per kernel the network runs, in forward order: the checkpoint key of the
 module, the op (BatchNorm is folded into the conv before it, ReLUs and residual adds
@@ -28,6 +28,7 @@ ${MODEL_USAGE}
                      without them, each stage on the CPU clock
       --no-timestamps  with --profile: time stages on the CPU clock even where the
                      adapter has timestamp queries
+${ADAPTER_USAGE} (with --profile)
       --json         machine-readable output`;
 
 const fmt = (n: number) => n.toLocaleString('en-US');
@@ -56,8 +57,8 @@ interface Profiled {
   totalMs: number;
 }
 
-async function profile(config: MidasConfig, size: number, weightsPath: string | undefined, expectedRows: number, timestamps: boolean): Promise<Profiled | string> {
-  const rt = await Runtime.create(nodeGpu(), { wantFeatures: { timestamps } });
+async function profile(gpu: GPU, config: MidasConfig, size: number, weightsPath: string | undefined, expectedRows: number, timestamps: boolean): Promise<Profiled | string> {
+  const rt = await Runtime.create(gpu, { wantFeatures: { timestamps } });
   try {
     const net = new MidasNet(config);
     net.prepare(rt, weightsPath ? midasWeights(readSafetensors(weightsPath), config) : randomWeights(net));
@@ -137,9 +138,12 @@ export const summaryCommand: Command = {
       weights: { type: 'string', short: 'w' },
       profile: { type: 'boolean' },
       'no-timestamps': { type: 'boolean' },
+      ...ADAPTER_OPTION,
       json: { type: 'boolean' },
     });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    if (values['adapter'] !== undefined && !values['profile']) throw new UsageError('--adapter applies to --profile only (the summary itself runs on no GPU)');
+    const gpu = values['profile'] ? await cliGpu(values) : undefined;
     const m = cliModel(values);
     let weightsPath: string | undefined;
     let model = modelWithoutWeights(m);
@@ -152,7 +156,7 @@ export const summaryCommand: Command = {
     const { config } = model;
     const size = parseSize(values['size'] as string | undefined, model.info.size);
     const s = summarize(config, size, size);
-    const prof = values['profile'] ? await profile(config, size, weightsPath, s.rows.length, !values['no-timestamps']) : undefined;
+    const prof = values['profile'] ? await profile(gpu!, config, size, weightsPath, s.rows.length, !values['no-timestamps']) : undefined;
     if (values['json']) console.log(JSON.stringify({ ...s, profile: prof }, null, 2));
     else {
       print(s, prof, modelTitle(m, model.info));

@@ -3,13 +3,13 @@
 import { tileText, type TunedConv } from '../kernels/tuner.js';
 import { tuneNetwork } from '../midas/tune.js';
 import { Runtime } from '../nn/runtime.js';
-import { nodeGpu } from '../node/gpu.js';
 import { adapterKey, saveTuning, tuningFile } from '../node/tuning.js';
+import { ADAPTER_OPTION, ADAPTER_USAGE, cliGpu } from './adapter.js';
 import { cliModel, MODEL_OPTION, MODEL_USAGE, modelTitle, modelWithoutWeights } from './arch.js';
 import { UsageError, type Command } from './command.js';
 import { parseOptions, parseSize } from './main.js';
 
-const USAGE = `Usage: midas tune [--model NAME] [--size N] [--only KEY] [--runs N] [--json] [-q]
+const USAGE = `Usage: midas tune [--model NAME] [--size N] [--only KEY] [--runs N] [--adapter TEXT] [--json] [-q]
 
 Times every candidate tile for each convolution that the tiled kernels run on an
 N x N input on this adapter, and the rows kernel where it can run a 3x3 conv
@@ -22,6 +22,7 @@ ${MODEL_USAGE}
   -s, --size N     input side, a multiple of 32 (default: the model's, 384 or 256)
       --only KEY   only convs under this checkpoint key (e.g. pretrained.layer3)
       --runs N     timed runs per candidate after a first one that compiles it (default 3)
+${ADAPTER_USAGE}
       --json       print the results as JSON
   -q, --quiet      no line per conv`;
 
@@ -44,6 +45,7 @@ export const tuneCommand: Command = {
       size: { type: 'string', short: 's' },
       only: { type: 'string' },
       runs: { type: 'string' },
+      ...ADAPTER_OPTION,
       json: { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
     });
@@ -55,7 +57,7 @@ export const tuneCommand: Command = {
     const runs = runsText === undefined ? 3 : Number(runsText);
     if (!(/^\d+$/.test(runsText ?? '3') && runs >= 1)) throw new UsageError(`--runs must be a positive integer (got '${runsText}')`);
     const quiet = !!values['quiet'] || !!values['json'];
-    const rt = await Runtime.create(nodeGpu());
+    const rt = await Runtime.create(await cliGpu(values));
     try {
       if (!quiet) console.log(`tuning ${modelTitle(choice, info)} for ${adapterKey(rt)} at ${size}x${size}`);
       const { results, tiles } = await tuneNetwork(rt, config, size, {

@@ -33,9 +33,9 @@ export interface TileConfig {
   wgK?: number;
   /**
    * true: run this conv on the rows kernel where it can (`rowsSupported`: 3x3 stride-1
-   * convs whose width is a multiple of 8, on 8-lane subgroups); otherwise the GEMM
-   * kernel runs it. Which is faster depends on the CPU under lavapipe. On the CPU of
-   * earlier sessions the rows kernel ran 3x3 256->256 at 96x96 at 57% of the FMA
+   * convs whose width is a multiple of the subgroup width, with subgroups); otherwise
+   * the GEMM kernel runs it. Which is faster depends on the CPU under lavapipe. On the
+   * CPU of earlier sessions the rows kernel ran 3x3 256->256 at 96x96 at 57% of the FMA
    * ceiling and was the default. On this one, run alternately with the GEMM kernel on
    * every 3x3 shape MiDaS has at 384, it took 1.5-1.8x as long as the GEMM with 4 x 32
    * tiles (346 against 209 ms at 96x96, 617 against 373 at 192x192, 91.5 against
@@ -257,7 +257,62 @@ function accumulate(k: EpilogueKey, acc: string, x32: string, x16: string, w: st
 
 /** Whether the tiled kernel shares weight loads across the subgroup (`subgroupBroadcast`) on this runtime. */
 function sharesWeights(rt: Runtime): boolean {
-  return rt.subgroupMinSize >= 4;
+  return subgroupWidth(rt) > 0;
+}
+
+/** Widths set by `useSubgroupWidth`, per runtime. */
+const forcedWidths = new WeakMap<Runtime, number>();
+
+/**
+ * The subgroup width both fast kernels plan with on this runtime: the adapter's
+ * smallest subgroup (`subgroupMinSize`: 4 on SwiftShader, 8 on lavapipe, 32 or 64 on
+ * most GPUs, up to 128), or the narrower one `useSubgroupWidth` set; 0 where they use
+ * no subgroup operations (no `subgroups` feature, or a width WebGPU does not allow).
+ *
+ * The kernels are written for "at least this many lanes", never for an exact width,
+ * because a device may run any subgroup size from `subgroupMinSize` to
+ * `subgroupMaxSize` (Intel: 8 to 32; AMD: 32 or 64), chosen per pipeline:
+ * - GEMM: every lane of a workgroup needs the same weights, lane l loads the slices
+ *   l % width, l % width + width, ..., and `subgroupBroadcast` reads lanes below
+ *   `width`. A real subgroup of 32 or 64 lanes holds lanes 0..width-1 (its lanes past
+ *   `width` load duplicates); one wider than the workgroup (16 threads for width 4 or
+ *   8: lanes 16.. inactive) still does, since the workgroup is at least 2 x width.
+ * - rows: a workgroup is `width` threads, so it lies in one subgroup whatever size the
+ *   device picks (all are >= width); in a wider subgroup lanes width.. are inactive and
+ *   no shuffle or broadcast reads them (sources are (lane + 1 or 2) mod width and
+ *   slot mod width). This assumes, as every Vulkan, D3D12 and Metal driver does, that
+ *   a workgroup no wider than a subgroup sits in lanes 0..width-1 in invocation order.
+ * Tested on SwiftShader (4 lanes) and lavapipe (8 lanes), and at width 4 on lavapipe
+ * (kernels.test.ts), which is the 32/64-lane case in small: a subgroup wider than the
+ * width planned with, and a rows workgroup narrower than its subgroup.
+ */
+export function subgroupWidth(rt: Runtime): number {
+  const w = forcedWidths.get(rt) ?? rt.subgroupMinSize;
+  return w >= 4 && w <= 128 && w <= maxThreads(rt) ? w : 0;
+}
+
+/** The most threads a one-dimensional workgroup may have on this runtime. */
+function maxThreads(rt: Runtime): number {
+  return Math.min(rt.limits.maxComputeInvocationsPerWorkgroup, rt.limits.maxComputeWorkgroupSizeX);
+}
+
+/**
+ * Makes this runtime's fast kernels plan with subgroups of `width` lanes (a power of
+ * two from 4 to the adapter's `subgroupMinSize`), or with the adapter's own again
+ * (undefined). Their code must hold on any subgroup at least that wide (see
+ * `subgroupWidth`), so on one adapter this runs what a device whose narrowest
+ * subgroup is `width` would run, on wider subgroups than planned: how the tests check
+ * the 32/64-lane reasoning on an 8-lane adapter. Applies to convs dispatched afterwards.
+ */
+export function useSubgroupWidth(rt: Runtime, width: number | undefined): void {
+  if (width === undefined) {
+    forcedWidths.delete(rt);
+    return;
+  }
+  if (!(width >= 4 && width <= rt.subgroupMinSize && (width & (width - 1)) === 0)) {
+    throw new Error(`useSubgroupWidth: ${width} lanes is not a power of two from 4 to this adapter's smallest subgroup (${rt.subgroupMinSize})`);
+  }
+  forcedWidths.set(rt, width);
 }
 
 function epilogueKey(packed: PackedConv, opts: Omit<Conv2dOptions, 'groups' | 'bias'>): EpilogueKey {
@@ -306,28 +361,32 @@ function memo<K extends object>(generate: (key: K) => string, key: K): string {
 
 /**
  * Threads per workgroup of the GEMM kernel: two subgroups where they share weights
- * (16 on lavapipe), else 64. A workgroup covers wgx * tm pixels, so a narrower one
- * pads small images less: at 12x12 (144 pixels, 3 per thread) a 64-wide workgroup
- * computes 48 pixels it throws away. On lavapipe, with 3 x 32 tiles, 1x1 2048->2048
- * at 12x12 ran in 25-30 ms at 16 wide against 33-35 at 64, the grouped 3x3 in 8 ms
- * against 10-11, and the 24x24 and 96x96 convs no slower. Without subgroups 64 stays:
+ * (16 at 4 or 8 lanes, 64 at 32, 256 at 128: WebGPU's least
+ * maxComputeInvocationsPerWorkgroup; never past `maxThreads`), else 64. A workgroup
+ * covers wgx * tm pixels, so a narrower one pads small images less: at 12x12 (144
+ * pixels, 3 per thread) a 64-wide workgroup computes 48 pixels it throws away. On
+ * lavapipe, with 3 x 32 tiles, 1x1 2048->2048 at 12x12 ran in 25-30 ms at 16 wide
+ * against 33-35 at 64, the grouped 3x3 in 8 ms against 10-11, and the 24x24 and 96x96
+ * convs no slower. Without subgroups 64 stays:
  * there the 1x1 1024->1024 at 24x24 ran faster at 64 (110-157 ms against 140-213).
  */
-export function workgroupWidth(sgW: number): number {
-  return sgW ? Math.max(16, 2 * sgW) : WGX;
+export function workgroupWidth(sgW: number, maxThreads = 256): number {
+  // subgroupWidth keeps sgW within maxThreads: the workgroup holds lanes 0..sgW-1.
+  return sgW ? Math.min(Math.max(16, 2 * sgW), maxThreads) : WGX;
 }
 
 interface ShaderKey extends TileConfig, EpilogueKey {
   vecIn: boolean;
   /** Subgroup size to share weight loads across (0: every thread loads every weight itself). */
   sgW: number;
+  /** Threads per workgroup (`workgroupWidth`). */
+  wgx: number;
   /** Input channels per chunk of weights staged in workgroup memory (0: none; only without sgW). */
   wgK: number;
 }
 
 function tiledShader(k: ShaderKey): string {
-  const { tm, nv } = k;
-  const wgx = workgroupWidth(k.sgW);
+  const { tm, nv, wgx } = k;
   const P = [...Array(tm).keys()];
   const Q = [...Array(nv).keys()];
   const J = [0, 1, 2, 3];
@@ -491,13 +550,13 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   if (runsByRows(rt, g, packed)) return conv3x3Rows(rt, x, packed, g, opts);
   const m = g.n * g.oh * g.ow;
   const vecIn = g.cin % 4 === 0 && g.cinG % 4 === 0;
-  const sgW = vecIn && sharesWeights(rt) ? rt.subgroupMinSize : 0;
-  const wgx = workgroupWidth(sgW);
+  const sgW = vecIn ? subgroupWidth(rt) : 0;
+  const wgx = workgroupWidth(sgW, maxThreads(rt));
   const tm = pixelsPerThread(m, packed.tile.tm, wgx);
   const { nv } = packed.tile;
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const key: ShaderKey = {
-    tm, nv, vecIn, sgW,
+    tm, nv, vecIn, sgW, wgx,
     wgK: vecIn && !sharesWeights(rt) ? packed.tile.wgK ?? 0 : 0,
     ...epilogueKey(packed, opts),
   };
@@ -516,26 +575,28 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   return y;
 }
 
-// ---- 3x3 stride-1 convs by rows of 8 pixels -----------------------------------------
+// ---- 3x3 stride-1 convs by rows of subgroup-wide segments ---------------------------
 //
 // In a 3x3 stride-1 conv, neighbouring output pixels read overlapping windows. Here a
-// subgroup of 8 lanes owns 8 neighbouring columns of 8 output rows: per input row
-// and 4 input channels it loads 10 columns (each lane one, lanes 0-1 one more) and
-// passes them left with subgroupShuffle, where the tiled kernel loads 3 x 8; and each
-// input row serves up to 3 output rows. On lavapipe, where every lane's load is a
-// separate scalar load with its own bounds check, that is ~3.6x fewer activation
-// loads. Weights are loaded once per subgroup and broadcast, as in the tiled kernel.
-// A workgroup is one subgroup of 8 lanes, lane i on column i, which holds where
-// subgroups are exactly 8 lanes wide (lavapipe); `rowsSupported` checks. Workgroups of
-// 8 segments, as before, left up to 7 of them idle in the last workgroup: at 24x24
-// (9 segments) 3x3 1024->256 ran in 137-154 ms that way and in 87-100 ms with one
-// segment per workgroup, with no loss at 48x48 and 96x96 (lavapipe).
-
-const SEG = 8;
+// workgroup of S = `subgroupWidth` lanes (8 on lavapipe, 4 on SwiftShader) owns S
+// neighbouring columns of 8 output rows: per input row and 4 input channels it loads
+// S + 2 columns (each lane one, lanes 0-1 one more) and passes them left with
+// subgroupShuffle, where the tiled kernel loads 3 x S; and each input row serves up to
+// 3 output rows. On lavapipe, where every lane's load is a separate scalar load with
+// its own bounds check, that is ~3.6x fewer activation loads at S = 8. Weights are
+// loaded once per workgroup (each lane a slice) and broadcast, as in the tiled kernel.
+// The workgroup must lie in one subgroup, lane i on column i: S is at most the
+// device's smallest subgroup, so it does at any subgroup size the device picks (see
+// `subgroupWidth` for wider ones). Workgroups of 8 segments, as before, left up to 7
+// of them idle in the last workgroup: at 24x24 (9 segments) 3x3 1024->256 ran in
+// 137-154 ms that way and in 87-100 ms with one segment per workgroup, with no loss at
+// 48x48 and 96x96 (lavapipe, S = 8).
 
 interface RowsKey extends EpilogueKey {
   /** vec4s of output channels per lane (4*nv channels). */
   nv: number;
+  /** Lanes, and columns, per workgroup (`subgroupWidth`). */
+  seg: number;
 }
 
 /**
@@ -551,7 +612,7 @@ interface RowsKey extends EpilogueKey {
 export const ROWS_PER_SEGMENT = 8;
 
 function rowsShader(k: RowsKey): string {
-  const nv = k.nv;
+  const { nv, seg: SEG } = k;
   const R = ROWS_PER_SEGMENT;
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
@@ -563,7 +624,7 @@ function rowsShader(k: RowsKey): string {
   // loads so that far more values spill: 3x3 256->256 at 96x96 ran in 477 ms without
   // the max and in 320 ms with it (lavapipe).
   const relu4 = (v: string) => `max(${v}, vec4<f32>(p.xlo))`;
-  // One subgroup per workgroup: a small image then leaves no subgroup idle.
+  // One subgroup (or part of one) per workgroup: a small image then leaves no subgroup idle.
   emit(`@compute @workgroup_size(${SEG})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {`);
   emit(`  let co0 = wid.y * ${4 * nv}u;`);
@@ -572,19 +633,21 @@ function rowsShader(k: RowsKey): string {
   emit(`  let segValid = wid.z * p.segs_x + wid.x < p.segs;`);
   emit(`  let seg = min(wid.z * p.segs_x + wid.x, p.segs - 1u);`);
   emit(`  let col = lid.x;`);
-  emit(`  let cb = seg % (p.ow / 8u);`);
-  emit(`  let rs = seg / (p.ow / 8u);`);
+  emit(`  let cb = seg % (p.ow / ${SEG}u);`);
+  emit(`  let rs = seg / (p.ow / ${SEG}u);`);
   emit(`  let img = rs / p.rsegs;`);
   emit(`  let oy0 = (rs % p.rsegs) * ${R}u;`);
-  emit(`  let ixa = i32(cb * 8u + col) - 1;`);
-  emit(`  let ixb = i32(cb * 8u + 7u + col);`);
+  emit(`  let ixa = i32(cb * ${SEG}u + col) - 1;`);
+  emit(`  let ixb = i32(cb * ${SEG}u + ${SEG - 1}u + col);`);
   emit(`  let ina = ixa >= 0;`);
   emit(`  let inb = col < 2u && ixb < i32(p.w);`);
   emit(`  let colA = u32(max(ixa, 0));`);
   emit(`  let colB = u32(min(ixb, i32(p.w) - 1));`);
   emit(`  let cin4 = p.cin / 4u;`);
-  emit(`  let sh1 = (lane & ~7u) | ((lane + 1u) & 7u);`);
-  emit(`  let sh2 = (lane & ~7u) | ((lane + 2u) & 7u);`);
+  // The lanes holding columns col + 1 and col + 2 (mod S; the last lanes take them
+  // from the extra columns xb of lanes 0 and 1). S is a power of two.
+  emit(`  let sh1 = (lane & ~${SEG - 1}u) | ((lane + 1u) & ${SEG - 1}u);`);
+  emit(`  let sh2 = (lane & ~${SEG - 1}u) | ((lane + 2u) & ${SEG - 1}u);`);
   for (let r = 0; r < perLane; r++) {
     emit(`  let slot${r} = min(col + ${r * SEG}u, ${slots - 1}u);`);
     emit(`  let wtap${r} = slot${r} / ${4 * nv}u;`);
@@ -604,8 +667,8 @@ function rowsShader(k: RowsKey): string {
     emit(`    let xa${r} = select(vec4<f32>(0.0), ${relu4(`x[(roff${r} + colA) * cin4 + ci / 4u]`)}, rin${r} && ina);`);
     emit(`    var xb${r} = vec4<f32>(0.0);`);
     emit(`    if (rin${r} && inb) { xb${r} = ${relu4(`x[(roff${r} + colB) * cin4 + ci / 4u]`)}; }`);
-    emit(`    let x${r}_1 = select(subgroupShuffle(xa${r}, sh1), subgroupShuffle(xb${r}, sh1), col == 7u);`);
-    emit(`    let x${r}_2 = select(subgroupShuffle(xa${r}, sh2), subgroupShuffle(xb${r}, sh2), col >= 6u);`);
+    emit(`    let x${r}_1 = select(subgroupShuffle(xa${r}, sh1), subgroupShuffle(xb${r}, sh1), col == ${SEG - 1}u);`);
+    emit(`    let x${r}_2 = select(subgroupShuffle(xa${r}, sh2), subgroupShuffle(xb${r}, sh2), col >= ${SEG - 2}u);`);
     if (k.f16Math) for (const [kx, v] of [[0, `xa${r}`], [1, `x${r}_1`], [2, `x${r}_2`]] as const) emit(`    let h${r}_${kx} = vec4<f16>(${v});`);
   }
   const X = (r: number, kx: number) => (kx === 0 ? `xa${r}` : `x${r}_${kx}`);
@@ -628,7 +691,7 @@ function rowsShader(k: RowsKey): string {
     }
   }
   emit(`  }`);
-  emit(`  let ox = cb * 8u + col;`);
+  emit(`  let ox = cb * ${SEG}u + col;`);
   const P = [...Array(R).keys()];
   for (const i of P) emit(`  let m${i} = (img * p.oh + oy0 + ${i}u) * p.ow + ox;`);
   emitEpilogue(emit, k, P.map((i) => ({ m: `m${i}`, valid: `segValid && oy0 + ${i}u < p.oh`, acc: `acc${i}` })), nv);
@@ -649,21 +712,27 @@ export function runsByRows(rt: Runtime, g: ConvGeometry, packed: Pick<PackedConv
   return packed.tile.rows === true && rowsSupported(rt, g) && rowsChannelVecs(packed) > 0;
 }
 
-/** Whether the rows kernel can run a conv of this geometry on this runtime. */
+/**
+ * Whether the rows kernel can run a conv of this geometry on this runtime: with
+ * subgroups (`subgroupWidth`), 3x3 stride-1 convs padded 1 on every side whose width is
+ * a multiple of the subgroup width (8 on lavapipe, 4 on SwiftShader).
+ */
 export function rowsSupported(rt: Runtime, g: ConvGeometry): boolean {
+  const seg = subgroupWidth(rt);
   return (
-    rt.subgroupMinSize === SEG && rt.subgroupMaxSize === SEG &&
+    seg > 0 &&
     g.kh === 3 && g.kw === 3 && g.sh === 1 && g.sw === 1 && g.ph === 1 && g.pw === 1 && g.pb === 1 && g.pr === 1 &&
-    g.groups === 1 && g.cin % 4 === 0 && g.ow % SEG === 0
+    g.groups === 1 && g.cin % 4 === 0 && g.ow % seg === 0
   );
 }
 
 function conv3x3Rows(rt: Runtime, x: Tensor, packed: PackedConv, g: ConvGeometry, opts: Omit<Conv2dOptions, 'groups' | 'bias'>): Tensor {
+  const seg = subgroupWidth(rt);
   const rsegs = Math.ceil(g.oh / ROWS_PER_SEGMENT);
-  const segs = g.n * rsegs * (g.ow / SEG);
+  const segs = g.n * rsegs * (g.ow / seg);
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const nv = rowsChannelVecs(packed);
-  const key: RowsKey = { nv, ...epilogueKey(packed, opts) };
+  const key: RowsKey = { nv, seg, ...epilogueKey(packed, opts) };
   const segsX = Math.min(segs, rt.limits.maxComputeWorkgroupsPerDimension);
   const params = convParams(g, [g.n * g.oh * g.ow, packed.coutPad / 4, segs, rsegs, segsX], opts);
   rt.dispatch({

@@ -49,12 +49,17 @@ export class MidasNet extends Module {
   prepare(rt: Runtime, weights: Weights, precision: Precision = 'f32'): void {
     this.loadState(weights);
     this.fuse();
+    this.setPrecision(precision);
+    this.upload(rt);
+  }
+
+  /** How the convs store their weights and multiply (see `Precision`); before `upload`. */
+  setPrecision(precision: Precision): void {
     for (const m of this.modules()) {
       if (!(m instanceof Conv2d)) continue;
       m.weightDType = precision === 'f32' ? 'f32' : 'f16';
       m.f16Math = precision === 'f16-math';
     }
-    this.upload(rt);
   }
 
   /**

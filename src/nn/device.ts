@@ -38,7 +38,7 @@ export class NoAdapterError extends Error {
 }
 
 /** The limits we raise from WebGPU's defaults to what the adapter really offers. */
-const RAISED_LIMITS = [
+export const RAISED_LIMITS = [
   'maxStorageBufferBindingSize',
   'maxBufferSize',
   'maxComputeWorkgroupStorageSize',
@@ -63,17 +63,31 @@ export interface OpenedDevice {
   subgroupMinSize: number;
   /** The largest subgroup the device may run (0 without the subgroups feature). */
   subgroupMaxSize: number;
+  /** The feature level of the adapter taken (see `openDevice`). */
+  featureLevel: 'core' | 'compatibility';
+}
+
+/** The power preference `openDevice` asks for unless told otherwise. */
+export const DEFAULT_POWER_PREFERENCE: GPUPowerPreference = 'high-performance';
+
+/** An adapter for reports: vendor, architecture, device, description (those it gives). */
+export function adapterLabel(info: GPUAdapterInfo | undefined): string {
+  return [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s).join(' / ') || 'unknown adapter';
 }
 
 export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Promise<OpenedDevice> {
   // Core first; `featureLevel: 'compatibility'` when there is no core adapter (a
   // browser on OpenGL ES, D3D11) or, if asked, when core offers only a fallback one.
   // Every kernel stays within compatibility mode's rules and default limits.
-  const powerPreference = options.powerPreference ?? 'high-performance';
+  const powerPreference = options.powerPreference ?? DEFAULT_POWER_PREFERENCE;
   let adapter = await gpu.requestAdapter({ powerPreference });
+  let featureLevel: OpenedDevice['featureLevel'] = 'core';
   if (!adapter || (options.avoidFallbackAdapter && adapter.info?.isFallbackAdapter)) {
     const compat = await gpu.requestAdapter({ powerPreference, featureLevel: 'compatibility' });
-    if (compat && (!adapter || !compat.info?.isFallbackAdapter)) adapter = compat;
+    if (compat && (!adapter || !compat.info?.isFallbackAdapter)) {
+      adapter = compat;
+      featureLevel = 'compatibility';
+    }
   }
   if (!adapter) throw new NoAdapterError('requestAdapter() returned null at both feature levels, core and compatibility');
 
@@ -98,10 +112,8 @@ export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Pro
   for (const name of RAISED_LIMITS) limits[name] = Math.min(device.limits[name], options.capLimits?.[name] ?? Infinity);
 
   const info = adapter.info;
-  const adapterName =
-    [info?.vendor, info?.architecture, info?.device, info?.description].filter((s) => s).join(' / ') ||
-    'unknown adapter';
+  const adapterName = adapterLabel(info);
   const subgroupMinSize = features.subgroups ? (info?.subgroupMinSize ?? 0) : 0;
   const subgroupMaxSize = features.subgroups ? (info?.subgroupMaxSize ?? 0) : 0;
-  return { adapter, device, features, limits, adapterName, subgroupMinSize, subgroupMaxSize };
+  return { adapter, device, features, limits, adapterName, subgroupMinSize, subgroupMaxSize, featureLevel };
 }

@@ -30,6 +30,12 @@ export interface DispatchRecord {
   input: readonly number[];
   workgroups: readonly [number, number, number];
   macs: number;
+  /**
+   * The WGSL of the dispatch's pipeline (as `pipeline()` got it): dispatches with the
+   * same shader run the same kernel variant, whatever their sizes (`midas info --check`
+   * runs each variant a model uses once, at a small size).
+   */
+  shader: string;
 }
 
 export interface RuntimeStats {
@@ -62,6 +68,8 @@ export class Runtime {
   readonly subgroupMinSize: number;
   /** The largest subgroup the device may run; 0 without the subgroups feature. */
   readonly subgroupMaxSize: number;
+  /** The adapter's feature level: 'compatibility' where `openDevice` found no core adapter (or avoided a fallback one). */
+  readonly featureLevel: 'core' | 'compatibility';
   /** Print each dispatch to stderr (MIDAS_DEBUG style tracing). */
   trace = false;
   /** Milliseconds the last `read` waited, from its submit to the data on the CPU. */
@@ -83,6 +91,8 @@ export class Runtime {
   /** Bind groups by pipeline and bound buffers (see `bindGroup`), oldest use first. */
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly ids = new WeakMap<object, number>();
+  /** The shader code of each pipeline `pipeline()` returned (a meta runtime's are stand-ins). */
+  private readonly shaders = new WeakMap<object, string>();
   private nextId = 1;
 
   /** Dispatches so far, when recording (always in a meta runtime). */
@@ -105,6 +115,7 @@ export class Runtime {
     this.adapterName = opened.adapterName;
     this.subgroupMinSize = opened.subgroupMinSize;
     this.subgroupMaxSize = opened.subgroupMaxSize;
+    this.featureLevel = opened.featureLevel;
     this.uniforms = new UniformArena(device);
     if (meta) this.records = [];
     else {
@@ -136,7 +147,7 @@ export class Runtime {
       ...limits,
     };
     const features = { f16: true, timestamps: false, subgroups: false };
-    return new Runtime(null as unknown as GPUDevice, { features, limits: all, adapterName: 'meta (no device)', ...subgroups }, true);
+    return new Runtime(null as unknown as GPUDevice, { features, limits: all, adapterName: 'meta (no device)', featureLevel: 'core', ...subgroups }, true);
   }
 
   // ---- tensors -----------------------------------------------------------
@@ -216,7 +227,17 @@ export class Runtime {
 
   /** A compute pipeline for `code`, cached by the code and its override constants. */
   pipeline(code: string, constants: Record<string, number> = {}, entryPoint = 'main'): GPUComputePipeline {
-    if (this.meta) return {} as GPUComputePipeline;
+    if (this.meta) {
+      // A stand-in per shader, so that records can say which shader each dispatch ran.
+      let byCode = this.pipelines.get(code);
+      if (!byCode) this.pipelines.set(code, (byCode = new Map()));
+      let stub = byCode.get('');
+      if (!stub) {
+        byCode.set('', (stub = {} as GPUComputePipeline));
+        this.shaders.set(stub, code);
+      }
+      return stub;
+    }
     // Keyed by the code itself, not by a string built from it: kernels pass the same
     // (memoized) string each time, whose hash V8 keeps, where a new key string of a
     // generated conv shader (tens of KB) would be hashed again on every dispatch.
@@ -232,6 +253,7 @@ export class Runtime {
       }
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint, constants } });
       byCode.set(key, p);
+      this.shaders.set(p, code);
     }
     return p;
   }
@@ -266,6 +288,7 @@ export class Runtime {
         input: first instanceof Tensor ? first.shape : [],
         workgroups: [x, y, z],
         macs: args.macs ?? 0,
+        shader: this.shaders.get(args.pipeline) ?? '',
       });
     }
     if (this.meta) {

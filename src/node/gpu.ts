@@ -4,8 +4,8 @@ import { NoAdapterError } from '../nn/device.js';
 
 // Dawn's GPU object must stay reachable while any device from it is used: when it
 // was garbage-collected the process aborted ("futex facility returned an unexpected
-// error code"). This module keeps it.
-let cached: GPU | undefined;
+// error code"). This module keeps every one it made, one per adapter flag.
+const instances = new Map<string, GPU>();
 
 /**
  * Dawn rounds timestamp queries to 65.536 µs steps by default (a browser's guard
@@ -15,16 +15,22 @@ export const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
 
 /**
  * `navigator.gpu` for Node: installs WebGPU's globals (GPUBufferUsage, …) once and
- * returns Dawn's GPU object.
+ * returns Dawn's GPU object. With `adapterName`, a GPU object whose requestAdapter
+ * returns only the first adapter (in Dawn's order) whose Dawn name contains it, case
+ * sensitive: Dawn's `adapter=` flag (see src/node/adapters.ts for names and matching).
+ * One Dawn instance per name, kept for the life of the process.
  */
-export function nodeGpu(): GPU {
-  if (!cached) {
+export function nodeGpu(adapterName?: string): GPU {
+  const key = adapterName ?? '';
+  let gpu = instances.get(key);
+  if (!gpu) {
     Object.assign(globalThis, globals);
     try {
-      cached = create(DAWN_FLAGS) as GPU;
+      gpu = create(adapterName === undefined ? DAWN_FLAGS : [...DAWN_FLAGS, `adapter=${adapterName}`]) as GPU;
     } catch (e) {
       throw new NoAdapterError(`could not load Dawn: ${(e as Error).message}`);
     }
+    instances.set(key, gpu);
   }
-  return cached;
+  return gpu;
 }

@@ -9,7 +9,7 @@ import { midasWeights, modelForWeights } from '../midas/weights.js';
 import { Runtime } from '../nn/runtime.js';
 import { useTiles } from '../kernels/conv2d_tiled.js';
 import { tuneNetwork } from '../midas/tune.js';
-import { nodeGpu } from './gpu.js';
+import { chooseGpu } from './adapters.js';
 import { readTuning, saveTuning, tuningFile } from './tuning.js';
 import { decodeImage } from './image.js';
 import { readSafetensors, resolveWeights, type ResolveHooks } from './weights.js';
@@ -34,8 +34,14 @@ export interface LoadMidasOptions extends ResolveHooks {
   size?: number;
   /** A network of another shape (tests use reduced ones). Default: the model's. */
   config?: MidasConfig;
-  /** A runtime to share; default: a new one on Dawn's first adapter. */
+  /** A runtime to share; default: a new one on the adapter `adapter` names, else Dawn's first. */
   runtime?: Runtime;
+  /**
+   * The adapter whose name contains this text, ignoring case (`listAdapters` and
+   * `midas info --all` list them); default: $MIDAS_ADAPTER if set, else Dawn's first.
+   * No match is an error that lists the adapters there are. Not with `runtime`.
+   */
+  adapter?: string;
   /**
    * The convolutions' tiles. Unset: those `midas tune` saved for this adapter in
    * `$MIDAS_HOME/tuning.json` if there are any, else the built-in choices. `true`: the
@@ -91,7 +97,8 @@ export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasMo
   const { info, config } = modelForWeights(file.names, options.weights ?? path, options.model, options.config);
   const weights = midasWeights(file, config);
   const size = options.size ?? info.size;
-  const runtime = options.runtime ?? (await Runtime.create(nodeGpu()));
+  if (options.runtime && options.adapter !== undefined) throw new Error('loadMidas: give `adapter` or `runtime`, not both');
+  const runtime = options.runtime ?? (await Runtime.create(await chooseGpu(options.adapter)));
   try {
     if (options.tune !== false) await applyTuning(runtime, config, size, options);
   } catch (e) {
