@@ -228,17 +228,26 @@ type DwShape = Pick<ConvGeometry, 'n' | 'oh' | 'ow' | 'cout' | 'kh' | 'kw' | 'sh
 
 /** Output pixels per thread the built-in choice considers (narrow first: it wins ties). */
 export const DEPTHWISE_BLOCKS: readonly (readonly [number, number])[] = [
-  [1, 1], [1, 2], [2, 1], [2, 2], [2, 4], [4, 2], [4, 4], [4, 8], [8, 2], [8, 4], [8, 8],
+  [1, 1], [1, 2], [2, 1], [2, 2], [2, 4], [4, 2], [4, 4],
 ];
+
 /**
- * At most this many input vec4s in a thread's window. Past it lavapipe's code for the
- * unrolled window slows down far more than the loads it saves: k5/2 over 64x64x192 ran
- * in 2.5 ms with blocks of 4x8 (an 11 x 19 window) against 1.5 with 4x4 (11 x 11) or
- * 2x8 (7 x 19), where k3/2 with 4x8 (9 x 17) is as fast as 4x4 and k5/1 with 4x8
- * (8 x 12) beats 4x4 by 20% (alternated runs on a quiet machine). Big windows also
- * compile slowly: lavapipe took 64 s for the 11 x 19 window, 24 s for 11 x 11.
+ * The straight-line code of one thread: the window's loads (each bounds-checked) plus
+ * the FMAs of its block, both unrolled.
  */
-export const MAX_WINDOW = 160;
+export function depthwiseUnrolled(g: Pick<ConvGeometry, 'kh' | 'kw' | 'sh' | 'sw'>, tx: number, ty: number): number {
+  return ((tx - 1) * g.sw + g.kw) * ((ty - 1) * g.sh + g.kh) + tx * ty * g.kh * g.kw;
+}
+
+/**
+ * The most unrolled code the built-in choice takes. lavapipe compiles the unrolled
+ * window in time that grows faster than its size: with an empty shader cache (2 cores,
+ * busy) k3/1 blocks of 1x1 (18 by this count) took 1.5 s, 2x2 (52) 1.9 s, 4x4 (180)
+ * 6.4 s, k5/2 2x2 (149) 6.8 s, k5/1 4x4 (464) 17 s, k3/1 8x8 (676) 39 s, k5/2 4x4
+ * (521) 46 s. The bigger blocks ran the depthwise convs of MiDaS_small at 256 about
+ * 2 ms faster in all; a first run that compiles for minutes costs more than that saves.
+ */
+export const MAX_UNROLLED = 200;
 /** Threads per workgroup the built-in choice aims for; no fewer than SIMD lanes count. */
 const WG = 16;
 const SIMD = 8;
@@ -277,14 +286,14 @@ export function depthwiseCost(g: DwShape, t: DepthwiseTile): number {
 
 /**
  * The built-in block and workgroup for a conv of this geometry: the cheapest by
- * `depthwiseCost` whose window is small enough (`MAX_WINDOW`). Bigger blocks load each input
- * for more outputs; on small maps they leave lanes idle.
+ * `depthwiseCost` whose code is small enough to compile quickly (`MAX_UNROLLED`). Bigger
+ * blocks load each input for more outputs; on small maps they leave lanes idle.
  */
 export function depthwiseTile(g: DwShape): DepthwiseTile {
   let best = depthwiseWorkgroup(g, 1, 1);
   let bestCost = depthwiseCost(g, best);
   for (const [tx, ty] of DEPTHWISE_BLOCKS) {
-    if (((tx - 1) * g.sw + g.kw) * ((ty - 1) * g.sh + g.kh) > MAX_WINDOW) continue;
+    if (depthwiseUnrolled(g, tx, ty) > MAX_UNROLLED) continue;
     for (const t of [depthwiseWorkgroup(g, tx, ty), { tx, ty, wc: WG, wx: 1, wy: 1 }]) {
       const cost = depthwiseCost(g, t);
       if (cost < bestCost) [best, bestCost] = [t, cost];
