@@ -5,7 +5,7 @@
 // shader are one variant, whatever their sizes. Each variant keeps one of its
 // dispatches as a call that can be made again at another size (`selfCheck` does, small).
 import { epilogueText, type Conv2dOptions } from '../kernels/conv2d.js';
-import { tilesInUse, useTiles } from '../kernels/conv2d_tiled.js';
+import { subgroupWidth, tilesInUse, useSubgroupWidth, useTiles } from '../kernels/conv2d_tiled.js';
 import { resize2d, type ResizeMethod } from '../kernels/resize.js';
 import { Conv2d, MaxPool2d } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
@@ -46,8 +46,7 @@ export interface KernelVariant {
  * run; and the number of dispatches.
  */
 export function modelVariants(rt: Runtime, config: MidasConfig, size: number, precision: Precision = 'f32'): { variants: KernelVariant[]; dispatches: number } {
-  const meta = Runtime.meta(rt.limits, { subgroupMinSize: rt.subgroupMinSize, subgroupMaxSize: rt.subgroupMaxSize });
-  useTiles(meta, tilesInUse(rt));
+  const meta = metaLike(rt);
   const net = new MidasNet(config);
   net.fuse();
   net.setPrecision(precision);
@@ -84,6 +83,18 @@ export function modelVariants(rt: Runtime, config: MidasConfig, size: number, pr
     return { name, shader: first.shader, dispatches: count, scope: least.scope, call: callOf(least, modules) };
   });
   return { variants, dispatches: records.length };
+}
+
+/**
+ * A meta runtime that chooses kernels as `rt` does: its limits, subgroup sizes, the
+ * subgroup width its kernels plan with (`useSubgroupWidth`) and its conv tiles.
+ */
+export function metaLike(rt: Runtime): Runtime {
+  const meta = Runtime.meta(rt.limits, { subgroupMinSize: rt.subgroupMinSize, subgroupMaxSize: rt.subgroupMaxSize });
+  const width = subgroupWidth(rt);
+  if (width && width !== subgroupWidth(meta)) useSubgroupWidth(meta, width);
+  useTiles(meta, tilesInUse(rt));
+  return meta;
 }
 
 /** A dispatch label without its sizes: `@96x96`, `[1x96x96x256]`, `12x12->24x24`, `rows 0..40` go. */

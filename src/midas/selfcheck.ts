@@ -1,12 +1,11 @@
 // `midas info --check`: does this device compute what the model needs? Every kernel
 // variant a prediction runs on it (kernel_variants.ts) runs once at a small input
 // size (the smallest that gets the same shader) against a CPU reference.
-import { tilesInUse, useTiles } from '../kernels/conv2d_tiled.js';
-import { Runtime } from '../nn/runtime.js';
+import type { Runtime } from '../nn/runtime.js';
 import type { MidasConfig } from './config.js';
 import { caseMaker, type CheckCase } from './check_cases.js';
 import { compare } from './cpu_kernels.js';
-import { modelVariants, type KernelVariant } from './kernel_variants.js';
+import { metaLike, modelVariants, type KernelVariant } from './kernel_variants.js';
 import type { Precision } from './network.js';
 
 export interface SelfCheckOptions {
@@ -114,8 +113,7 @@ async function checkVariant(rt: Runtime, v: KernelVariant, perturbed: boolean): 
 /** The call at the smallest input size whose dispatch runs the variant's shader on a device like `rt`, with data. */
 function smallestCase(rt: Runtime, v: KernelVariant): CheckCase | string {
   const maker = caseMaker(v.call as Exclude<KernelVariant['call'], string>);
-  const meta = Runtime.meta(rt.limits, { subgroupMinSize: rt.subgroupMinSize, subgroupMaxSize: rt.subgroupMaxSize });
-  useTiles(meta, tilesInUse(rt));
+  const meta = metaLike(rt);
   for (const [h, w] of maker.sizes) {
     const probe = maker.at(h, w, false);
     if (!probe) continue;
