@@ -5,11 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { MidasNet, STAGES, type Stage } from '../src/midas/network.js';
+import { Midas } from '../src/midas/model.js';
 import { MIDAS_SMALL, MIDAS_V2 } from '../src/midas/config.js';
 import type { WeightEntry } from '../src/nn/module.js';
 import { resize2d } from '../src/kernels/resize.js';
 import type { Runtime } from '../src/nn/runtime.js';
-import { testRuntime } from './gpu.js';
+import { F16_REFUSED, testRuntime } from './gpu.js';
 import { nchwToNhwc, readNpy } from './npy.js';
 import { maxAbsDiff } from './reference.js';
 import { REDUCED, REDUCED_SMALL, REDUCED_V2, REDUCED_WEIGHTS, type ReducedFixture } from './reduced.js';
@@ -138,8 +139,21 @@ const F16_BOUND = new Map<ReducedFixture, number>([[REDUCED_V2, 1e-2], [REDUCED_
 
 for (const fx of [REDUCED_V2, REDUCED_SMALL]) describe(`${fx.name} with f16 weights`, () => {
   const bound = F16_BOUND.get(fx)!;
-  for (const precision of ['f16', 'f16-math'] as const) it(`${precision}: depth stays within ${bound} of PyTorch f32 range`, async () => {
+  for (const precision of ['f16', 'f16-math'] as const) it(`${precision}: depth stays within ${bound} of PyTorch f32 range (shader-f16; refused by name without)`, async () => {
     const rt = await testRuntime();
+    if (!rt.features.f16) {
+      // Needs shader-f16. Where the adapter lacks it (SwiftShader) the model refuses the
+      // precision by name before uploading anything, and the network its f16 weights.
+      const live = rt.stats().liveTensors;
+      expect(() => new Midas(rt, readWeights(fx.weights), { size: 64, precision, config: fx.config })).toThrow(
+        new RegExp(`precision '${precision}' needs the adapter's shader-f16 feature, which .* lacks: use precision 'f32'`),
+      );
+      expect(rt.stats().liveTensors).toBe(live);
+      const refused = new MidasNet(fx.config);
+      expect(() => refused.prepare(rt, readWeights(fx.weights), precision)).toThrow(F16_REFUSED);
+      refused.dispose();
+      return;
+    }
     const net = new MidasNet(fx.config);
     net.prepare(rt, readWeights(fx.weights), precision);
     const nhwc = fixtureInput(fx);

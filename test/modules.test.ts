@@ -3,7 +3,7 @@ import { Float16Array } from '@petamoriken/float16';
 import { BatchNorm2d, Conv2d, fuseConvBnReLU, MaxPool2d, ReLU, ReLU6, Sequential } from '../src/nn/layers.js';
 import type { WeightEntry } from '../src/nn/module.js';
 import { Runtime } from '../src/nn/runtime.js';
-import { testRuntime } from './gpu.js';
+import { F16_REFUSED, testRuntime } from './gpu.js';
 import { batchnormRef, conv2dRef, maxAbsDiff, maxpoolRef, random, tfSamePads } from './reference.js';
 
 // torchvision's stem: Sequential(conv 7x7 s2 p3 no bias, bn, relu, maxpool).
@@ -244,13 +244,18 @@ describe('modules', () => {
     seq.dispose();
   });
 
-  it('a depthwise Conv2d with f16 weights stores them as f16 and matches the reference on the rounded weights within 1e-5', async () => {
+  it('a depthwise Conv2d with f16 weights stores them as f16 and matches the reference on the rounded weights within 1e-5 (shader-f16; refused without)', async () => {
     const rt = await testRuntime();
     const conv = new Conv2d(12, 12, 5, { padding: [1, 1, 2, 2], groups: 12 });
     const wt = random(12 * 25, 95);
     const bias = random(12, 96);
     conv.loadState(new Map([['weight', { shape: conv.weightShape, data: wt }], ['bias', { shape: [12], data: bias }]]));
     conv.weightDType = 'f16';
+    if (!rt.features.f16) {
+      // Needs shader-f16: where the adapter lacks it (SwiftShader) the upload is refused by name.
+      expect(() => conv.upload(rt)).toThrow(F16_REFUSED);
+      return;
+    }
     conv.upload(rt);
     const x = random(7 * 8 * 12, 97);
     const ref = conv2dRef(x, new Float32Array(new Float16Array(wt)), { n: 1, h: 7, w: 8, cin: 12, cout: 12, kh: 5, kw: 5, stride: 1, pad: [1, 1, 2, 2], groups: 12, bias });

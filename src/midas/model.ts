@@ -64,6 +64,12 @@ export class Midas {
       throw new Error(`size must be a positive multiple of 32 (got ${options.size})`);
     }
     this.precision = options.precision ?? 'f32';
+    // Refused by name before anything is uploaded, rather than computed in f32 behind the
+    // caller's back: the precision is what the caller measured and chose (SwiftShader
+    // and compatibility-mode adapters lack shader-f16).
+    if (this.precision !== 'f32' && !runtime.features.f16) {
+      throw new Error(`precision '${this.precision}' needs the adapter's shader-f16 feature, which ${runtime.adapterName} lacks: use precision 'f32'`);
+    }
     this.config = options.config ?? MIDAS_V2;
     this.net = new MidasNet(this.config);
     this.net.prepare(runtime, weights, this.precision);
