@@ -58,6 +58,12 @@ describe('midas info --all with lavapipe and SwiftShader', () => {
     expect(r.stdout).toMatch(/^default: SwiftShader Device \(Subzero\)\. openDevice asks Dawn for a 'high-performance' adapter at core feature level .*every adapter here is a software one/m);
   });
 
+  it('with no driver at all: the no-adapter error, exit 1', async () => {
+    const r = await midasBoth(['info', '--all'], { VK_ICD_FILENAMES: path.join(home, 'no-driver.json'), VK_ADD_DRIVER_FILES: '' });
+    expect(r.status).toBe(1);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('midas'))).toEqual([expect.stringMatching(/^midas info: no WebGPU adapter found \(Dawn lists none\)\. On a machine without a GPU install/)]);
+  });
+
   it('--json: the same as data, lavapipe with shader-f16, SwiftShader without', async () => {
     const j = JSON.parse((await midasBoth(['info', '--all', '--json'])).stdout) as {
       adapters: { name: string; features: string[]; subgroups: number[]; fallback: boolean; limits: Record<string, number> }[];

@@ -6,6 +6,7 @@ import { parseOptions, parseSize } from './main.js';
 import { useTiles } from '../kernels/conv2d_tiled.js';
 import type { Precision } from '../midas/network.js';
 import { selfCheck, type SelfCheckResult } from '../midas/selfcheck.js';
+import { NoAdapterError } from '../nn/device.js';
 import { Runtime } from '../nn/runtime.js';
 import { surveyAdapters } from '../node/adapter_report.js';
 import { listAdapters } from '../node/adapters.js';
@@ -98,6 +99,7 @@ export const infoCommand: Command = {
 
     if (values['all']) {
       const survey = await surveyAdapters();
+      if (!survey.adapters.length) throw new NoAdapterError('Dawn lists none');
       if (!json) printSurvey(survey);
       const checks: SelfCheckResult[] = [];
       if (check) {

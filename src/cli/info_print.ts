@@ -6,10 +6,6 @@ const mib = (b: number) => (b >= 2 ** 30 && b % 2 ** 30 === 0 ? `${b / 2 ** 30} 
 const BYTE_LIMITS = new Set(['maxStorageBufferBindingSize', 'maxBufferSize']);
 
 export function printSurvey(s: AdapterSurvey): void {
-  if (!s.adapters.length) {
-    console.log('Dawn found no WebGPU adapter.');
-    return;
-  }
   console.log(`${s.adapters.length} adapter(s), in Dawn's order:`);
   s.adapters.forEach((a, i) => {
     console.log('');
