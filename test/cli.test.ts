@@ -55,7 +55,7 @@ describe('arguments', () => {
     ['an unknown --format', ['predict', 'x.jpg', '--format', 'png,tiff'], /unknown --format 'tiff'/],
     ['an unknown --precision', ['predict', 'x.jpg', '--precision', 'f8'], /--precision must be f32, f16 or f16-math/],
     ['no images', ['predict'], /no images given/],
-    ['a bad --normalize', ['predict', 'x.jpg', '--normalize', 'fixed:3,1'], /--normalize must be image, batch or fixed:MIN,MAX with MIN < MAX/],
+    ['a bad --normalize', ['predict', 'x.jpg', '--normalize', 'fixed:3,1'], /--normalize must be image, video, batch or fixed:MIN,MAX with MIN < MAX/],
   ];
   for (const [what, args, msg] of bad) {
     it(`${what}: one line, exit 2`, async () => {
@@ -132,7 +132,7 @@ describe('a folder of 50 images with 3 bad ones', () => {
   it('run again: skips what is done, exits 1 for the same 3; --overwrite redoes all', async () => {
     const r = await midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/skipping 47 image\(s\) whose outputs exist/);
+    expect(r.stderr).toMatch(/skipping 47 input\(s\) whose outputs exist/);
     expect(r.stderr).toMatch(/0 written, 47 skipped, 3 failed/);
     const r2 = await midas(['predict', images, '-o', out, '--weights', WEIGHTS, '--size', '64', '--overwrite']);
     expect(r2.stderr).toMatch(/47 written, 0 skipped, 3 failed/);
@@ -157,7 +157,7 @@ describe('a folder of 50 images with 3 bad ones', () => {
     const done = readdirSync(out2).filter((f) => f.endsWith('-color.png')).length;
     expect(done).toBeLessThan(47);
     const r = await midas(['predict', images, '-o', out2, '--weights', WEIGHTS, '--size', '64']);
-    expect(r.stderr).toMatch(/skipping \d+ image\(s\)/);
+    expect(r.stderr).toMatch(/skipping \d+ input\(s\)/);
     expect(r.stderr).toMatch(/3 failed/);
     const files = readdirSync(out2);
     expect(files.filter((f) => f.endsWith('-color.png'))).toHaveLength(47);

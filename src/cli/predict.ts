@@ -1,4 +1,4 @@
-// `midas predict`: images or folders in, depth maps out, one bad image never stops the rest.
+// `midas predict`: images, videos or folders in, depth maps out, one bad input never stops the rest.
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -13,14 +13,18 @@ import { cliModel, MODEL_OPTION, MODEL_USAGE } from './arch.js';
 import { loadWithProgress, resolveModel } from './load.js';
 import { parseOptions, parseSize } from './main.js';
 import { ProgressBar } from './progress.js';
+import { checkFfmpeg, isVideoFile } from '../node/video.js';
+import { predictVideo, videoOutputName, type Normalize } from './predict-video.js';
+import { parseShard, takeShard } from './shard.js';
 
 const FORMATS = ['pfm', 'png', 'color'] as const;
 type Format = (typeof FORMATS)[number];
 const IMAGE_EXT = /\.(jpe?g|png)$/i;
 
-const USAGE = `Usage: midas predict <images or folders...> [options]
+const USAGE = `Usage: midas predict <images, videos or folders...> [options]
 
-Writes relative inverse depth (larger = nearer) for each JPEG or PNG.
+Writes relative inverse depth (larger = nearer) for each JPEG or PNG, and for each
+video (.mp4 .mov .mkv .webm .avi .m4v, decoded by the system's ffmpeg) frame by frame.
 
 Options:
   -o, --output DIR       output folder (default: ./output)
@@ -28,6 +32,9 @@ Options:
                            pfm    DIR/<stem>.pfm        float32, as MiDaS's run.py writes it
                            png    DIR/<stem>.png        16-bit gray, min-max scaled
                            color  DIR/<stem>-color.png  colour map, min-max scaled
+                         for a video: color is DIR/<stem>-color.mp4 (H.264, the source's
+                         frame rate and size, an odd side padded by one pixel; no audio),
+                         png and pfm are DIR/<stem>/000001.png, 000002.png, ...
       --colormap NAME    inferno or turbo (default: inferno)
 ${MODEL_USAGE}
   -w, --weights FILE     converted .safetensors or a PyTorch .pt checkpoint (converted
@@ -41,16 +48,25 @@ ${ADAPTER_USAGE}
       --overwrite        replace existing outputs (default: images whose outputs all
                          exist are skipped)
       --normalize MODE   how png and color pictures are scaled: image (each image's own
-                         min..max, the default), batch (one range over all images of the
-                         run, so video frames do not flicker; redoes every image), or
+                         min..max, the default for images), video (each frame fitted to
+                         the previous ones by least-squares scale and shift, so a steady
+                         scene stays steady: the default for videos; images as image),
+                         batch (one range over all images of the run, or over all frames
+                         of a video: two passes over it; redoes every image), or
                          fixed:MIN,MAX (a set range, values outside clip; reproducible)
+      --shard K/N        only every N-th input of the sorted list, from the K-th (0-based):
+                         N jobs given 0/N .. N-1/N split the inputs with no coordinator
       --profile          print each image's GPU time, then every layer in forward order
                          with its GPU time, share and GFLOP/s
       --trace            print every dispatch as it is recorded, then its GPU time
                          (also MIDAS_DEBUG=1)
   -q, --quiet            no progress bar
 
-Exit status: 0 when every image was written, 1 when any failed, 2 on bad arguments.`;
+Videos need ffmpeg and ffprobe on PATH (Debian: apt-get install ffmpeg). Their audio
+is not carried over. Frames are written to DIR/.<stem>.partial/ and renamed when the
+last is done; a killed run resumes at its first missing frame.
+
+Exit status: 0 when every input was written, 1 when any failed, 2 on bad arguments.`;
 
 interface Job {
   input: string;
@@ -79,11 +95,11 @@ function collectInputs(args: string[], errors: string[]): string[] {
     }
     if (st.isDirectory()) {
       const found = readdirSync(arg)
-        .filter((n) => IMAGE_EXT.test(n))
+        .filter((n) => IMAGE_EXT.test(n) || isVideoFile(n))
         .sort()
         .map((n) => path.join(arg, n))
         .filter((p) => statSync(p).isFile());
-      if (!found.length) errors.push(`${arg}: folder has no .jpg, .jpeg or .png images`);
+      if (!found.length) errors.push(`${arg}: folder has no .jpg, .jpeg or .png images and no videos`);
       out.push(...found);
     } else {
       out.push(arg);
@@ -92,15 +108,13 @@ function collectInputs(args: string[], errors: string[]): string[] {
   return out;
 }
 
-type Normalize = { kind: 'image' } | { kind: 'batch' } | { kind: 'fixed'; range: ValueRange };
-
 function parseNormalize(text: string): Normalize {
-  if (text === 'image' || text === 'batch') return { kind: text };
+  if (text === 'image' || text === 'video' || text === 'batch') return { kind: text };
   const m = /^fixed:([^,]+),([^,]+)$/.exec(text);
   const min = m ? Number(m[1]) : NaN;
   const max = m ? Number(m[2]) : NaN;
   if (!Number.isFinite(min) || !Number.isFinite(max) || !(max > min)) {
-    throw new UsageError(`--normalize must be image, batch or fixed:MIN,MAX with MIN < MAX (got '${text}')`);
+    throw new UsageError(`--normalize must be image, video, batch or fixed:MIN,MAX with MIN < MAX (got '${text}')`);
   }
   return { kind: 'fixed', range: { min, max } };
 }
@@ -133,7 +147,8 @@ function reportTimes(input: string, timings: Timing[], records: readonly Dispatc
   }
 }
 
-function outputName(stem: string, format: Format): string {
+function outputName(input: string, stem: string, format: Format): string {
+  if (isVideoFile(input)) return videoOutputName(stem, format);
   return format === 'pfm' ? `${stem}.pfm` : format === 'png' ? `${stem}.png` : `${stem}-color.png`;
 }
 
@@ -143,7 +158,7 @@ function planJobs(inputs: string[], outDir: string, formats: Format[], errors: s
   const inputSet = new Set(inputs.map((p) => path.resolve(p)));
   for (const input of inputs) {
     const stem = path.basename(input).replace(/\.[^.]*$/, '');
-    const outputs = formats.map((format) => ({ format, file: path.join(outDir, outputName(stem, format)) }));
+    const outputs = formats.map((format) => ({ format, file: path.join(outDir, outputName(input, stem, format)) }));
     const clash = outputs.find((o) => claimed.has(path.resolve(o.file)) || inputSet.has(path.resolve(o.file)));
     if (clash) {
       const other = claimed.get(path.resolve(clash.file));
@@ -192,6 +207,7 @@ export const predictCommand: Command = {
       ...ADAPTER_OPTION,
       overwrite: { type: 'boolean' },
       normalize: { type: 'string' },
+      shard: { type: 'string' },
       trace: { type: 'boolean' },
       profile: { type: 'boolean' },
       quiet: { type: 'boolean', short: 'q' },
@@ -208,7 +224,11 @@ export const predictCommand: Command = {
     if (!COLOR_MAPS.includes(colormap)) throw new UsageError(`unknown --colormap '${colormap}' (choose from ${COLOR_MAPS.join(', ')})`);
     const overwrite = !!values['overwrite'];
     const quiet = !!values['quiet'];
-    const normalize = parseNormalize((values['normalize'] as string | undefined) ?? 'image');
+    const normalizeOption = values['normalize'] === undefined ? undefined : parseNormalize(values['normalize'] as string);
+    // Images have no sequence to be steady over: `video` scales them as `image` does.
+    const normalize: Normalize = normalizeOption?.kind === 'video' ? { kind: 'image' } : normalizeOption ?? { kind: 'image' };
+    const videoNormalize: Normalize = normalizeOption ?? { kind: 'video' };
+    const shard = values['shard'] === undefined ? undefined : parseShard(values['shard'] as string);
     const trace = !!values['trace'] || !!process.env['MIDAS_DEBUG'];
     const profile = !!values['profile'];
     const writePictures = (job: Job, depth: Float32Array, width: number, height: number, range?: ValueRange) => {
@@ -229,8 +249,9 @@ export const predictCommand: Command = {
     removeStaleTemporaries(outDir);
     const errors: string[] = [];
     let failed = 0;
-    const jobs = planJobs(collectInputs(positionals, errors), outDir, formats, errors);
-    if (normalize.kind === 'batch' && !overwrite) {
+    const inputs = collectInputs(positionals, errors);
+    const jobs = planJobs(shard ? takeShard(inputs, shard) : inputs, outDir, formats, errors);
+    if (normalizeOption?.kind === 'batch' && !overwrite) {
       const existing = jobs.flatMap((j) => j.outputs.filter((o) => o.format !== 'pfm' && existsSync(o.file)));
       if (existing.length) {
         throw new UsageError(`--normalize batch redoes every picture of the run, and ${existing[0]!.file} exists: add --overwrite`);
@@ -238,7 +259,10 @@ export const predictCommand: Command = {
     }
     const todo = overwrite || normalize.kind === 'batch' ? jobs : jobs.filter((j) => !j.outputs.every((o) => existsSync(o.file)));
     const skipped = jobs.length - todo.length;
-    if (skipped && !quiet) console.error(`skipping ${skipped} image(s) whose outputs exist (use --overwrite to redo them)`);
+    if (skipped && !quiet) console.error(`skipping ${skipped} input(s) whose outputs exist (use --overwrite to redo them)`);
+    if (shard && !quiet) console.error(`shard ${shard.index}/${shard.count}: ${jobs.length} of ${inputs.length} inputs`);
+    // Before the model loads: without ffmpeg no video can be read.
+    if (todo.some((j) => isVideoFile(j.input))) await checkFfmpeg();
 
     if (todo.length) {
       // The adapter first: a name that matches none fails before any download.
@@ -255,6 +279,22 @@ export const predictCommand: Command = {
       try {
         for (let i = 0; i < todo.length; i++) {
           const job = todo[i]!;
+          if (isVideoFile(job.input)) {
+            bar.clear();
+            try {
+              const r = await predictVideo(model, job, { overwrite, quiet: quiet || trace || profile, colormap, normalize: videoNormalize });
+              if (!quiet) {
+                const { width, height, fps } = r.info;
+                const rate = r.seconds > 0 ? (r.predicted / r.seconds).toFixed(2) : '-';
+                console.error(`${job.input}: ${width}x${height} at ${+fps.toFixed(3)} fps, ${r.predicted} frames predicted in ${r.seconds.toFixed(1)} s (${rate} frames/s) -> ${job.outputs.map((o) => o.file).filter((f, k, all) => all.indexOf(f) === k).join(', ')}`);
+              }
+            } catch (e) {
+              const msg = (e as Error).message;
+              errors.push(msg.includes(job.input) ? msg : `${job.input}: ${msg}`);
+              failed++;
+            }
+            continue;
+          }
           if (!quiet && !trace && !profile) bar.update(i, path.basename(job.input));
           try {
             if (timed) {

@@ -4,8 +4,10 @@
 export interface ProgressOptions {
   label: string;
   total: number;
-  /** 'bytes' shows MB and MB/s; 'items' shows n/total and items/s. */
+  /** 'bytes' shows MB and MB/s; 'items' shows n/total, items/s and the time left. */
   unit: 'bytes' | 'items';
+  /** What an item is called after the count (`12/300 frames`); default none. */
+  noun?: string;
   stream?: NodeJS.WriteStream;
 }
 
@@ -36,7 +38,7 @@ export class ProgressBar {
     const amount =
       unit === 'bytes'
         ? `${(done / 1e6).toFixed(1)}/${(total / 1e6).toFixed(1)} MB ${(done / 1e6 / secs).toFixed(1)} MB/s`
-        : `${done}/${total} ${(done / secs).toFixed(2)}/s`;
+        : `${done}/${total}${this.options.noun ? ` ${this.options.noun}` : ''} ${(done / secs).toFixed(2)}/s${eta(done, total, secs)}`;
     const line = `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}% ${amount}${note ? ` ${note}` : ''}`;
     const cols = this.stream.columns || 100;
     this.stream.write(`\r${line.slice(0, cols - 1)}\x1b[K`);
@@ -54,4 +56,14 @@ export class ProgressBar {
     if (this.drawn) this.stream.write('\r\x1b[K');
     this.drawn = false;
   }
+}
+
+/** ` ETA m:ss` (or h:mm:ss) at the rate so far; '' before the first item or without a total. */
+export function eta(done: number, total: number, secs: number): string {
+  if (!(done > 0) || !(total > done)) return '';
+  const left = Math.round(((total - done) * secs) / done);
+  const h = Math.floor(left / 3600);
+  const m = Math.floor((left % 3600) / 60);
+  const s = String(left % 60).padStart(2, '0');
+  return ` ETA ${h ? `${h}:${String(m).padStart(2, '0')}` : m}:${s}`;
 }

@@ -105,18 +105,12 @@ export function alignToDepth(prediction: FloatMap, target: FloatMap, opts: Align
   }
   const disparity = kind === 'disparity';
 
-  // Pass 1: which pixels are valid, their means, and the prediction's range on them.
+  // Pass 1: which pixels are valid, and the prediction's range on them.
   const valid = new Uint8Array(n);
   let count = 0;
   let maskedOut = 0;
   let badTarget = 0;
   let badPrediction = 0;
-  // Neumaier-compensated sums: the means are then good to about 1 ulp, which the
-  // shift (a difference of two such means) needs.
-  let sumP = 0;
-  let sumD = 0;
-  let compP = 0;
-  let compD = 0;
   let minP = Infinity;
   let maxP = -Infinity;
   let maxTargetDepth = 0;
@@ -140,15 +134,8 @@ export function alignToDepth(prediction: FloatMap, target: FloatMap, opts: Align
     }
     valid[i] = 1;
     count++;
-    const d = disparity ? v : 1 / v;
     const depth = disparity ? 1 / v : v;
     if (depth > maxTargetDepth) maxTargetDepth = depth;
-    const np = sumP + p;
-    compP += Math.abs(sumP) >= Math.abs(p) ? sumP - np + p : p - np + sumP;
-    sumP = np;
-    const nd = sumD + d;
-    compD += Math.abs(sumD) >= Math.abs(d) ? sumD - nd + d : d - nd + sumD;
-    sumD = nd;
     if (p < minP) minP = p;
     if (p > maxP) maxP = p;
   }
@@ -173,30 +160,8 @@ export function alignToDepth(prediction: FloatMap, target: FloatMap, opts: Align
     );
   }
 
-  // Pass 2: centred sums (the normal equations with the means taken out, which keeps
-  // a large offset in the prediction from cancelling digits), with the usual
-  // correction for the rounding of the means.
-  const meanP = (sumP + compP) / count;
-  const meanD = (sumD + compD) / count;
-  let sdp = 0;
-  let sdd = 0;
-  let spp = 0;
-  let spd = 0;
-  for (let i = 0; i < n; i++) {
-    if (!valid[i]) continue;
-    const v = target[i]!;
-    const dp = prediction[i]! - meanP;
-    const dd = (disparity ? v : 1 / v) - meanD;
-    sdp += dp;
-    sdd += dd;
-    spp += dp * dp;
-    spd += dp * dd;
-  }
-  spp -= (sdp * sdp) / count;
-  spd -= (sdp * sdd) / count;
-  const scale = spd / spp;
-  const shift = meanD + sdd / count - scale * (meanP + sdp / count);
-  if (!(spp > 0) || !Number.isFinite(scale) || !Number.isFinite(shift)) {
+  const { scale, shift } = fitScaleShift(prediction, target, valid, disparity ? 'as-is' : 'inverse');
+  if (!Number.isFinite(scale) || !Number.isFinite(shift)) {
     throw new AlignError(
       'not-finite',
       `the fit is not finite (scale ${scale}, shift ${shift}): the prediction's values on the ` +
@@ -226,4 +191,84 @@ export function alignToDepth(prediction: FloatMap, target: FloatMap, opts: Align
   }
 
   return { depth, scale, shift, validCount: count, absRel: relSum / count, delta1: within / count, maxDepth, clampedCount };
+}
+
+/** The least-squares scale and shift of `fitScaleShift`, with how well they fit. */
+export interface ScaleShift {
+  /** s in s * p + t. NaN when the prediction is constant on the pixels used (or there are fewer than 2). */
+  scale: number;
+  /** t in s * p + t. */
+  shift: number;
+  /** Pixels used. */
+  count: number;
+  /**
+   * The correlation of prediction and target on those pixels (-1..1; NaN when either is
+   * constant there): how much of the target an affine map of the prediction explains.
+   */
+  correlation: number;
+}
+
+/**
+ * The scale s and shift t that minimise the sum of (s * p + t - d)^2 over the pixels
+ * where `valid` is set (every pixel without it), in float64: d is the target as it is,
+ * or 1 / target with 'inverse'. The caller checks validity (finite values; a target
+ * > 0 for 'inverse'). alignToDepth fits with it; so does the temporal normalizer
+ * (src/midas/temporal.ts), which aligns each video frame to a running reference.
+ */
+export function fitScaleShift(
+  prediction: FloatMap,
+  target: FloatMap,
+  valid?: Uint8Array,
+  targetAs: 'as-is' | 'inverse' = 'as-is',
+): ScaleShift {
+  const n = prediction.length;
+  const inverse = targetAs === 'inverse';
+  // Neumaier-compensated sums: the means are then good to about 1 ulp, which the
+  // shift (a difference of two such means) needs.
+  let count = 0;
+  let sumP = 0;
+  let sumD = 0;
+  let compP = 0;
+  let compD = 0;
+  for (let i = 0; i < n; i++) {
+    if (valid && !valid[i]) continue;
+    count++;
+    const p = prediction[i]!;
+    const d = inverse ? 1 / target[i]! : target[i]!;
+    const np = sumP + p;
+    compP += Math.abs(sumP) >= Math.abs(p) ? sumP - np + p : p - np + sumP;
+    sumP = np;
+    const nd = sumD + d;
+    compD += Math.abs(sumD) >= Math.abs(d) ? sumD - nd + d : d - nd + sumD;
+    sumD = nd;
+  }
+  if (count < 2) return { scale: NaN, shift: NaN, count, correlation: NaN };
+
+  // Pass 2: centred sums (the normal equations with the means taken out, which keeps
+  // a large offset in the prediction from cancelling digits), with the usual
+  // correction for the rounding of the means.
+  const meanP = (sumP + compP) / count;
+  const meanD = (sumD + compD) / count;
+  let sdp = 0;
+  let sdd = 0;
+  let spp = 0;
+  let spd = 0;
+  let sqd = 0;
+  for (let i = 0; i < n; i++) {
+    if (valid && !valid[i]) continue;
+    const dp = prediction[i]! - meanP;
+    const dd = (inverse ? 1 / target[i]! : target[i]!) - meanD;
+    sdp += dp;
+    sdd += dd;
+    spp += dp * dp;
+    spd += dp * dd;
+    sqd += dd * dd;
+  }
+  spp -= (sdp * sdp) / count;
+  spd -= (sdp * sdd) / count;
+  sqd -= (sdd * sdd) / count;
+  if (!(spp > 0)) return { scale: NaN, shift: NaN, count, correlation: NaN };
+  const scale = spd / spp;
+  const shift = meanD + sdd / count - scale * (meanP + sdp / count);
+  return { scale, shift, count, correlation: sqd > 0 ? spd / Math.sqrt(spp * sqd) : NaN };
 }

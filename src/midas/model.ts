@@ -84,14 +84,80 @@ export class Midas {
 
   /** Runs the hub pipeline: transform, network, PyTorch bicubic back to the image's size. */
   async predict(image: RgbImage): Promise<DepthResult> {
-    if (this.disposed) throw new Error('predict: this model was disposed');
-    const rt = this.runtime;
-    this.checkFits(image.width, image.height);
-    const x = preprocess(rt, image, this.size);
-    const { depth } = this.net.forward(x);
-    x.dispose();
+    return this.start(image);
+  }
+
+  /**
+   * `predict` for a sequence (the frames of a video), in order, with the same results.
+   * The GPU is kept busy: each frame is uploaded, recorded and submitted before the
+   * previous one's result is awaited, so the CPU's share of a frame (upload,
+   * recording, and whatever the caller does with each result) overlaps the GPU's work
+   * on the next. At most two frames are in flight.
+   */
+  async *predictFrames(frames: AsyncIterable<RgbImage> | Iterable<RgbImage>): AsyncGenerator<DepthResult> {
+    let pending: Promise<DepthResult> | null = null;
     try {
-      return { depth: await this.resizeBack(depth, image.width, image.height), width: image.width, height: image.height };
+      for await (const image of frames) {
+        const next = this.start(image);
+        // Awaited below; until then a failure must not count as unhandled.
+        next.catch(() => {});
+        if (pending) {
+          const done = pending;
+          pending = next;
+          yield await done;
+        } else {
+          pending = next;
+        }
+      }
+      if (pending) {
+        const done = pending;
+        pending = null;
+        yield await done;
+      }
+    } finally {
+      // Stopped early or failed: let the frame in flight finish before its buffers go back.
+      if (pending) await pending.catch(() => {});
+    }
+  }
+
+  /**
+   * Records and submits one prediction and returns the wait for its result: the
+   * recording is done when this returns, so the next frame can be recorded behind it.
+   */
+  private start(image: RgbImage): Promise<DepthResult> {
+    if (this.disposed) return Promise.reject(new Error('predict: this model was disposed'));
+    const rt = this.runtime;
+    const { width, height } = image;
+    try {
+      this.checkFits(width, height);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    let depth: Tensor;
+    try {
+      const x = preprocess(rt, image, this.size);
+      try {
+        depth = this.net.forward(x).depth;
+      } finally {
+        x.dispose();
+      }
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const limit = Math.min(rt.limits.maxStorageBufferBindingSize, rt.limits.maxBufferSize);
+    if (width * height * 4 > limit) {
+      // Several strips: read one after another (rare: a map over one buffer).
+      return this.resizeBack(depth, width, height)
+        .then((values) => ({ depth: values, width, height }))
+        .finally(() => depth.dispose());
+    }
+    try {
+      const full = resize2d(rt, depth, height, width, { kind: 'bicubic', alignCorners: false }, [0, height]);
+      const read = rt.readLater(full);
+      full.dispose();
+      return read.then((values) => ({ depth: values, width, height }));
+    } catch (e) {
+      return Promise.reject(e);
     } finally {
       depth.dispose();
     }

@@ -202,13 +202,27 @@ export class Runtime {
   }
 
   /** Copies a tensor back to the CPU; the wait leaves the CPU to the device (see `quietly`). */
-  async read(t: Tensor): Promise<Float32Array> {
+  read(t: Tensor): Promise<Float32Array> {
+    return this.readLater(t);
+  }
+
+  /**
+   * `read`, split so that more work can be recorded and submitted while this one runs
+   * (a pipeline of video frames): the copy is recorded and submitted now, and the
+   * tensor may be disposed at once (its buffer is reused only by work queued after the
+   * copy); the returned promise waits for the data.
+   */
+  readLater(t: Tensor): Promise<Float32Array> {
     t.assertLive();
-    if (this.meta) throw new Error('read: a meta runtime holds no data');
+    if (this.meta) return Promise.reject(new Error('read: a meta runtime holds no data'));
     const bytes = t.byteLength;
     const staging = this.acquire(this.stagingPool, bytes, MAP_READ_DST, 'readback');
     this.commandEncoder().copyBufferToBuffer(t.buffer, 0, staging, 0, bytes);
     this.flush();
+    return this.mapped(staging, bytes);
+  }
+
+  private async mapped(staging: GPUBuffer, bytes: number): Promise<Float32Array> {
     const started = performance.now();
     try {
       await quietly(() => staging.mapAsync(0x1 /* GPUMapMode.READ */, 0, bytes));

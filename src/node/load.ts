@@ -4,14 +4,14 @@ import type { MidasConfig } from '../midas/config.js';
 import { createMidas, type Midas, type DepthResult } from '../midas/model.js';
 import { MODELS, type ModelInfo, type ModelName } from '../midas/models.js';
 import type { Precision } from '../midas/network.js';
-import type { RawImage } from '../midas/transform.js';
+import type { RawImage, RgbImage } from '../midas/transform.js';
 import { midasWeights, modelForWeights } from '../midas/weights.js';
 import { Runtime } from '../nn/runtime.js';
 import { useTiles } from '../kernels/conv2d_tiled.js';
 import { tuneNetwork } from '../midas/tune.js';
 import { chooseGpu } from './adapters.js';
 import { readTuning, saveTuning, tuningFile } from './tuning.js';
-import { decodeImage } from './image.js';
+import { decodeImage, ImageError } from './image.js';
 import { readSafetensors, resolveWeights, type ResolveHooks } from './weights.js';
 
 export interface LoadMidasOptions extends ResolveHooks {
@@ -83,10 +83,38 @@ export class MidasModel {
     return this.midas.predict(decodeImage(input));
   }
 
+  /**
+   * Depth maps for a sequence of raw frames (RGB or RGBA, e.g. `readVideoFrames`), in
+   * order; each equals `predict` on that frame. The next frame is uploaded and
+   * recorded while the current one computes, so this runs faster than a loop of
+   * `predict`. Frames are taken from `frames` one ahead of the results.
+   */
+  predictFrames(frames: AsyncIterable<RawFrame> | Iterable<RawFrame>): AsyncGenerator<DepthResult> {
+    return this.midas.predictFrames(rgbFrames(frames));
+  }
+
   /** Frees the GPU buffers (and the device, when loadMidas created it). */
   dispose(): void {
     this.midas.dispose();
     if (this.ownsRuntime) this.runtime.destroy();
+  }
+}
+
+/** A raw video frame: 8-bit RGB or RGBA pixels (channels from the length), row-major. */
+export interface RawFrame {
+  data: Uint8Array | Uint8ClampedArray;
+  width: number;
+  height: number;
+}
+
+async function* rgbFrames(frames: AsyncIterable<RawFrame> | Iterable<RawFrame>): AsyncGenerator<RgbImage> {
+  let n = 0;
+  for await (const f of frames) {
+    const pixels = f.width * f.height;
+    const name = `<frame ${n++}>`;
+    if (f.data.length === pixels * 3 && f.data instanceof Uint8Array) yield { data: f.data, width: f.width, height: f.height };
+    else if (f.data.length === pixels * 4 || f.data.length === pixels * 3) yield decodeImage({ ...f, channels: f.data.length === pixels * 4 ? 4 : 3 }, name);
+    else throw new ImageError(name, `a ${f.width}x${f.height} frame needs ${pixels * 3} (RGB) or ${pixels * 4} (RGBA) bytes, got ${f.data.length}`);
   }
 }
 

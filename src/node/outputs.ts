@@ -123,6 +123,26 @@ export function writePng16(path: string, depth: Float32Array, width: number, hei
   writeFileAtomic(path, PNG.sync.write(png, { bitDepth: 16, colorType: 0, inputColorType: 0, inputHasAlpha: false }), opts);
 }
 
+/**
+ * Reads back a 16-bit gray PNG as `writePng16` writes it: the values / 65535 (0..1),
+ * row-major. A PNG of another kind is refused.
+ */
+export function readPng16(path: string): { values: Float32Array; width: number; height: number } {
+  let png: PNG;
+  try {
+    png = PNG.sync.read(readFileSync(path), { skipRescale: true } as never);
+  } catch (e) {
+    throw new OutputError(path, `cannot read as a PNG (${(e as Error).message})`);
+  }
+  const { depth, colorType } = png as unknown as { depth: number; colorType: number };
+  if (depth !== 16 || colorType !== 0) throw new OutputError(path, 'not a 16-bit gray PNG');
+  // pngjs expands it to RGBA 16-bit samples.
+  const data = png.data as unknown as Uint16Array;
+  const values = new Float32Array(png.width * png.height);
+  for (let i = 0; i < values.length; i++) values[i] = data[4 * i]! / 65535;
+  return { values, width: png.width, height: png.height };
+}
+
 /** 8-bit RGB PNG of the depth through a colour map (inferno by default), min-max scaled. */
 export function writeColorPng(
   path: string,
@@ -152,7 +172,7 @@ export function writeColorPng(
  */
 export function writeFileAtomic(path: string, bytes: Uint8Array, opts: WriteOptions = {}): void {
   const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = temporaryName(path);
   if (!opts.overwrite && exists(path)) throw alreadyExists(path);
   let fd: number | undefined;
   let created = false;
@@ -184,6 +204,44 @@ export function writeFileAtomic(path: string, bytes: Uint8Array, opts: WriteOpti
       } catch {
         /* already failing */
       }
+    }
+    if (e instanceof OutputError) throw e;
+    throw new OutputError(path, writeProblem(e, dir));
+  }
+  syncDir(dir);
+}
+
+/**
+ * The temporary name a file is written under before it is renamed into place:
+ * `.<name>.tmp-<pid>-<random>` in the same folder (what `midas predict` removes when
+ * the process that left it is gone).
+ */
+export function temporaryName(path: string): string {
+  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Moves a finished temporary file (written by another process, e.g. ffmpeg) to
+ * `path`: fsync, then rename (or link, without `overwrite`, so an existing file is
+ * never replaced). The temporary file is gone afterwards, whatever happens.
+ */
+export function commitTemporary(tmp: string, path: string, opts: WriteOptions = {}): void {
+  const dir = dirname(path);
+  try {
+    if (!opts.overwrite && exists(path)) throw alreadyExists(path);
+    const fd = openSync(tmp, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (opts.overwrite) renameSync(tmp, path);
+    else linkOrRename(tmp, path);
+  } catch (e) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already failing, or already moved */
     }
     if (e instanceof OutputError) throw e;
     throw new OutputError(path, writeProblem(e, dir));
