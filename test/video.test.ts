@@ -2,6 +2,7 @@
 // reduced network (MIDAS_ARCH) and tiny clips that ffmpeg makes here: the outputs,
 // a frame's depth against the same frame as an image, temporal normalization's
 // flicker, resuming, --shard, and bad input.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -167,6 +168,42 @@ describe('a video in, its depth out', () => {
     let worst = 0;
     for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
     expect(worst).toBeLessThan(1 / 256);
+  });
+});
+
+describe('a run killed for real', () => {
+  it('SIGKILL part way through a clip: the next run resumes from the partial folder and leaves no temporaries', async () => {
+    const clip = path.join(dir, 'long-clip.mp4');
+    await testsrc(clip, 64, 48, 40);
+    const out = path.join(dir, 'o-killed');
+    const partial = path.join(out, '.long-clip.partial');
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/midas.js'), 'predict', clip, '-o', out, '--weights', REDUCED_WEIGHTS, '--size', '64', '--format', 'pfm,png,color', '-q'], { env, stdio: 'ignore' });
+    const exited = new Promise((r) => child.on('exit', r));
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (existsSync(partial) && readdirSync(partial).filter((f) => f.endsWith('.png')).length >= 5) {
+          clearInterval(t);
+          child.kill('SIGKILL');
+          resolve();
+        }
+      }, 5);
+    });
+    await exited;
+    const left = readdirSync(partial).filter((f) => f.endsWith('.pfm')).length;
+    expect(left).toBeLessThan(40);
+    expect(existsSync(path.join(out, 'long-clip-color.mp4'))).toBe(false);
+    const r = await predict([clip], out, '--format', 'pfm,png,color');
+    expect(r.status, r.stderr).toBe(0);
+    expect(files(out)).toEqual(['long-clip', 'long-clip-color.mp4']);
+    expect(files(path.join(out, 'long-clip'))).toHaveLength(80);
+    expect(await probe(path.join(out, 'long-clip-color.mp4'))).toMatchObject({ nb_read_frames: '40' });
+    // Without the colour video to make, a killed run only adds the missing frames.
+    renameSync(path.join(out, 'long-clip'), partial);
+    for (const f of files(partial).slice(50)) rmSync(path.join(partial, f));
+    const again = await predict([clip], out, '--format', 'pfm,png');
+    expect(again.stderr).toMatch(/long-clip\.mp4: .* 15 frames predicted/);
+    expect(files(path.join(out, 'long-clip'))).toHaveLength(80);
+    expect(hidden(out)).toEqual([]);
   });
 });
 
