@@ -250,6 +250,13 @@ export function depthwiseUnrolled(g: Pick<ConvGeometry, 'kh' | 'kw' | 'sh' | 'sw
 export const MAX_UNROLLED = 200;
 /** Threads per workgroup the built-in choice aims for; no fewer than SIMD lanes count. */
 const WG = 16;
+/**
+ * lavapipe's SIMD width, for the cost model only. The kernel uses no subgroup
+ * operations: each thread reads its own inputs, so its results do not depend on the
+ * subgroup size (4 on SwiftShader, 32 or 64 on GPUs, where a 16-thread workgroup
+ * leaves the rest of a subgroup idle but computes the same), and its workgroups of at
+ * most 16 threads are within every adapter's maxComputeInvocationsPerWorkgroup.
+ */
 const SIMD = 8;
 
 /**

@@ -42,7 +42,7 @@ function learned(m: Module): number {
 /**
  * The network as it runs on `height x width` (multiples of 32), BN folded as at load
  * time. Kernels are chosen as for a device with these subgroup sizes (default: none,
- * the portable kernels; lavapipe's 8-wide subgroups pick the rows kernel for 3x3 convs).
+ * the portable kernels; with subgroups, the GEMM kernel's wide tiles).
  */
 export function summarize(
   config: MidasConfig = MIDAS_V2,
