@@ -8,6 +8,10 @@
 // Chromium gets WebGPU on this GPU-less machine only through its OpenGL ES backend on
 // lavapipe, at compatibility level (SPEC.md §7), so this is also the proof that every
 // kernel runs under compatibility mode. No Chromium is a failure, not a skip.
+//
+// The page's camera runs on Chromium's fake camera playing a clip ffmpeg makes here
+// (`--use-file-for-fake-video-capture`); its frames reach the page through YUV, so the
+// page's depth is checked against Node's on the pixels the page reports.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +27,7 @@ import { buildDemo, bundle, bundleLibrary, isNodeBuiltin, ROOT } from '../exampl
 // @ts-expect-error plain ESM helpers without type declarations
 import { FIXTURE_NETWORKS, fixtureQuery, startServer } from '../examples/web/serve.mjs';
 import { REDUCED_SMALL, REDUCED_V2, type ReducedFixture } from './reduced.js';
+import { run as runChild } from './spawn.js';
 
 const CHROMIUM = process.env['MIDAS_CHROMIUM'] ?? '/usr/bin/chromium';
 /** SPEC.md §7 (WebGPU on lavapipe through ANGLE's GL ES) plus the headless ones of the machine notes. */
@@ -45,6 +50,8 @@ const SIZE = REDUCED_V2.manifest.size; // 128, both networks
 const WEIGHTS = REDUCED_V2.weights;
 const IMAGE = join(FIXTURES, 'transform', 'small_61x90.png'); // lossless: both sides see the same pixels
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'browser');
+/** The fake camera's clip: a moving test pattern, uncompressed (y4m), looped by Chromium. */
+const CLIP = { width: 128, height: 96, frames: 8, rate: 30 };
 
 /** The served reduced networks: the fixture, and the page's query that runs it (serve.mjs's --fixtures links). */
 const NETWORKS: { fixture: ReducedFixture; model: string; route: string; query: string }[] = [REDUCED_V2, REDUCED_SMALL].map((fixture) => {
@@ -59,6 +66,15 @@ declare global {
     midasDemo: Omit<PageRun, 'width' | 'height' | 'depth' | 'rgb'> & {
       rgb: Uint8Array | null;
       result: { width: number; height: number; depth: Float32Array } | null;
+      camera: {
+        running: boolean;
+        frames: number;
+        dropped: number;
+        fps: number;
+        rgb: Uint8Array | null;
+        result: { width: number; height: number; depth: Float32Array } | null;
+        frameMs: number | null;
+      };
     };
   }
 }
@@ -118,17 +134,26 @@ function pngVariety(bytes: Buffer): { colours: number; spread: number; width: nu
   return { colours: seen.size, spread: max - min, width: png.width, height: png.height };
 }
 
-/** The page's depth against the Node entry's on the same files: max |diff| and its share of the range. */
-async function compareWithNode(run: PageRun, net: (typeof NETWORKS)[number]): Promise<{ diff: number; range: number; rel: number; node: Float32Array }> {
+/**
+ * The page's depth against the Node entry's on the same input (default: the fixture
+ * image, whose decoded pixels must equal the page's): max |diff| and its share of the range.
+ */
+async function compareWithNode(
+  run: PageRun,
+  net: (typeof NETWORKS)[number],
+  input: string | { data: Uint8Array; width: number; height: number; channels: 3 } = IMAGE,
+): Promise<{ diff: number; range: number; rel: number; node: Float32Array }> {
   const t0 = performance.now();
   const model = await loadMidas({ weights: net.fixture.weights, config: net.fixture.config, size: net.fixture.manifest.size });
-  const node = await model.predict(IMAGE);
+  const node = await model.predict(input);
   model.dispose();
   console.log(`node (${net.fixture.name}): load + predict ${(performance.now() - t0).toFixed(0)} ms`);
 
   expect([run.width, run.height]).toEqual([node.width, node.height]);
-  // The browser's decoder (createImageBitmap + canvas) gave the very pixels pngjs did.
-  expect(Buffer.from(Uint8Array.from(run.rgb)).equals(Buffer.from(decodeImage(IMAGE).data))).toBe(true);
+  if (typeof input === 'string') {
+    // The browser's decoder (createImageBitmap + canvas) gave the very pixels pngjs did.
+    expect(Buffer.from(Uint8Array.from(run.rgb)).equals(Buffer.from(decodeImage(input).data))).toBe(true);
+  }
   const browserDepth = Float32Array.from(run.depth);
   expect(browserDepth.every(Number.isFinite)).toBe(true);
   const { min, max } = finiteRange(node.depth);
@@ -153,6 +178,39 @@ async function depthPanelMatch(page: Page, depth: Float32Array): Promise<number>
     if ([0, 1, 2].every((c) => Math.abs(shown[4 * i + c]! - expected[3 * i + c]!) <= 1)) same++;
   }
   return same / depth.length;
+}
+
+/**
+ * The fake camera's clip: ffmpeg's moving test pattern as y4m (raw 4:2:0, the format
+ * Chromium's file capture plays), and the same frames decoded to RGB by ffmpeg.
+ */
+async function makeClip(dir: string): Promise<{ y4m: string; rgb: Buffer }> {
+  const y4m = join(dir, 'camera.y4m');
+  const raw = join(dir, 'camera.rgb');
+  const { width, height, frames, rate } = CLIP;
+  const ffmpeg = async (args: string[]) => {
+    const r = await runChild('ffmpeg', ['-nostdin', '-v', 'error', ...args], { timeout: 60_000 });
+    if (r.error || r.status !== 0) throw new Error(`ffmpeg ${args.join(' ')}: ${r.error?.message ?? r.stderr.trim()} (the camera test needs Debian's ffmpeg)`);
+  };
+  await ffmpeg(['-f', 'lavfi', '-i', `testsrc2=size=${width}x${height}:rate=${rate}`, '-frames:v', String(frames), '-pix_fmt', 'yuv420p', '-y', y4m]);
+  // Chromium converts the camera's frames with the BT.709 matrix and bilinear chroma: the same here.
+  await ffmpeg(['-i', y4m, '-vf', 'scale=in_color_matrix=bt709:flags=bilinear+accurate_rnd+full_chroma_int', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-y', raw]);
+  const rgb = readFileSync(raw);
+  expect(rgb.length).toBe(width * height * 3 * frames);
+  return { y4m, rgb };
+}
+
+/** Mean |difference| per channel between RGB frames `a` and the `index`-th frame of `clip`, and the share within 2. */
+function frameDiff(a: Uint8Array, clip: Buffer, index: number): { mean: number; within2: number } {
+  const off = index * a.length;
+  let sum = 0;
+  let near = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - clip[off + i]!);
+    sum += d;
+    if (d <= 2) near++;
+  }
+  return { mean: sum / a.length, within2: near / a.length };
 }
 
 describe('the browser bundle', () => {
@@ -199,6 +257,8 @@ describe('the demo page in headless Chromium', () => {
   let server: { url: string; close: () => Promise<void> } | undefined;
   let site: string | undefined;
   let page: Page;
+  /** The fake camera's clip decoded by ffmpeg to RGB, frame after frame. */
+  let clipRgb: Buffer | undefined;
 
   /** A setup failure fails every test below (a failing beforeAll would only mark them skipped). */
   let setupError: unknown = null;
@@ -230,7 +290,10 @@ describe('the demo page in headless Chromium', () => {
       mounts: { '/fixtures/': FIXTURES },
       routes: Object.fromEntries(NETWORKS.map((n) => [n.route, { type: 'application/json', body: JSON.stringify(n.fixture.config) }])),
     });
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+    const clip = await makeClip(site);
+    clipRgb = clip.rgb;
+    const camera = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${clip.y4m}`];
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...camera], timeout: 30_000 });
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     page.on('pageerror', (e) => console.error(`[page] ${e.message}`));
     console.log(`demo built in ${tBuild.toFixed(0)} ms; Chromium ${browser.version()} up at ${(performance.now() - t0).toFixed(0)} ms`);
@@ -339,6 +402,80 @@ describe('the demo page in headless Chromium', () => {
       const panel = pngVariety(await p.locator('#depth').screenshot({ path: join(ARTIFACTS, 'depth-panel-small.png') }));
       expect(pngVariety(shot).colours).toBeGreaterThan(500);
       expect(panel.colours).toBeGreaterThan(50);
+    } finally {
+      await p.close();
+    }
+  }, 600_000);
+
+  it('the camera: a fake camera playing a known clip gets depth on each new frame; a frame equals Node on its pixels within 1e-5 of the range; Stop closes it', async () => {
+    ready();
+    const net = NETWORKS[1]!; // the small network's structure: the one meant for live video
+    const p = await browser!.newPage({ viewport: { width: 1100, height: 900 } });
+    p.on('pageerror', (e) => console.error(`[page] ${e.message}`));
+    try {
+      await p.goto(`${server!.url}/${net.query.replace(/&image=[^&]*/, '')}`);
+      await p.waitForFunction(() => ['ready', 'error'].includes(window.midasDemo?.status), undefined, { timeout: 540_000 });
+      expect(await p.evaluate(() => window.midasDemo.error)).toBeNull();
+      await p.click('#camera-start');
+      const FRAMES = 3;
+      await p.waitForFunction((n) => window.midasDemo.error !== null || window.midasDemo.camera.frames >= n, FRAMES, { timeout: 540_000, polling: 100 });
+      expect(await p.evaluate(() => window.midasDemo.error)).toBeNull();
+      await p.locator('.panels').screenshot({ path: join(ARTIFACTS, 'camera.png') });
+      await p.click('#camera-stop');
+
+      // Stopped: the stream is closed, and the state holds the last frame the panel shows.
+      const cam = await p.evaluate(() => {
+        const s = window.midasDemo;
+        const v = document.getElementById('camera-video') as HTMLVideoElement;
+        return {
+          running: s.camera.running,
+          srcObject: v.srcObject !== null,
+          frames: s.camera.frames,
+          dropped: s.camera.dropped,
+          fps: s.camera.fps,
+          frameMs: s.camera.frameMs,
+          width: s.camera.result!.width,
+          height: s.camera.result!.height,
+          depth: Array.from(s.camera.result!.depth),
+          rgb: Array.from(s.camera.rgb!),
+          stats: document.getElementById('camera-stats')!.textContent,
+          stopDisabled: (document.getElementById('camera-stop') as HTMLButtonElement).disabled,
+        };
+      });
+      console.log(`page camera: ${cam.stats}`);
+      expect(cam.running).toBe(false);
+      expect(cam.srcObject).toBe(false);
+      expect(cam.stopDisabled).toBe(true);
+      expect(cam.frames).toBeGreaterThanOrEqual(FRAMES);
+      expect(cam.fps).toBeGreaterThan(0);
+      expect(cam.stats).toMatch(new RegExp(`^${cam.frames} frames, [0-9.]+ frames/s, ${cam.dropped} dropped; ${CLIP.width}x${CLIP.height}, `));
+      expect([cam.width, cam.height]).toEqual([CLIP.width, CLIP.height]);
+
+      // The camera played our clip: its pixels are one of the clip's frames, up to the
+      // YUV to RGB conversion (Chromium's and ffmpeg's differ in rounding and chroma upsampling).
+      const rgb = Uint8Array.from(cam.rgb);
+      const diffs = Array.from({ length: CLIP.frames }, (_, i) => frameDiff(rgb, clipRgb!, i));
+      const nearest = diffs.reduce((a, b) => (b.mean < a.mean ? b : a));
+      console.log(
+        `camera frame against the clip's frames (mean |diff| per channel): ${diffs.map((d) => d.mean.toFixed(2)).join(', ')}; ` +
+          `the nearest has ${(100 * nearest.within2).toFixed(1)}% of its values within 2`,
+      );
+      // Measured 2.0-2.5 and 86-88% (the neighbouring frames of the moving pattern: 4.6 and more);
+      // what remains is chroma at the pattern's sharp edges.
+      expect(nearest.mean).toBeLessThan(4);
+      expect(nearest.within2).toBeGreaterThan(0.75);
+
+      // Node: the same network on the pixels the page predicted.
+      const run: PageRun = { status: 'done', error: null, runs: 0, model: 'small', size: SIZE, width: cam.width, height: cam.height, depth: cam.depth, rgb: cam.rgb, adapter: null, timings: {} };
+      const { rel, node } = await compareWithNode(run, net, { data: rgb, width: cam.width, height: cam.height, channels: 3 });
+      expect(rel).toBeLessThanOrEqual(1e-5);
+      expect(await depthPanelMatch(p, node)).toBeGreaterThan(0.99);
+      // The photo panel keeps the frame whose depth is shown.
+      const photo = await p.evaluate(() => {
+        const c = document.getElementById('photo') as HTMLCanvasElement;
+        return Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data);
+      });
+      expect(photo.filter((_, i) => i % 4 !== 3)).toEqual(cam.rgb);
     } finally {
       await p.close();
     }

@@ -1,5 +1,6 @@
 // The demo page: pick or drop an image and converted weights (or give a URL), see the
-// colour-mapped depth beside the photo, download PFM/PNG. Built by build.mjs.
+// colour-mapped depth beside the photo, download PFM/PNG; or run depth on a live camera.
+// Built by build.mjs.
 //
 // URL parameters (all optional): weights=<url of a .safetensors>, image=<url>,
 // model=v2|v2.1|small (default: the file's), arch=<url of a MidasConfig JSON, for
@@ -49,6 +50,21 @@ interface DemoState {
   /** The loaded model's name and its transform size; null before any load succeeds. */
   model: ModelName | null;
   size: number | null;
+  camera: CameraState;
+}
+
+interface CameraState {
+  running: boolean;
+  /** Frames whose depth was computed since the camera started. */
+  frames: number;
+  /** Frames that arrived while one was being computed: skipped, so the depth stays live instead of falling behind. */
+  dropped: number;
+  /** Computed frames per second over the last few frames (0 before the second). */
+  fps: number;
+  /** The last computed frame: its pixels (RGB, as predicted), depth and time. */
+  rgb: Uint8Array | null;
+  result: DepthResult | null;
+  frameMs: number | null;
 }
 
 declare global {
@@ -67,8 +83,13 @@ const state: DemoState = {
   timings: {},
   model: null,
   size: null,
+  camera: newCameraState(false),
 };
 window.midasDemo = state;
+
+function newCameraState(running: boolean): CameraState {
+  return { running, frames: 0, dropped: 0, fps: 0, rgb: null, result: null, frameMs: null };
+}
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const gpuStatus = $<HTMLParagraphElement>('gpu-status');
@@ -88,6 +109,10 @@ const photo = $<HTMLCanvasElement>('photo');
 const depthCanvas = $<HTMLCanvasElement>('depth');
 const photoCaption = $<HTMLElement>('photo-caption');
 const timing = $<HTMLSpanElement>('timing');
+const cameraStart = $<HTMLButtonElement>('camera-start');
+const cameraStop = $<HTMLButtonElement>('camera-stop');
+const cameraStats = $<HTMLSpanElement>('camera-stats');
+const video = $<HTMLVideoElement>('camera-video');
 const downloads = { pfm: $<HTMLButtonElement>('dl-pfm'), png16: $<HTMLButtonElement>('dl-png16'), color: $<HTMLButtonElement>('dl-color') };
 
 const params = new URLSearchParams(location.search);
@@ -102,6 +127,8 @@ let config: MidasConfig | undefined;
 /** The last weights given, so that picking another model reloads them. */
 let weightsSource: { source: WeightsSource; name: string } | null = null;
 let image: { blob: Blob; name: string } | null = null;
+/** What the depth panel and the downloads show: the photo's depth or the last camera frame's. */
+let shown: { result: DepthResult; name: string } | null = null;
 /** Why there is no runtime, when opening one failed. */
 let gpuError: unknown = null;
 
@@ -249,6 +276,7 @@ function loadWeights(source: WeightsSource, name: string): Promise<void> {
 // ---- images and prediction --------------------------------------------------------------
 
 function setImage(blob: Blob, name: string): Promise<void> {
+  stopCamera(); // a picked image replaces the live one
   return enqueue(async () => {
     // The photo is shown even without WebGPU; then the message says why there is no depth.
     await openRuntime().catch((e: unknown) => (gpuError = e));
@@ -277,6 +305,7 @@ async function predict(): Promise<void> {
   state.timings.predictMs = performance.now() - t0;
   state.rgb = rgb.data;
   state.result = result;
+  shown = { result, name: baseName(image.name) };
   drawDepth();
   timing.textContent = `${result.width}x${result.height} in ${state.timings.predictMs.toFixed(0)} ms`;
   for (const b of Object.values(downloads)) b.disabled = false;
@@ -285,7 +314,7 @@ async function predict(): Promise<void> {
 }
 
 function drawDepth(): void {
-  const r = state.result;
+  const r = shown?.result;
   if (!r) return;
   depthCanvas.width = r.width;
   depthCanvas.height = r.height;
@@ -306,23 +335,160 @@ function save(bytes: Uint8Array, name: string, type: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-function baseName(): string {
-  return (image?.name ?? 'image').replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '') || 'image';
+function baseName(name: string): string {
+  return name.replace(/^.*[\\/]/, '').replace(/\.[^.]*$/, '') || 'image';
 }
 
 downloads.pfm.addEventListener('click', () => {
-  const r = state.result;
-  if (r) save(encodePfm(r.depth, r.width, r.height), `${baseName()}.pfm`, 'application/octet-stream');
+  if (!shown) return;
+  const { result: r, name } = shown;
+  save(encodePfm(r.depth, r.width, r.height), `${name}.pfm`, 'application/octet-stream');
 });
 downloads.png16.addEventListener('click', () => {
-  const r = state.result;
-  if (r) void encodePng16(r.depth, r.width, r.height).then((b) => save(b, `${baseName()}.png`, 'image/png'), showError);
+  if (!shown) return;
+  const { result: r, name } = shown;
+  void encodePng16(r.depth, r.width, r.height).then((b) => save(b, `${name}.png`, 'image/png'), showError);
 });
 downloads.color.addEventListener('click', () => {
-  const r = state.result;
+  if (!shown) return;
+  const { result: r, name } = shown;
   const map = colormap.value as ColorMapName;
-  if (r) void encodeColorPng(r.depth, r.width, r.height, map).then((b) => save(b, `${baseName()}-${map}.png`, 'image/png'), showError);
+  void encodeColorPng(r.depth, r.width, r.height, map).then((b) => save(b, `${name}-${map}.png`, 'image/png'), showError);
 });
+
+// ---- camera -------------------------------------------------------------------------------
+
+/** Changes on each start, so that a stopped stream's late callbacks do nothing. */
+let cameraSession = 0;
+let stream: MediaStream | null = null;
+/** A camera frame is being computed (or waits behind a weights load): newer frames are dropped. */
+let inFlight = false;
+/** When the last few frames finished, for frames/s. */
+let finishedAt: number[] = [];
+
+/**
+ * Calls `onFrame` once for the next frame the video presents: requestVideoFrameCallback
+ * where the browser has it, else a check of the playback time on each animation frame.
+ */
+function onNextFrame(onFrame: () => void): void {
+  if (typeof video.requestVideoFrameCallback === 'function') {
+    video.requestVideoFrameCallback(() => onFrame());
+    return;
+  }
+  const seen = video.currentTime;
+  const poll = () => {
+    if (!stream) return;
+    if (video.currentTime !== seen) onFrame();
+    else requestAnimationFrame(poll);
+  };
+  requestAnimationFrame(poll);
+}
+
+function showCameraStats(): void {
+  const c = state.camera;
+  const r = c.result;
+  if (!model && c.running) {
+    cameraStats.textContent = 'camera on: load weights to see its depth';
+    return;
+  }
+  cameraStats.textContent =
+    `${c.frames} frames, ${c.fps.toFixed(c.fps < 10 ? 2 : 1)} frames/s, ${c.dropped} dropped` +
+    (r && c.frameMs !== null ? `; ${r.width}x${r.height}, ${c.frameMs.toFixed(0)} ms a frame` : '');
+}
+
+async function startCamera(): Promise<void> {
+  if (stream) return;
+  clearError();
+  const media = navigator.mediaDevices;
+  if (!media?.getUserMedia) {
+    throw new Error('this browser gives the page no camera (navigator.mediaDevices is missing: the page must be served over https or from 127.0.0.1 / localhost)');
+  }
+  cameraStart.disabled = true;
+  try {
+    stream = await media.getUserMedia({ video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+    video.srcObject = stream;
+    await video.play();
+  } catch (e) {
+    stopCamera();
+    const err = e as Error;
+    throw new Error(`the camera could not be opened (${err.name}: ${err.message})`);
+  }
+  const session = ++cameraSession;
+  state.camera = newCameraState(true);
+  finishedAt = [];
+  document.body.classList.add('camera-on');
+  cameraStop.disabled = false;
+  photoCaption.textContent = `Camera: ${video.videoWidth}x${video.videoHeight}`;
+  showCameraStats();
+  const onFrame = () => {
+    if (session !== cameraSession || !stream) return;
+    onNextFrame(onFrame); // armed again at once, so that frames arriving meanwhile are seen (and dropped)
+    if (!model) return;
+    if (inFlight) {
+      state.camera.dropped++;
+      return;
+    }
+    inFlight = true;
+    void enqueue(() => cameraFrame(session)).finally(() => (inFlight = false));
+  };
+  onNextFrame(onFrame);
+}
+
+/** Depth of the frame the video shows now, drawn beside it. */
+async function cameraFrame(session: number): Promise<void> {
+  if (session !== cameraSession || !model || !stream) return;
+  try {
+    const t0 = performance.now();
+    const rgb = await imageToRGB(video);
+    const result = await model.predict({ ...rgb, channels: 3 });
+    const t1 = performance.now();
+    if (session !== cameraSession || !stream) return; // stopped meanwhile: the shown frame stays the last one
+    const c = state.camera;
+    // The pixels and depth are set together, so a reader never sees one frame's pixels with another's depth.
+    c.rgb = rgb.data;
+    c.result = result;
+    c.frameMs = t1 - t0;
+    c.frames++;
+    finishedAt = [...finishedAt.slice(-15), t1];
+    c.fps = finishedAt.length > 1 ? (1000 * (finishedAt.length - 1)) / (t1 - finishedAt[0]!) : 0;
+    shown = { result, name: `camera-${c.frames}` };
+    drawDepth();
+    for (const b of Object.values(downloads)) b.disabled = false;
+    showCameraStats();
+  } catch (e) {
+    stopCamera();
+    throw e;
+  }
+}
+
+function stopCamera(): void {
+  for (const track of stream?.getTracks() ?? []) track.stop();
+  stream = null;
+  video.srcObject = null;
+  state.camera.running = false;
+  document.body.classList.remove('camera-on');
+  cameraStart.disabled = false;
+  cameraStop.disabled = true;
+  // The photo panel keeps the last computed frame, beside its depth.
+  const { rgb, result } = state.camera;
+  if (rgb && result) {
+    photo.width = result.width;
+    photo.height = result.height;
+    const rgba = new Uint8ClampedArray(result.width * result.height * 4);
+    for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+      rgba[j] = rgb[i]!;
+      rgba[j + 1] = rgb[i + 1]!;
+      rgba[j + 2] = rgb[i + 2]!;
+      rgba[j + 3] = 255;
+    }
+    photo.getContext('2d')!.putImageData(new ImageData(rgba, result.width, result.height), 0, 0);
+    photoCaption.textContent = `Camera: frame ${state.camera.frames}, ${result.width}x${result.height}`;
+  }
+  if (state.camera.frames || state.camera.dropped) showCameraStats();
+}
+
+cameraStart.addEventListener('click', () => void startCamera().catch(showError));
+cameraStop.addEventListener('click', stopCamera);
 
 // ---- inputs -------------------------------------------------------------------------------
 
