@@ -1,15 +1,19 @@
 // The bench entry point: `node dist/bench/main.js <mode> [options]`.
 //   kernels [--json out.json] [--quick] [--filter text] [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
 //   e2e [--model v2|v2.1|small] [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--f16] [--tune] [--wait-quiet s]
+//   e2e --video [--model NAME] [--sizes 256] [--frames N] [--runs N] [--json out.json] [--wait-quiet s]
 import { MODEL_NAMES, modelByName, type ModelName } from '../src/midas/models.js';
 import { DEFAULT_RUNS, DEFAULT_SIZES, runE2e } from './e2e.js';
 import { runKernels } from './kernels.js';
+import { DEFAULT_VIDEO_FRAMES, DEFAULT_VIDEO_SIZES, runVideoBench } from './video.js';
 
 const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick] [--filter text]
                                           [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
        node dist/bench/main.js e2e [--model v2|v2.1|small] [--sizes 256,384,512] [--runs N]
                                       [--json out.json] [--quick] [--no-torch] [--predict]
                                       [--f16] [--tune] [--wait-quiet s]
+       node dist/bench/main.js e2e --video [--model NAME] [--sizes 256] [--frames N] [--runs N]
+                                      [--json out.json] [--wait-quiet s]
 
   kernels   every WGSL kernel at MiDaS's 384x384 shapes, against the adapter's
             measured FMA ceiling and copy bandwidth
@@ -44,7 +48,17 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
   --f16     also run the model's hub size (v2: 384, small: 256) with precision f16
             and f16-math after the f32 sizes, against the f32 time
   --wait-quiet s
-            before each phase wait up to s seconds for a quiet CPU (e2e default 20; 0: don't)`;
+            before each phase wait up to s seconds for a quiet CPU (e2e default 20; 0: don't)
+
+  e2e --video
+            a clip through the model as \`midas predict clip.mp4\` runs it (random
+            weights): frames/s of a loop of Midas.predict against Midas.predictFrames
+            on the same frames, and the time of ffmpeg's decode, the colour map and
+            ffmpeg's encode, each on its own and as a share; then the clip file to
+            file in one pass. Default: v2 and small (--model: one of them), at 256
+  --frames  frames in the clip (default ${DEFAULT_VIDEO_FRAMES})
+  --runs    alternating rounds of the loop and predictFrames (default 1)
+  --json    default bench/results-video.json`;
 
 interface Args {
   mode: string | undefined;
@@ -62,10 +76,14 @@ interface Args {
   predict: boolean;
   f16: boolean;
   tune: boolean;
+  video: boolean;
+  /** --model was given (--video then runs that model only). */
+  modelGiven: boolean;
+  frames: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { mode: undefined, model: 'v2', json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false, f16: false, tune: false };
+  const args: Args = { mode: undefined, model: 'v2', json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false, f16: false, tune: false, video: false, modelGiven: false, frames: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -94,7 +112,15 @@ function parseArgs(argv: string[]): Args {
       args.runs = Number(a === '--runs' ? value() : a.slice('--runs='.length));
       if (!Number.isInteger(args.runs) || args.runs < 1) throw new Error('--runs needs a positive integer');
     }
-    else if (a === '--model' || a.startsWith('--model=')) args.model = modelByName(a === '--model' ? value() : a.slice('--model='.length)).name;
+    else if (a === '--model' || a.startsWith('--model=')) {
+      args.model = modelByName(a === '--model' ? value() : a.slice('--model='.length)).name;
+      args.modelGiven = true;
+    }
+    else if (a === '--video') args.video = true;
+    else if (a === '--frames' || a.startsWith('--frames=')) {
+      args.frames = Number(a === '--frames' ? value() : a.slice('--frames='.length));
+      if (!Number.isInteger(args.frames) || args.frames < 2) throw new Error('--frames needs an integer of at least 2');
+    }
     else if (a === '--no-torch') args.noTorch = true;
     else if (a === '--predict') args.predict = true;
     else if (a === '--f16') args.f16 = true;
@@ -116,6 +142,10 @@ async function main(): Promise<number> {
     console.error(`${(e as Error).message}\n\n${USAGE}`);
     return 2;
   }
+  if (args.frames !== undefined && !(args.mode === 'e2e' && args.video)) {
+    console.error(`--frames is for e2e --video\n\n${USAGE}`);
+    return 2;
+  }
   switch (args.mode) {
     case 'kernels':
       await runKernels({
@@ -129,6 +159,18 @@ async function main(): Promise<number> {
       });
       return 0;
     case 'e2e':
+      if (args.video) {
+        await runVideoBench({
+          models: args.modelGiven ? [args.model] : ['v2', 'small'],
+          sizes: args.sizes ?? DEFAULT_VIDEO_SIZES,
+          frames: args.frames ?? DEFAULT_VIDEO_FRAMES,
+          runs: args.runs ?? 1,
+          json: args.json ?? 'bench/results-video.json',
+          waitQuietS: args.waitQuietS ?? 20,
+          command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
+        });
+        return 0;
+      }
       await runE2e({
         model: args.model,
         // Small's results beside v2's, not over them.

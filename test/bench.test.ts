@@ -51,6 +51,21 @@ it('npm run bench -- e2e --model small runs (64x64, one run) with MACs that agre
   }
 });
 
+it('npm run bench -- e2e --video runs (small at 64, 3 frames): frames/s of predict and predictFrames, decode and encode shares', async () => {
+  const out = await bench(['e2e', '--video', '--model', 'small', '--sizes', '64', '--frames', '3', '--wait-quiet', '0']);
+  expect(out.frames).toBe(3);
+  expect(out.results).toHaveLength(1);
+  const [r] = out.results;
+  expect([r.model, r.size, r.frames]).toEqual(['small', 64, 3]);
+  for (const k of ['decode', 'loop', 'pipelined', 'colour', 'encode', 'streamed']) expect(r.ms[k], k).toBeGreaterThan(0);
+  expect(r.loopRuns).toHaveLength(1);
+  expect(r.fps.pipelined).toBeCloseTo((1000 * 3) / r.ms.pipelined, 6);
+  expect(r.gain).toBeCloseTo(r.ms.loop / r.ms.pipelined, 6);
+  const sequential = r.ms.decode + r.ms.pipelined + r.ms.colour + r.ms.encode;
+  expect(r.share.decode).toBeCloseTo(r.ms.decode / sequential, 6);
+  expect(r.share.encode).toBeCloseTo(r.ms.encode / sequential, 6);
+});
+
 const G = 1e9;
 const round3 = (macs: number) => Math.round(macs / 1e6) / 1e3;
 
