@@ -6,15 +6,27 @@ import { nodeGpu } from '../src/node/gpu.js';
 let shared: Promise<Runtime> | undefined;
 
 export function testRuntime(): Promise<Runtime> {
-  shared ??= Runtime.create(nodeGpu());
+  shared ??= Runtime.create(nodeGpu()).then(expectedAdapter);
   return shared;
+}
+
+/**
+ * $MIDAS_TEST_ADAPTER (set by test/swiftshader.mjs): the device must be that adapter,
+ * so a run meant for SwiftShader that opened another driver fails instead of passing.
+ */
+function expectedAdapter(rt: Runtime): Runtime {
+  const want = process.env['MIDAS_TEST_ADAPTER'];
+  if (want && !rt.adapterName.toLowerCase().includes(want.toLowerCase())) {
+    throw new Error(`MIDAS_TEST_ADAPTER=${want} but the tests opened '${rt.adapterName}'`);
+  }
+  return rt;
 }
 
 let plain: Promise<Runtime> | undefined;
 
 /** A second device without the subgroups feature: kernels take their portable paths. */
 export function plainRuntime(): Promise<Runtime> {
-  plain ??= Runtime.create(nodeGpu(), { wantFeatures: { subgroups: false } });
+  plain ??= Runtime.create(nodeGpu(), { wantFeatures: { subgroups: false } }).then(expectedAdapter);
   return plain;
 }
 

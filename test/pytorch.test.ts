@@ -19,9 +19,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { Runtime } from '../src/nn/runtime.js';
+import type { Runtime } from '../src/nn/runtime.js';
 import type { Tensor } from '../src/nn/tensor.js';
-import { nodeGpu } from '../src/node/gpu.js';
+import { testRuntime } from './gpu.js';
 import { conv2dNaive, type Conv2dOptions } from '../src/kernels/conv2d.js';
 import { conv2dTiled, disposePacked, packConv, tiledSupports } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, IMAGENET_MEAN, IMAGENET_STD, normalize } from '../src/kernels/channelwise.js';
@@ -66,7 +66,7 @@ function load(c: FixtureCase, role: string): NpyArray {
 
 let runtimePromise: Promise<Runtime> | undefined;
 function runtime(): Promise<Runtime> {
-  runtimePromise ??= Runtime.create(nodeGpu());
+  runtimePromise ??= testRuntime();
   return runtimePromise;
 }
 afterAll(async () => {
