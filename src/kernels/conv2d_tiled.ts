@@ -34,12 +34,12 @@ export interface TileConfig {
   /**
    * true: run this conv on the rows kernel where it can (`rowsSupported`: 3x3 stride-1
    * convs whose width is a multiple of the subgroup width, with subgroups); otherwise
-   * the GEMM kernel runs it. Which is faster depends on the CPU under lavapipe. On the
-   * CPU of earlier sessions the rows kernel ran 3x3 256->256 at 96x96 at 57% of the FMA
-   * ceiling and was the default. On this one, run alternately with the GEMM kernel on
-   * every 3x3 shape MiDaS has at 384, it took 1.5-1.8x as long as the GEMM with 4 x 32
-   * tiles (346 against 209 ms at 96x96, 617 against 373 at 192x192, 91.5 against
-   * 48.7 at 24x24), so the built-in choice is now the GEMM; the tuner tries both.
+   * the GEMM kernel runs it. Which is faster depends on the CPU under lavapipe: on
+   * some the rows kernel runs 3x3 256->256 at 96x96 at 57% of the FMA ceiling; on the
+   * CI machine kind, run alternately with the GEMM kernel on every 3x3 shape MiDaS has
+   * at 384, it takes 1.5-1.8x as long as the GEMM with 4 x 32 tiles (346 against 209
+   * ms at 96x96, 617 against 373 at 192x192, 91.5 against 48.7 at 24x24). So the
+   * built-in choice is the GEMM, and the tuner tries both on the user's machine.
    */
   rows?: boolean;
 }
@@ -50,7 +50,7 @@ export const DEFAULT_TILE: TileConfig = { tm: 4, nv: 2 };
  * load, so more output channels per thread pay off. Swept on lavapipe over the MiDaS
  * shapes the GEMM path runs at 384 (tm 1-6 x nv 2-16): 32 channels per thread was
  * best or close to it on nearly all (the 1x1 1024->1024 conv at 24x24: 31-36 ms,
- * against 39-51 for 16 channels and ~60 for the 2 x 16 of an earlier release). With
+ * against 39-51 for 16 channels and ~60 for 2 x 16). With
  * 16-thread workgroups, 4 pixels per thread then beat 3 on every shape but one, run
  * alternately (3x3 256->256 at 96x96: 209 against 260 ms; 1x1 512->512 at 48x48: 22.1
  * against 24.1; 1x1 256->256 at 96x96: 31.3 against 29.6), and 5 lost on most.
