@@ -5,13 +5,17 @@
 // Lite3); everything that depends on it follows `MODELS[model].config`. Per size: ms per image
 // (median, min), a per-stage breakdown from timestamp queries (every run carries
 // them; the last is broken down), achieved GFLOP/s against the FMA ceiling measured
-// in the same run, peak GPU memory, and PyTorch CPU on the same machine, run after
-// ours (never at the same time).
+// in the same run, peak GPU memory, and the peers on the same machine, run after ours
+// (never at the same time): PyTorch CPU, then ONNX Runtime node on its WebGPU EP (the
+// same lavapipe adapter) and its CPU EP, all on our random weights; the peers time the
+// network alone on our network input, and every output is checked against the others
+// (bench/ort-peer.ts).
 //
 // By default the runs call predict's own steps, recorded here (see `pipelineRunner`);
 // `--predict` times `Midas.predict` itself.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { numel } from '../src/nn/tensor.js';
 import type { MidasConfig } from '../src/midas/config.js';
@@ -31,6 +35,7 @@ import { benchGpu } from './gpu.js';
 import { waitQuiet, watchLoad, type MachineLoad } from './machine.js';
 import { labelMacs, macsTotals, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from './macs.js';
 import { randomWeights, weightsSize } from './random-weights.js';
+import { ORT_BUDGET_MS, OUTPUT_TOLERANCE, peerLines, runOrtPeers, shareDir, writeNetworkInput, writeWeights, type PeerSize } from './ort-peer.js';
 import { fmt, table, writeJson, type Column } from './report.js';
 import { median, waitGpu } from './timing.js';
 
@@ -43,6 +48,8 @@ export interface E2eOptions {
   runs: number | undefined;
   quick: boolean;
   torch: boolean;
+  /** ONNX Runtime node's WebGPU and CPU EPs on the network exported by torch_e2e.py (needs /usr/bin/python3 with torch). */
+  ort: boolean;
   /** Before each phase, wait up to this many seconds for other processes to leave the CPU (0: don't). */
   waitQuietS: number;
   /** The command line, for the markdown table. */
@@ -134,6 +141,9 @@ interface TorchSize {
 interface TorchResult {
   model?: string;
   torch: string;
+  /** "ours (--weights)": our random weights; else its own randomize(). */
+  weights?: string;
+  onnxOpset?: number | null;
   threads: number;
   params: number;
   buildSeconds: number;
@@ -215,7 +225,15 @@ export interface SizeResult {
   ratio: number | null;
   /** Our end-to-end median / PyTorch's pipeline median (same steps as ours). */
   pipelineRatio: number | null;
+  /** ONNX Runtime's runs and the output checks (null: --no-ort). */
+  peers: PeerSize | null;
+  /** Our end-to-end median / ORT's session.run median, WebGPU EP and CPU EP. */
+  ortWebgpuRatio: number | null;
+  ortCpuRatio: number | null;
 }
+
+/** Our depth map of each f32 size result (its last run), for the peers' output checks; kept out of the JSON. */
+const ourDepth = new WeakMap<SizeResult, Float32Array>();
 
 const now = () => performance.now();
 
@@ -664,7 +682,7 @@ async function runSize(
   rt.destroy();
 
   const gflopsE2e = gflops(total, med);
-  return {
+  const result: SizeResult = {
     size,
     runs,
     via: opts.via,
@@ -693,7 +711,12 @@ async function runSize(
     torch: null,
     ratio: null,
     pipelineRatio: null,
+    peers: null,
+    ortWebgpuRatio: null,
+    ortCpuRatio: null,
   };
+  ourDepth.set(result, outcomes.at(-1)?.depth ?? warm.depth);
+  return result;
 }
 
 interface TunedRun {
@@ -789,10 +812,11 @@ function rescale(r: SizeResult, c: CeilingResult): void {
   }
 }
 
-function runTorch(model: ModelName, sizes: number[], runsFor: (s: number) => number): { result: TorchResult | null; note: string } {
+/** torch_e2e.py; `extra`: --weights, --share, --no-timing (see there). */
+function runTorch(model: ModelName, sizes: number[], runsFor: (s: number) => number, extra: string[]): { result: TorchResult | null; note: string } {
   const probe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) return { result: null, note: `${PYTHON} -c "import torch" failed: no PyTorch comparison` };
-  const args = [TORCH_SCRIPT, '--model', model, '--sizes', sizes.join(','), '--runs', String(DEFAULT_RUNS), '--threads', '2'];
+  const args = [TORCH_SCRIPT, '--model', model, '--sizes', sizes.join(','), '--runs', String(DEFAULT_RUNS), '--threads', '2', ...extra];
   for (const s of sizes) args.push('--runs-for', `${s}=${runsFor(s)}`);
   const watch = watchLoad();
   const r = spawnSync(PYTHON, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 600_000, maxBuffer: 16 * MiB });
@@ -882,16 +906,39 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     tuned = { seconds, convs, ...(await alternate(gpu, config, weights, hubSize, tiles, pairs, quietRun)) };
   }
 
+  // The peers, on our weights: torch_e2e.py loads them (and, for ORT, runs and exports
+  // the network on our network input), then ORT's EPs run the export.
   let torch: TorchResult | null = null;
   let torchNote = 'not run (--no-torch)';
-  if (opts.torch) {
-    await quiet();
-    process.stderr.write(`PyTorch CPU (${PYTHON} ${TORCH_SCRIPT}), after ours...\n`);
-    t = now();
-    const r = runTorch(opts.model, sizes, runsFor);
-    torch = r.result;
-    torchNote = r.note;
-    process.stderr.write(`  ${torch ? `done in ${fmt((now() - t) / 1000, 2)} s` : torchNote}\n`);
+  let ortNote = opts.ort ? 'ok' : 'not run (--no-ort)';
+  let peers: PeerSize[] = [];
+  /** The opset torch_e2e.py exported the network in (null: no export). */
+  let onnxOpset: number | null = null;
+  const share = opts.torch || opts.ort ? shareDir() : null;
+  try {
+    if (share) {
+      const extra = ['--weights', path.join(share.dir, 'weights.safetensors')];
+      writeWeights(weights, extra[1]!);
+      if (opts.ort) {
+        for (const size of sizes) await writeNetworkInput(gpu, testImage(size), size, path.join(share.dir, `input-${size}.bin`));
+        extra.push('--share', share.dir);
+        if (!opts.torch) extra.push('--no-timing');
+      }
+      await quiet();
+      process.stderr.write(`PyTorch CPU (${PYTHON} ${TORCH_SCRIPT})${opts.ort ? ', and its ONNX export' : ''}, after ours...\n`);
+      t = now();
+      const r = runTorch(opts.model, sizes, runsFor, extra);
+      torch = opts.torch ? r.result : null;
+      if (opts.torch) torchNote = r.note;
+      if (opts.ort && !r.result) ortNote = `no ONNX export: ${r.note}`;
+      onnxOpset = r.result?.onnxOpset ?? null;
+      process.stderr.write(`  ${r.result ? `done in ${fmt((now() - t) / 1000, 2)} s` : r.note}\n`);
+    }
+    if (opts.ort && share && ortNote === 'ok') {
+      peers = await runOrtPeers({ dir: share.dir, sizes, runsFor, ours: (s) => ourDepth.get(results.find((r) => r.size === s)!), adapter, quiet });
+    }
+  } finally {
+    share?.remove();
   }
   {
     // Always measured again at the end (the host's speed drifts even with no other
@@ -920,6 +967,9 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
       r.ratio = r.medianMs / ts.medianMs;
       r.pipelineRatio = ts.pipelineMedianMs ? r.medianMs / ts.pipelineMedianMs : null;
     }
+    r.peers = peers.find((p) => p.size === r.size) ?? null;
+    r.ortWebgpuRatio = r.peers?.webgpu ? r.medianMs / r.peers.webgpu.medianMs : null;
+    r.ortCpuRatio = r.peers?.cpu ? r.medianMs / r.peers.cpu.medianMs : null;
   }
 
   const seconds = (now() - started) / 1000;
@@ -927,6 +977,7 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
   console.log(header(adapter, features, flags, ceil, fmaTries, load, opts, waitedMs, wsize));
   console.log(table(results, SUMMARY));
   console.log(summaryNotes(results, torch, torchNote));
+  console.log(peerLines(peers, ortNote).join('\n'));
   for (const r of results) console.log(breakdownText(r));
   for (const h of f16) console.log(f16Text(h.result, h.precision, results.find((r) => r.size === hubSize)));
   if (tuned) console.log(tunedText(tuned));
@@ -960,6 +1011,13 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     weights: { params: wsize.params, bytes: wsize.bytes, kind: 'random (bench/random-weights.ts)' },
     torch: torch ? { version: torch.torch, threads: torch.threads, params: torch.params, buildSeconds: torch.buildSeconds } : null,
     torchNote,
+    ort: {
+      note: ortNote,
+      version: peers.flatMap((p) => [p.webgpu, p.cpu]).find((r) => r)?.ortVersion ?? null,
+      onnxOpset,
+      budgetMs: ORT_BUDGET_MS,
+      outputTolerance: OUTPUT_TOLERANCE,
+    },
     notes: [
       opts.via === 'predict'
         ? 'ms: wall clock around Midas.predict(rgb) -> depth Float32Array, after one warm-up; median and min of the runs.'
@@ -969,7 +1027,11 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
       'gflopsE2e: network FLOP / end-to-end median. profile.networkGflops: network FLOP / the sum of the network passes\' GPU time (the run with the smallest GPU time).',
       'breakdown: the timed run with the smallest GPU time (every run carries timestamp queries); shares are of its wall time; upload and readback are measured apart on an idle GPU.',
       'memory.peakLiveBytes: Runtime.stats() on a fresh Runtime per size, weights included; peakActivationBytes excludes them.',
-      'torch: PyTorch CPU, torch.set_num_threads(2), no_grad, random weights, model(x) at S x S (median after a warm-up), run after ours.',
+      'torch: PyTorch CPU, torch.set_num_threads(2), no_grad, our random weights (loaded from a safetensors file the bench writes), model(x) at S x S (median after a warm-up), run after ours.',
+      'peers: ONNX Runtime node, the WebGPU EP (its own Dawn, on lavapipe as ours: sameAdapter) then the CPU EP (2 threads), each in a child process (bench/ort-run.ts), ' +
+        'session.run on our network input (the hub transform read back from the GPU) of the network PyTorch exports at S (torch.onnx.export), after ours and PyTorch; ' +
+        `median of the runs after a warm-up, as many of ours as fit in ${ORT_BUDGET_MS / 1000} s. Errors: max|Δ| / the reference's range, PyTorch's model(x) and our depth map on the same input.`,
+      'ortWebgpuRatio, ortCpuRatio: our end-to-end median / ORT session.run median (ratio: the same against PyTorch model(x)).',
     ],
     seconds,
     sizes: results,
@@ -1010,6 +1072,10 @@ const SUMMARY: Column<SizeResult>[] = [
   { title: 'torch ms', value: (r) => fmt(r.torch?.medianMs) },
   { title: 'torch min', value: (r) => fmt(r.torch?.minMs) },
   { title: 'ours/torch', value: (r) => (r.ratio !== null ? `${fmt(r.ratio)}x` : '') },
+  { title: 'ORT-webgpu ms', value: (r) => fmt(r.peers?.webgpu?.medianMs) },
+  { title: 'ORT-cpu ms', value: (r) => fmt(r.peers?.cpu?.medianMs) },
+  { title: 'ours/ORT-webgpu', value: (r) => (r.ortWebgpuRatio !== null ? `${fmt(r.ortWebgpuRatio)}x` : '') },
+  { title: 'ours/ORT-cpu', value: (r) => (r.ortCpuRatio !== null ? `${fmt(r.ortCpuRatio)}x` : '') },
   { title: 'other%', value: (r) => pct(r.machine.othersCpuShare, 0) },
 ];
 
@@ -1144,7 +1210,19 @@ function breakdownText(r: SizeResult): string {
   return lines.join('\n');
 }
 
+/** The largest of a size's output errors (every pair checked), and whether it agreed. */
+function maxError(p: PeerSize | null): string {
+  if (!p) return '';
+  const e = [p.oursVsTorch, p.webgpu?.errorVsTorch, p.webgpu?.errorVsOurs, p.cpu?.errorVsTorch, p.cpu?.errorVsOurs].filter((v): v is number => typeof v === 'number');
+  return e.length ? `${Math.max(...e).toExponential(1)}${p.agree ? '' : ' (DISAGREE)'}` : '';
+}
+
 function markdown(results: SizeResult[], adapter: string, ceil: CeilingResult, load: MachineLoad, torch: TorchResult | null, opts: E2eOptions): string {
+  const ort = results.some((r) => r.peers?.webgpu || r.peers?.cpu);
+  const ortVersion = results.flatMap((r) => [r.peers?.webgpu, r.peers?.cpu]).find((p) => p)?.ortVersion;
+  const peerMs = (p: { medianMs: number; minMs: number; runs: number } | null | undefined, runs: number) =>
+    p ? `${fmt(p.medianMs)} (${fmt(p.minMs)})${p.runs !== runs ? ` [${p.runs} run${p.runs > 1 ? 's' : ''}]` : ''}` : '';
+  const x = (v: number | null) => (v !== null ? `${fmt(v)}x` : '');
   const lines = [
     '',
     '---- markdown (README) ----',
@@ -1154,16 +1232,26 @@ function markdown(results: SizeResult[], adapter: string, ceil: CeilingResult, l
     }). End to end = ${
       opts.via === 'predict' ? '`Midas.predict`' : "`Midas.predict`'s steps"
     } on an S x S RGB image: upload, hub transform, network, bicubic back, readback; median (min) of ${[...new Set(results.map((r) => r.runs))].join('/')} runs after a warm-up. ` +
-      (torch ? `PyTorch ${torch.torch} CPU with ${torch.threads} threads runs \`model(x)\` alone (no pre/post), after ours, at least ${DEFAULT_RUNS} runs and 3 s per size.` : 'No PyTorch comparison in this run.'),
+      (torch ? `PyTorch ${torch.torch} CPU with ${torch.threads} threads runs \`model(x)\` alone (no pre/post), after ours, at least ${DEFAULT_RUNS} runs and 3 s per size.` : 'No PyTorch comparison in this run.') +
+      (ort
+        ? ` ONNX Runtime node ${ortVersion} runs \`session.run\` on the same network exported by PyTorch (the network alone, on our network input), WebGPU EP on the same adapter, then CPU EP with 2 threads, each in its own process after ours and PyTorch;` +
+          ` all on the same random weights, outputs checked to agree within ${OUTPUT_TOLERANCE.toExponential(0)} of the range.`
+        : ' No ONNX Runtime comparison in this run.'),
     '',
-    '| input | ms / image (median, min) | GFLOP | GFLOP/s | % of FMA ceiling | network GPU GFLOP/s | peak GPU memory (weights) | PyTorch CPU ms (median, min) | ours / PyTorch |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| input | ms / image (median, min) | GFLOP | GFLOP/s | % of FMA ceiling | network GPU GFLOP/s | peak GPU memory (weights) | PyTorch CPU ms (median, min) |' +
+      (ort ? ' ORT WebGPU ms | ORT CPU ms |' : '') +
+      ' ours / PyTorch |' +
+      (ort ? ' ours / ORT WebGPU | ours / ORT CPU | max output error (of range) |' : ''),
+    '|---|---:|---:|---:|---:|---:|---:|---:|' + (ort ? '---:|---:|' : '') + '---:|' + (ort ? '---:|---:|---:|' : ''),
   ];
   for (const r of results) {
     lines.push(
       `| ${r.size}x${r.size} | ${fmt(r.medianMs, 4)} (${fmt(r.minMs, 4)}) | ${fmt(r.gflop)} | ${fmt(r.gflopsE2e)} | ${r.pctFmaE2e.toFixed(1)}% | ` +
         `${r.profile ? fmt(r.profile.networkGflops) : ''} | ${fmt(r.memory.peakLiveBytes / MiB, 4)} MiB (${fmt(r.memory.weightsGpuBytes / MiB, 3)}) | ` +
-        `${r.torch ? `${fmt(r.torch.medianMs)} (${fmt(r.torch.minMs)})` : ''} | ${r.ratio !== null ? `${fmt(r.ratio)}x` : ''} |`,
+        `${r.torch ? `${fmt(r.torch.medianMs)} (${fmt(r.torch.minMs)})` : ''} |` +
+        (ort ? ` ${peerMs(r.peers?.webgpu, r.runs)} | ${peerMs(r.peers?.cpu, r.runs)} |` : '') +
+        ` ${x(r.ratio)} |` +
+        (ort ? ` ${x(r.ortWebgpuRatio)} | ${x(r.ortCpuRatio)} | ${maxError(r.peers)} |` : ''),
     );
   }
   const busy = results.filter((r) => (r.machine.othersCpuShare ?? 0) > 0.1);

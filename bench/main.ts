@@ -1,17 +1,18 @@
 // The bench entry point: `node dist/bench/main.js <mode> [options]`.
 //   kernels [--json out.json] [--quick] [--filter text] [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
-//   e2e [--model v2|v2.1|small] [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--predict] [--f16] [--tune] [--wait-quiet s]
+//   e2e [--model v2|v2.1|small] [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--no-ort] [--predict] [--f16] [--tune] [--wait-quiet s]
 //   e2e --video [--model NAME] [--sizes 256] [--frames N] [--runs N] [--json out.json] [--wait-quiet s]
 import { MODEL_NAMES, modelByName, type ModelName } from '../src/midas/models.js';
 import { DEFAULT_RUNS, DEFAULT_SIZES, runE2e } from './e2e.js';
+import { ORT_BUDGET_MS } from './ort-peer.js';
 import { runKernels } from './kernels.js';
 import { DEFAULT_VIDEO_FRAMES, DEFAULT_VIDEO_SIZES, runVideoBench } from './video.js';
 
 const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick] [--filter text]
                                           [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
        node dist/bench/main.js e2e [--model v2|v2.1|small] [--sizes 256,384,512] [--runs N]
-                                      [--json out.json] [--quick] [--no-torch] [--predict]
-                                      [--f16] [--tune] [--wait-quiet s]
+                                      [--json out.json] [--quick] [--no-torch] [--no-ort]
+                                      [--predict] [--f16] [--tune] [--wait-quiet s]
        node dist/bench/main.js e2e --video [--model NAME] [--sizes 256] [--frames N] [--runs N]
                                       [--json out.json] [--wait-quiet s]
 
@@ -31,8 +32,10 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
 
   e2e       Midas.predict end to end (RGB bytes in, depth out) on S x S images with
             random weights: ms per image, a per-stage breakdown from timestamp
-            queries, GFLOP/s against the FMA ceiling, peak GPU memory, and PyTorch
-            CPU (2 threads) side by side, run after ours
+            queries, GFLOP/s against the FMA ceiling, peak GPU memory, and the peers
+            side by side, run after ours on the same random weights: PyTorch CPU (2
+            threads) and ONNX Runtime node's WebGPU EP (same adapter) and CPU EP on
+            the network PyTorch exports; their outputs checked against ours
   --model   the network: ${MODEL_NAMES.join(', ')} (default v2; v2 and v2.1 are one network,
             ResNeXt-101; small is MiDaS v2.1 small, EfficientNet-Lite3)
   --sizes   input sides, multiples of 32 (default ${MODEL_NAMES.map((m) => `${m}: ${DEFAULT_SIZES[m].join(',')}`).join('; ')})
@@ -40,7 +43,9 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
   --json    default bench/results-e2e.json (small: bench/results-e2e-small.json)
   --quick   256 only, 1 run, quick ceilings (unless --sizes / --runs say otherwise)
   --no-torch
-            skip the PyTorch comparison (it runs when /usr/bin/python3 imports torch)
+            skip the PyTorch timing (it runs when /usr/bin/python3 imports torch)
+  --no-ort  skip ONNX Runtime (which needs torch_e2e.py's ONNX export: /usr/bin/python3
+            with torch); each EP times as many of --runs as fit in ${ORT_BUDGET_MS / 1000} s a size
   --predict time Midas.predict itself (default: the same steps, recorded by the
             bench)
   --tune    also tune the convs' tiles at the hub size (as \`midas tune\`, not saved),
@@ -73,6 +78,7 @@ interface Args {
   sizes: number[] | undefined;
   runs: number | undefined;
   noTorch: boolean;
+  noOrt: boolean;
   predict: boolean;
   f16: boolean;
   tune: boolean;
@@ -83,7 +89,7 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { mode: undefined, model: 'v2', json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, predict: false, f16: false, tune: false, video: false, modelGiven: false, frames: undefined };
+  const args: Args = { mode: undefined, model: 'v2', json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, noOrt: false, predict: false, f16: false, tune: false, video: false, modelGiven: false, frames: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -122,6 +128,7 @@ function parseArgs(argv: string[]): Args {
       if (!Number.isInteger(args.frames) || args.frames < 2) throw new Error('--frames needs an integer of at least 2');
     }
     else if (a === '--no-torch') args.noTorch = true;
+    else if (a === '--no-ort') args.noOrt = true;
     else if (a === '--predict') args.predict = true;
     else if (a === '--f16') args.f16 = true;
     else if (a === '--tune') args.tune = true;
@@ -179,6 +186,7 @@ async function main(): Promise<number> {
         runs: args.runs,
         quick: args.quick,
         torch: !args.noTorch,
+        ort: !args.noOrt,
         waitQuietS: args.waitQuietS ?? 20,
         command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
         kernelsJson: 'bench/results-kernels.json',

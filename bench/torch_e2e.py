@@ -4,8 +4,17 @@ at S x S, timed as `median of N runs of model(x)` under no_grad with
 torch.set_num_threads(THREADS), plus the same pipeline our e2e figure covers (uint8 RGB
 in -> /255, ImageNet normalization -> model -> bicubic back -> numpy out).
 
+With --weights (a safetensors file the bench writes from bench/random-weights.ts) the
+network runs on exactly our random weights instead of its own, so that its output can
+be checked against ours and ONNX Runtime's. --share DIR then, for each size S, reads
+DIR/input-S.bin (our network's input read back from the GPU, f32 NCHW 1x3xSxS), writes
+model(x) to DIR/torch-S.bin (f32 1xSxS) and exports the network at that size to
+DIR/midas-S.onnx for bench/ort-run.ts (static shapes: the small network's "same"
+padding reads x.shape, which tracing turns into constants).
+
 usage: /usr/bin/python3 bench/torch_e2e.py --sizes 256,384 --runs 3 [--model v2|v2.1|small] [--threads 2]
                                            [--runs-for 512=2] [--min-ms 3000]
+                                           [--weights W.safetensors] [--share DIR] [--no-timing]
 Prints one JSON object on stdout (progress on stderr).
 """
 import argparse
@@ -14,13 +23,19 @@ import os
 import statistics
 import sys
 import time
+import warnings
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "test", "fixtures")
+
+# torch 1.13 exports up to opset 17; ONNX Runtime 1.2x-1.31 runs it (every op MiDaS
+# needs: Conv, BatchNormalization, Relu, Add, Resize, Pad, Sigmoid, Mul, Clip).
+ONNX_OPSET = 17
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -67,12 +82,15 @@ def count_macs(model, size):
     return total["n"]
 
 
-def build_model(name, seed):
-    """The reference network of a model name (bench/main.ts's --model), with random weights.
+def build_model(name, seed, weights=None):
+    """The reference network of a model name (bench/main.ts's --model), with random weights:
+    its own (randomize) or ours (a safetensors file, see load_safetensors).
     The references are imported here, by model: each fixture folder has its own helpers."""
     if name == "small":
         sys.path.insert(0, os.path.join(FIXTURES, "small"))
         from midas_small_ref import MIDAS_SMALL, MidasNetSmall, randomize
+        if weights:
+            return load_safetensors(MidasNetSmall(MIDAS_SMALL), weights)
         # Its randomize() calibrates every conv and BN on one input, so activations stay
         # O(1) through the 23 blocks (and no denormals slow the CPU down); the values do
         # not change the work. A normalized-image-like input, without cv2.
@@ -80,7 +98,50 @@ def build_model(name, seed):
         return randomize(MidasNetSmall(MIDAS_SMALL), seed, calib)
     sys.path.insert(0, os.path.join(FIXTURES, "midas"))
     from midas_ref import MIDAS_V2, MidasNet, randomize
+    if weights:
+        return load_safetensors(MidasNet(MIDAS_V2), weights)
     return randomize(MidasNet(MIDAS_V2), seed)
+
+
+def load_safetensors(model, path):
+    """Our random weights (a safetensors file of F32 tensors named like the checkpoint)
+    into the reference network; every parameter and BN statistic must be in it."""
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(n))
+        data = f.read()
+    header.pop("__metadata__", None)
+    sd = model.state_dict()
+    wanted = {k for k in sd if not k.endswith("num_batches_tracked")}
+    if set(header) != wanted:
+        raise SystemExit(f"{path}: keys differ from the network's: missing {sorted(wanted - set(header))[:5]}, "
+                         f"unexpected {sorted(set(header) - wanted)[:5]}")
+    loaded = {}
+    for k, h in header.items():
+        if h["dtype"] != "F32":
+            raise SystemExit(f"{path}: {k} is {h['dtype']}, not F32")
+        a, b = h["data_offsets"]
+        t = torch.from_numpy(np.frombuffer(data, dtype="<f4", count=(b - a) // 4, offset=a).copy())
+        loaded[k] = t.view(h["shape"])
+    model.load_state_dict(loaded, strict=False)  # num_batches_tracked keep their zeros
+    return model
+
+
+def share(model, s, folder):
+    """model(x) on our network input at size s, and the network exported to ONNX at s."""
+    x = torch.from_numpy(np.fromfile(os.path.join(folder, f"input-{s}.bin"), dtype="<f4")).view(1, 3, s, s)
+    with torch.no_grad():
+        model(x).numpy().astype("<f4").tofile(os.path.join(folder, f"torch-{s}.bin"))
+    t0 = time.perf_counter()
+    # Kept off the bench's output: the exporter's UserWarnings are about its own passes
+    # (constant folding of Slice, shape inference), and its TracerWarnings say that the
+    # small network's "same" padding becomes constants for this size, as meant here.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(model, x, os.path.join(folder, f"midas-{s}.onnx"), opset_version=ONNX_OPSET,
+                          input_names=["x"], output_names=["depth"], do_constant_folding=True)
+    return time.perf_counter() - t0
 
 
 def timed(fn, runs, min_ms, max_runs=20):
@@ -106,13 +167,16 @@ def main():
                     help="keep timing (up to 20 runs) until the runs add up to this: short runs are noisy on a shared CPU")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-pipeline", action="store_true", help="time only model(x)")
+    ap.add_argument("--weights", help="a safetensors file of our random weights (default: randomize(seed))")
+    ap.add_argument("--share", help="folder: input-S.bin in; torch-S.bin and midas-S.onnx out (see above)")
+    ap.add_argument("--no-timing", action="store_true", help="only --share's outputs and exports")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",") if s]
     runs_for = {int(k): int(v) for k, v in (r.split("=") for r in a.runs_for)}
 
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    model = build_model(a.model, a.seed).eval()
+    model = build_model(a.model, a.seed, a.weights).eval()
     build_s = time.perf_counter() - t0
     params = sum(p.numel() for p in model.parameters())
     out = {
@@ -121,12 +185,22 @@ def main():
         "threads": torch.get_num_threads(),
         "params": params,
         "buildSeconds": build_s,
+        "weights": "ours (--weights)" if a.weights else "randomize(seed)",
+        "onnxOpset": ONNX_OPSET if a.share else None,
         "sizes": [],
     }
     g = torch.Generator().manual_seed(1)
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
     for s in sizes:
+        export_s = None
+        if a.share:
+            export_s = share(model, s, a.share)
+            print(f"  torch {s}x{s}: model(x) on our input written, ONNX (opset {ONNX_OPSET}) exported in {export_s:.1f} s",
+                  file=sys.stderr, flush=True)
+        if a.no_timing:
+            out["sizes"].append({"size": s, "onnxExportSeconds": export_s})
+            continue
         runs = runs_for.get(s, a.runs)
         img = torch.randint(0, 256, (s, s, 3), dtype=torch.uint8, generator=g).numpy()
         x = torch.randn(1, 3, s, s, generator=g)
@@ -151,7 +225,7 @@ def main():
         ms = timed(net, runs, a.min_ms)
         others = watch.others_share()
         row = {"size": s, "runs": len(ms), "macs": macs, "ms": ms, "medianMs": statistics.median(ms), "minMs": min(ms),
-               "othersCpuShare": others}
+               "othersCpuShare": others, "onnxExportSeconds": export_s}
         if not a.no_pipeline:
             watch = LoadWatch()
             pms = timed(pipeline, runs, a.min_ms)

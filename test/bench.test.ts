@@ -1,6 +1,8 @@
-// The benches still run and write their JSON (smoke tests: no timing is asserted), and
-// the e2e bench's MAC counts (bench/macs.ts, from the architecture) match SPEC and what
-// the network's dispatches report.
+// The benches still run and write their JSON (smoke tests: no timing is asserted), the
+// e2e bench's peers (ONNX Runtime's WebGPU and CPU EPs on the network PyTorch exports)
+// produce their columns with outputs that agree with ours, and the e2e bench's MAC
+// counts (bench/macs.ts, from the architecture) match SPEC and what the network's
+// dispatches report.
 
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -32,7 +34,7 @@ it('npm run bench -- kernels --quick runs and reports the ceilings and the headl
   expect(headline.gflops).toBeGreaterThan(0);
 });
 
-it('npm run bench -- e2e --model small runs (64x64, one run) with MACs that agree and depthwise rows in GB/s', async () => {
+it('npm run bench -- e2e --model small runs (64x64, one run) with MACs that agree, depthwise rows in GB/s and the ONNX Runtime columns', async () => {
   const out = await bench(['e2e', '--model', 'small', '--quick', '--no-torch', '--wait-quiet', '0', '--sizes', '64']);
   expect(out.model).toBe('small');
   const [r] = out.sizes;
@@ -49,7 +51,25 @@ it('npm run bench -- e2e --model small runs (64x64, one run) with MACs that agre
     const stages = r.profile.breakdown.map((b: { name: string }) => b.name);
     for (const s of NETWORK_STAGES) expect(stages).toContain(s);
   }
-});
+  // --no-torch leaves PyTorch untimed, but it still exports the network for ORT (default on).
+  expect(out.ort.note).toBe('ok');
+  expect(out.ort.onnxOpset).toBe(17);
+  const p = r.peers;
+  for (const ep of ['webgpu', 'cpu']) {
+    expect(p[ep], ep).not.toBeNull();
+    expect(p[ep].runs).toBe(1);
+    expect(p[ep].medianMs).toBeGreaterThan(0);
+    expect(p[ep].outputDims).toEqual([1, 64, 64]);
+    expect(p[ep].errorVsTorch).toBeLessThanOrEqual(p.tolerance);
+    expect(p[ep].errorVsOurs).toBeLessThanOrEqual(p.tolerance);
+  }
+  // ORT's own Dawn opens the adapter ours runs on (lavapipe here: its threads in ORT's process).
+  if (/llvmpipe/i.test(out.adapter)) expect(p.webgpu.sameAdapter).toBe(true);
+  expect(p.oursVsTorch).toBeLessThanOrEqual(p.tolerance);
+  expect(p.agree).toBe(true);
+  expect(r.ortWebgpuRatio).toBeCloseTo(r.medianMs / p.webgpu.medianMs, 6);
+  expect(r.ortCpuRatio).toBeCloseTo(r.medianMs / p.cpu.medianMs, 6);
+}, 300_000);
 
 it('npm run bench -- e2e --video runs (small at 64, 3 frames): frames/s of predict and predictFrames, decode and encode shares', async () => {
   const out = await bench(['e2e', '--video', '--model', 'small', '--sizes', '64', '--frames', '3', '--wait-quiet', '0']);
