@@ -63,9 +63,32 @@ export interface BatchNormParams {
 }
 
 /**
+ * An inference BatchNorm after a convolution, as a per-output-channel scale and a new
+ * bias: bn(conv(x)) = conv'(x) with w' = w * scale[co] and
+ * b' = (b - mean) * s + beta, s = gamma / sqrt(var + eps). The scale stays float64 so
+ * that w * scale, rounded once to f32, is exactly `foldBatchNorm`'s weight, wherever
+ * the product is taken (the conv packers take it while re-laying out the weights,
+ * which saves a pass and an allocation the size of the weights).
+ */
+export function batchNormScale(
+  cout: number,
+  bn: BatchNormParams,
+  bias?: Float32Array,
+  eps = BN_EPS,
+): { scale: Float64Array; bias: Float32Array } {
+  const scale = new Float64Array(cout);
+  const b = new Float32Array(cout);
+  for (let co = 0; co < cout; co++) {
+    const s = bn.weight[co]! / Math.sqrt(bn.runningVar[co]! + eps);
+    scale[co] = s;
+    b[co] = ((bias?.[co] ?? 0) - bn.runningMean[co]!) * s + bn.bias[co]!;
+  }
+  return { scale, bias: b };
+}
+
+/**
  * Folds an inference BatchNorm into the convolution before it, once at load time:
- * bn(conv(x)) = conv'(x) with w' = w * s and b' = (b - mean) * s + beta,
- * s = gamma / sqrt(var + eps), per output channel. Computed in float64.
+ * the weights times `batchNormScale`'s scale (computed in float64), its bias.
  */
 export function foldBatchNorm(
   weight: Float32Array,
@@ -75,15 +98,19 @@ export function foldBatchNorm(
   eps = BN_EPS,
 ): { weight: Float32Array; bias: Float32Array } {
   if (weight.length % cout !== 0) throw new Error(`foldBatchNorm: ${weight.length} weights do not split into ${cout} channels`);
-  const per = weight.length / cout;
+  const folded = batchNormScale(cout, bn, bias, eps);
+  return { weight: scaleChannels(weight, folded.scale), bias: folded.bias };
+}
+
+/** weight [Cout, ...] with each output channel's values times scale[co], rounded to f32. */
+export function scaleChannels(weight: Float32Array, scale: Float64Array): Float32Array {
+  const per = weight.length / scale.length;
   const w = new Float32Array(weight.length);
-  const b = new Float32Array(cout);
-  for (let co = 0; co < cout; co++) {
-    const s = bn.weight[co]! / Math.sqrt(bn.runningVar[co]! + eps);
-    for (let i = 0; i < per; i++) w[co * per + i] = weight[co * per + i]! * s;
-    b[co] = ((bias?.[co] ?? 0) - bn.runningMean[co]!) * s + bn.bias[co]!;
+  for (let co = 0; co < scale.length; co++) {
+    const s = scale[co]!;
+    for (let i = co * per; i < (co + 1) * per; i++) w[i] = weight[i]! * s;
   }
-  return { weight: w, bias: b };
+  return w;
 }
 
 const NORMALIZE = /* wgsl */ `

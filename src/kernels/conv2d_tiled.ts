@@ -149,12 +149,18 @@ export function paddedCout(cout: number, tile: TileConfig): number {
   return Math.ceil(cout / tn) * tn;
 }
 
-/** Re-lays out a PyTorch conv weight `[Cout, Cin/g, kH, kW]` as `[kH][kW][Cin/g][CoutPad]`. */
+/**
+ * Re-lays out a PyTorch conv weight `[Cout, Cin/g, kH, kW]` as `[kH][kW][Cin/g][CoutPad]`,
+ * each output channel times `scale[co]` if given (a folded BatchNorm: see
+ * `batchNormScale`). Into `out` (at least the packed length) if given, else a new array.
+ */
 export function packConvWeight(
   weight: Float32Array,
   shape: readonly number[],
   groups: number,
   tile: TileConfig = DEFAULT_TILE,
+  scale?: Float64Array,
+  out?: Float32Array,
 ): { data: Float32Array; coutPad: number } {
   const [cout, cinG, kh, kw] = shape as [number, number, number, number];
   if (!tiledSupports(shape, groups, tile)) {
@@ -163,24 +169,47 @@ export function packConvWeight(
   if (tile.wgK !== undefined && !(Number.isInteger(tile.wgK) && tile.wgK >= 0 && tile.wgK % 4 === 0)) {
     throw new Error(`conv2d_tiled: wgK ${tile.wgK} is not a multiple of 4`);
   }
+  if (scale && scale.length !== cout) throw new Error(`conv2d_tiled: ${scale.length} channel scales for ${cout} channels`);
   const coutPad = paddedCout(cout, tile);
-  const data = new Float32Array(kh * kw * cinG * coutPad);
-  for (let co = 0; co < cout; co++) {
+  const n = kh * kw * cinG * coutPad;
+  const data = out ? out.subarray(0, n) : new Float32Array(n);
+  if (out && coutPad !== cout) data.fill(0);
+  const k = kh * kw;
+  const taps = cinG * k;
+  // Blocks of PACK_BLOCK output channels: each destination row gets a short run of
+  // consecutive writes instead of one scattered write per element (2x faster on 1x1
+  // convs with thousands of channels, where every write would miss the cache).
+  for (let co0 = 0; co0 < cout; co0 += PACK_BLOCK) {
+    const co1 = Math.min(cout, co0 + PACK_BLOCK);
     for (let ci = 0; ci < cinG; ci++) {
-      for (let ky = 0; ky < kh; ky++) {
-        for (let kx = 0; kx < kw; kx++) {
-          data[((ky * kw + kx) * cinG + ci) * coutPad + co] = weight[((co * cinG + ci) * kh + ky) * kw + kx]!;
-        }
+      for (let t = 0; t < k; t++) {
+        const row = (t * cinG + ci) * coutPad;
+        const src = ci * k + t;
+        for (let co = co0; co < co1; co++) data[row + co] = weight[co * taps + src]! * (scale ? scale[co]! : 1);
       }
     }
   }
   return { data, coutPad };
 }
 
+const PACK_BLOCK = 32;
+
 /**
- * Packs and uploads a conv's weights. With `weightDType` 'f16' the weights are
- * stored in half precision (half the memory and weight traffic); the arithmetic
- * stays f32 unless `f16Math` (products in f16, sums in f32); the bias stays f32.
+ * Packing space reused from conv to conv: `rt.upload` copies what it is given before it
+ * returns, and a fresh array the size of every conv's weights would cost the page
+ * faults of the whole model again (about 3 s per GB on the CI machine kind).
+ */
+let scratch = new Float32Array(0);
+function packScratch(n: number): Float32Array {
+  if (scratch.length < n) scratch = new Float32Array(n);
+  return scratch;
+}
+
+/**
+ * Packs and uploads a conv's weights (times `scale` per output channel: a folded
+ * BatchNorm). With `weightDType` 'f16' the weights are stored in half precision (half
+ * the memory and weight traffic); the arithmetic stays f32 unless `f16Math` (products
+ * in f16, sums in f32); the bias stays f32.
  */
 export function packConv(
   rt: Runtime,
@@ -191,10 +220,11 @@ export function packConv(
   tile: TileConfig = DEFAULT_TILE,
   weightDType: DType = 'f32',
   f16Math = false,
+  scale?: Float64Array,
 ): PackedConv {
   if (f16Math && weightDType !== 'f16') throw new Error('packConv: f16 arithmetic needs f16 weights');
-  const { data, coutPad } = packConvWeight(weight, shape, groups, tile);
   const [, cinG, kh, kw] = shape;
+  const { data, coutPad } = packConvWeight(weight, shape, groups, tile, scale, packScratch(kh * kw * cinG * paddedCout(shape[0], tile)));
   // A conv without bias gets zeros: one shader serves both (see EpilogueKey).
   const b = new Float32Array(coutPad);
   if (bias) b.set(bias);

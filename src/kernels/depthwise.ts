@@ -42,22 +42,24 @@ export function isDepthwise(shape: readonly number[], groups: number): boolean {
 }
 
 /** Re-lays out a PyTorch depthwise weight `[C, 1, kH, kW]` as `[kH][kW][CPad]`. */
-export function packDepthwiseWeight(weight: Float32Array, shape: readonly number[]): { data: Float32Array; cPad: number } {
+export function packDepthwiseWeight(weight: Float32Array, shape: readonly number[], scale?: Float64Array): { data: Float32Array; cPad: number } {
   const [c, one, kh, kw] = shape as [number, number, number, number];
   if (shape.length !== 4 || one !== 1) throw new Error(`depthwise: weight shape [${shape.join(', ')}] is not [C, 1, kH, kW]`);
   if (weight.length !== c * kh * kw) throw new Error(`depthwise: ${weight.length} weights do not fill [${shape.join(', ')}]`);
+  if (scale && scale.length !== c) throw new Error(`depthwise: ${scale.length} channel scales for ${c} channels`);
   const cPad = Math.ceil(c / 4) * 4;
   const data = new Float32Array(kh * kw * cPad);
   for (let ch = 0; ch < c; ch++) {
-    for (let t = 0; t < kh * kw; t++) data[t * cPad + ch] = weight[ch * kh * kw + t]!;
+    const s = scale ? scale[ch]! : 1;
+    for (let t = 0; t < kh * kw; t++) data[t * cPad + ch] = weight[ch * kh * kw + t]! * s;
   }
   return { data, cPad };
 }
 
 /**
- * Packs and uploads a depthwise conv's weights. With `weightDType` 'f16' they are
- * stored in half precision (half the weight traffic); the arithmetic stays f32, as
- * does the bias.
+ * Packs and uploads a depthwise conv's weights (times `scale` per channel: a folded
+ * BatchNorm). With `weightDType` 'f16' they are stored in half precision (half the
+ * weight traffic); the arithmetic stays f32, as does the bias.
  */
 export function packDepthwise(
   rt: Runtime,
@@ -65,8 +67,9 @@ export function packDepthwise(
   shape: readonly [number, number, number, number],
   bias?: Float32Array,
   weightDType: DType = 'f32',
+  scale?: Float64Array,
 ): PackedDepthwise {
-  const { data, cPad } = packDepthwiseWeight(weight, shape);
+  const { data, cPad } = packDepthwiseWeight(weight, shape, scale);
   const [c, , kh, kw] = shape;
   if (bias && bias.length !== c) throw new Error(`depthwise: ${bias.length} biases for ${c} channels`);
   const b = new Float32Array(cPad);

@@ -6,7 +6,7 @@ import { conv2dNaive, type Conv2dOptions } from '../kernels/conv2d.js';
 import { chooseTile, conv2dTiled, disposePacked, packConv, paddedCout, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
 import { depthwiseConv2d, disposeDepthwise, emptyDepthwise, packDepthwise, type PackedDepthwise } from '../kernels/depthwise.js';
 import { samePadding, type Pad4 } from '../kernels/common.js';
-import { batchnorm2d, foldBatchNorm, BN_EPS, type BatchNormTensors } from '../kernels/channelwise.js';
+import { batchnorm2d, batchNormScale, BN_EPS, scaleChannels, type BatchNormTensors } from '../kernels/channelwise.js';
 import { relu, relu6 } from '../kernels/elementwise.js';
 import { maxpool2d } from '../kernels/maxpool2d.js';
 import { resize2d } from '../kernels/resize.js';
@@ -79,15 +79,19 @@ export class Conv2d extends Module {
 
   /** The BatchNorm folded into this conv at load time, if any. */
   foldedBatchNorm?: BatchNorm2d;
+  /** Its scale per output channel, applied to the weights at upload. */
+  private weightScale?: Float64Array;
 
   /**
    * Folds an inference BatchNorm that follows this conv into its weight and bias.
    * Without loaded weights (a shapes-only tree for a meta runtime) only the structure changes.
    */
   foldBatchNorm(bn: BatchNorm2d): void {
+    if (this.foldedBatchNorm) throw new Error('Conv2d.foldBatchNorm: a BatchNorm is folded into this conv already');
     if (this.weight) {
-      const folded = foldBatchNorm(this.weight, this.outChannels, bn.cpuParams(), this.bias, bn.eps);
-      this.weight = folded.weight;
+      // The weights are scaled as upload re-lays them out (see batchNormScale).
+      const folded = batchNormScale(this.outChannels, bn.cpuParams(), this.bias, bn.eps);
+      this.weightScale = folded.scale;
       this.bias = folded.bias;
     } else if (bn.isLoaded) {
       throw new Error('Conv2d.foldBatchNorm: load the conv first');
@@ -125,18 +129,20 @@ export class Conv2d extends Module {
       return;
     }
     if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
+    const scale = this.weightScale;
     if (this.isDepthwise) {
-      this.depthwise = packDepthwise(rt, this.weight, this.weightShape, this.bias, this.weightDType);
+      this.depthwise = packDepthwise(rt, this.weight, this.weightShape, this.bias, this.weightDType, scale);
     } else if (tiledSupports(this.weightShape, this.groups)) {
       const tile = chooseTile(rt, this.weightShape, this.groups);
-      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, tile, this.weightDType, this.f16Math);
+      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, tile, this.weightDType, this.f16Math, scale);
     } else {
-      this.naive = { weight: rt.upload(this.weight, this.weightShape) };
+      this.naive = { weight: rt.upload(scale ? scaleChannels(this.weight, scale) : this.weight, this.weightShape) };
       if (this.bias) this.naive.bias = rt.upload(this.bias, [this.outChannels]);
     }
     // The CPU copies are not needed once on the GPU.
     this.weight = undefined;
     this.bias = undefined;
+    this.weightScale = undefined;
   }
 
   /** Set by `fuseConvBnReLU`: the ReLU or ReLU6 after this conv (and its BN) runs in the conv's write. */
