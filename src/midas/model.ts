@@ -5,7 +5,7 @@ import type { Runtime } from '../nn/runtime.js';
 import type { Tensor } from '../nn/tensor.js';
 import type { Weights } from '../nn/module.js';
 import { MIDAS_V2, type MidasConfig } from './config.js';
-import { largestActivation, MidasNet, type Precision } from './network.js';
+import { largestActivation, type LoadStep, MidasNet, type Precision } from './network.js';
 import { fitSize, preprocess, type RgbImage } from './transform.js';
 
 /**
@@ -24,6 +24,8 @@ export interface MidasOptions {
   size?: number;
   precision?: Precision;
   config?: MidasConfig;
+  /** Called as loading passes each step (`bench e2e --cold` times them; a UI may show progress). */
+  onLoadStep?: (step: LoadStep) => void;
 }
 
 /**
@@ -72,7 +74,7 @@ export class Midas {
     }
     this.config = options.config ?? MIDAS_V2;
     this.net = new MidasNet(this.config);
-    this.net.prepare(runtime, weights, this.precision);
+    this.net.prepare(runtime, weights, this.precision, options.onLoadStep);
   }
 
   private readonly config: MidasConfig;

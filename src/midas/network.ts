@@ -24,6 +24,9 @@ export type Stage = (typeof STAGES)[number];
  */
 export type Precision = 'f32' | 'f16' | 'f16-math';
 
+/** Where `prepare` has got to: BN folded on the CPU, then weights packed and queued for upload. */
+export type LoadStep = 'folded' | 'uploaded';
+
 export class MidasNet extends Module {
   readonly pretrained: Encoder | EfficientNetEncoder;
   readonly scratch: Decoder;
@@ -42,15 +45,18 @@ export class MidasNet extends Module {
   }
 
   /**
-   * Loads, fuses and uploads in one go. `precision` 'f16' stores the conv weights in
+   * Loads, fuses and uploads in one go; `onStep` hears 'folded' once the state is loaded
+   * and BN folded (CPU), 'uploaded' once the weights are re-laid out and queued for the GPU. `precision` 'f16' stores the conv weights in
    * half precision on the GPU (half their memory); activations and arithmetic stay f32.
    * 'f16-math' also multiplies in f16 (activations stay f32 in memory, sums in f32).
    */
-  prepare(rt: Runtime, weights: Weights, precision: Precision = 'f32'): void {
+  prepare(rt: Runtime, weights: Weights, precision: Precision = 'f32', onStep?: (step: LoadStep) => void): void {
     this.loadState(weights);
     this.fuse();
     this.setPrecision(precision);
+    onStep?.('folded');
     this.upload(rt);
+    onStep?.('uploaded');
   }
 
   /** How the convs store their weights and multiply (see `Precision`); before `upload`. */

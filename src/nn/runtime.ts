@@ -64,6 +64,12 @@ export class Runtime {
   readonly features: DeviceFeatures;
   readonly limits: Record<RaisedLimit, number>;
   readonly adapterName: string;
+  /**
+   * Pipelines created so far, the distinct shader modules behind them, and the host
+   * time their creation took. Drivers may compile later, at the first dispatch
+   * (lavapipe does), so this is the front end's share of a first run, not all of it.
+   */
+  readonly pipelineStats = { created: 0, shaders: 0, ms: 0 };
   /** The smallest subgroup the device may run; 0 without the subgroups feature. */
   readonly subgroupMinSize: number;
   /** The largest subgroup the device may run; 0 without the subgroups feature. */
@@ -260,6 +266,7 @@ export class Runtime {
     const key = `${entryPoint}|${JSON.stringify(constants)}`;
     let p = byCode.get(key);
     if (!p) {
+      const t0 = performance.now();
       let module = this.modules.get(code);
       if (!module) {
         module = this.device.createShaderModule({ code });
@@ -268,6 +275,9 @@ export class Runtime {
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint, constants } });
       byCode.set(key, p);
       this.shaders.set(p, code);
+      this.pipelineStats.created++;
+      this.pipelineStats.shaders = this.modules.size;
+      this.pipelineStats.ms += performance.now() - t0;
     }
     return p;
   }
