@@ -35,6 +35,7 @@ import { benchGpu } from './gpu.js';
 import { waitQuiet, watchLoad, type MachineLoad } from './machine.js';
 import { labelMacs, macsTotals, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from './macs.js';
 import { randomWeights, weightsSize } from './random-weights.js';
+import { testImage } from './test-image.js';
 import { ORT_BUDGET_MS, OUTPUT_TOLERANCE, peerLines, runOrtPeers, shareDir, writeNetworkInput, writeWeights, type PeerSize } from './ort-peer.js';
 import { fmt, table, writeJson, type Column } from './report.js';
 import { median, waitGpu } from './timing.js';
@@ -236,25 +237,6 @@ export interface SizeResult {
 const ourDepth = new WeakMap<SizeResult, Float32Array>();
 
 const now = () => performance.now();
-
-/** A deterministic S x S test image: gradients and a little noise (content does not change the work). */
-function testImage(size: number): RgbImage {
-  const data = new Uint8Array(size * size * 3);
-  let s = 0x2545f491;
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      const n = (s >>> 0) % 32;
-      const i = 3 * (y * size + x);
-      data[i] = (((255 * x) / size) | 0) ^ n;
-      data[i + 1] = (((255 * y) / size) | 0) ^ n;
-      data[i + 2] = ((128 + 100 * Math.sin((x + y) / 17)) | 0) ^ n;
-    }
-  }
-  return { data, width: size, height: size };
-}
 
 /**
  * `resize bilinear align_corners 96x96->192x192 c256` -> `resize bilinear align_corners`;

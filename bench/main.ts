@@ -1,8 +1,10 @@
 // The bench entry point: `node dist/bench/main.js <mode> [options]`.
 //   kernels [--json out.json] [--quick] [--filter text] [--spin] [--no-timestamps] [--no-tfjs] [--wait-quiet s]
 //   e2e [--model v2|v2.1|small] [--sizes 256,384,512] [--runs N] [--json out.json] [--quick] [--no-torch] [--no-ort] [--predict] [--f16] [--tune] [--wait-quiet s]
+//   e2e --cold [--model NAME] [--sizes S] [--json out.json] [--cache-dir DIR]
 //   e2e --video [--model NAME] [--sizes 256] [--frames N] [--runs N] [--json out.json] [--wait-quiet s]
 import { MODEL_NAMES, modelByName, type ModelName } from '../src/midas/models.js';
+import { runCold } from './cold.js';
 import { DEFAULT_RUNS, DEFAULT_SIZES, runE2e } from './e2e.js';
 import { ORT_BUDGET_MS } from './ort-peer.js';
 import { runKernels } from './kernels.js';
@@ -13,6 +15,8 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
        node dist/bench/main.js e2e [--model v2|v2.1|small] [--sizes 256,384,512] [--runs N]
                                       [--json out.json] [--quick] [--no-torch] [--no-ort]
                                       [--predict] [--f16] [--tune] [--wait-quiet s]
+       node dist/bench/main.js e2e --cold [--model NAME] [--sizes S] [--json out.json]
+                                      [--cache-dir DIR]
        node dist/bench/main.js e2e --video [--model NAME] [--sizes 256] [--frames N] [--runs N]
                                       [--json out.json] [--wait-quiet s]
 
@@ -55,6 +59,17 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
   --wait-quiet s
             before each phase wait up to s seconds for a quiet CPU (e2e default 20; 0: don't)
 
+  e2e --cold
+            the first prediction in a fresh process with MESA_SHADER_CACHE_DIR at an
+            empty folder, split into its steps (process start, weights read, BN fold,
+            re-layout and upload, pipelines and compile in the first predict, a second
+            predict), then the same on the cache it filled. Default: the model's hub
+            size (v2: 384, small: 256); --json default bench/results-cold.json
+            (small: bench/results-cold-small.json)
+  --cache-dir DIR
+            start from this shader cache folder instead of an empty one (not a
+            first run: for the bench's smoke test)
+
   e2e --video
             a clip through the model as \`midas predict clip.mp4\` runs it (random
             weights): frames/s of a loop of Midas.predict against Midas.predictFrames
@@ -83,13 +98,15 @@ interface Args {
   f16: boolean;
   tune: boolean;
   video: boolean;
+  cold: boolean;
+  cacheDir: string | undefined;
   /** --model was given (--video then runs that model only). */
   modelGiven: boolean;
   frames: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { mode: undefined, model: 'v2', json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, noOrt: false, predict: false, f16: false, tune: false, video: false, modelGiven: false, frames: undefined };
+  const args: Args = { mode: undefined, model: 'v2', json: undefined, quick: false, filter: undefined, spin: false, noTfjs: false, noTimestamps: false, waitQuietS: undefined, sizes: undefined, runs: undefined, noTorch: false, noOrt: false, predict: false, f16: false, tune: false, video: false, cold: false, cacheDir: undefined, modelGiven: false, frames: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -123,6 +140,8 @@ function parseArgs(argv: string[]): Args {
       args.modelGiven = true;
     }
     else if (a === '--video') args.video = true;
+    else if (a === '--cold') args.cold = true;
+    else if (a === '--cache-dir') args.cacheDir = value();
     else if (a === '--frames' || a.startsWith('--frames=')) {
       args.frames = Number(a === '--frames' ? value() : a.slice('--frames='.length));
       if (!Number.isInteger(args.frames) || args.frames < 2) throw new Error('--frames needs an integer of at least 2');
@@ -166,6 +185,17 @@ async function main(): Promise<number> {
       });
       return 0;
     case 'e2e':
+      if (args.cold) {
+        if (args.sizes && args.sizes.length !== 1) throw new Error('--cold takes one size');
+        await runCold({
+          model: args.model,
+          size: args.sizes?.[0] ?? modelByName(args.model).size,
+          json: args.json ?? (args.model === 'small' ? 'bench/results-cold-small.json' : 'bench/results-cold.json'),
+          command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
+          cacheDir: args.cacheDir,
+        });
+        return 0;
+      }
       if (args.video) {
         await runVideoBench({
           models: args.modelGiven ? [args.model] : ['v2', 'small'],

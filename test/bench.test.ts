@@ -108,6 +108,25 @@ function dispatchMacs(c: MidasConfig, size: number): { reported: Record<NetworkS
   return { reported, labels, outside };
 }
 
+it('npm run bench -- e2e --cold runs (small at 64, from the suite\'s shader cache): every step timed, the totals are their sums', async () => {
+  // --cache-dir: an empty cache would compile every shader of the model (minutes on
+  // lavapipe): the smoke test checks the plumbing, the bench itself the first run.
+  const cacheDir = process.env['MESA_SHADER_CACHE_DIR'] || path.join(os.homedir(), '.cache');
+  const out = await bench(['e2e', '--cold', '--model', 'small', '--sizes', '64', '--cache-dir', cacheDir]);
+  expect(out.model).toBe('small');
+  expect(out.cacheDir).toBe(cacheDir);
+  for (const run of [out.cold, out.warmCache]) {
+    expect(run.size).toBe(64);
+    expect(run.processStart).toBeGreaterThan(0);
+    for (const [step, ms] of Object.entries(run.steps)) expect(ms, step).toBeGreaterThan(0);
+    const s = run.steps;
+    expect(run.weightsReady).toBeCloseTo(s.readWeights + s.foldBatchNorm + s.packAndQueue + s.uploadWait, 6);
+    expect(run.toFirstDepth).toBeCloseTo(run.processStart + s.readWeights + s.openDevice + s.foldBatchNorm + s.packAndQueue + s.uploadWait + s.firstPredict, 6);
+    expect(run.pipelines.created).toBeGreaterThan(5);
+    expect(run.pipelines.shaders).toBeLessThanOrEqual(run.pipelines.created);
+  }
+});
+
 describe('bench/macs.ts', () => {
   it('counts MiDaS_small as SPEC §8 does: 4.595 GMAC at 256 (backbone 1.080, decoder 3.515), 10.339 at 384', () => {
     const at256 = macsTotals(networkMacs(MIDAS_SMALL, 256, 256));
