@@ -2,34 +2,43 @@
 // it: `bench e2e --cold` starts this with MESA_SHADER_CACHE_DIR pointed at an empty
 // folder (or, for the warm-cache row, at the folder the cold run filled).
 //
-//   node dist/bench/cold-child.js WEIGHTS.safetensors SIZE SPAWNED_AT_EPOCH_MS
+//   node dist/bench/cold-child.js WEIGHTS.safetensors SIZE SPAWNED_AT_EPOCH_MS [--no-warm-up]
 //
 // Prints one JSON object (ColdRun) on stdout. The steps are loadMidas's, unrolled so
-// each can be timed: read the file, open the device, fold BN (CPU), re-lay out and
-// queue the weights, wait for the upload, then the first predict (pipelines created,
-// and compiled by drivers that compile at the first dispatch, as lavapipe does), then
-// a second predict on the same image (the forward without any compiling).
+// each can be timed: the file's header (which network), open the device, start the
+// shader warm-up (src/node/warm.ts: plan, helper devices, submit), read the file, fold
+// BN (CPU), re-lay out and queue the weights, wait for the upload, wait for the
+// warm-up's compiling, then the first predict (with --no-warm-up it creates the
+// pipelines, and drivers that compile at the first dispatch, as lavapipe does, compile
+// them in it), then a second predict on the same image (the forward alone).
 import { performance } from 'node:perf_hooks';
 import { createMidas } from '../src/midas/model.js';
 import { midasWeights, modelForWeights } from '../src/midas/weights.js';
 import { Runtime } from '../src/nn/runtime.js';
 import { chooseGpu } from '../src/node/adapters.js';
-import { readSafetensors } from '../src/node/weights.js';
+import { startWarmUp, warmHelpers } from '../src/node/warm.js';
+import { readSafetensors, safetensorsNames } from '../src/node/weights.js';
 import { testImage } from './test-image.js';
 
 export interface ColdRun {
   model: string;
   size: number;
   adapter: string;
+  /** Whether the shaders were compiled ahead (loadMidas's default), and on how many helper devices. */
+  warmUp: boolean;
+  helpers: number;
   /** ms from the parent's spawn to this process's first line (Node's start, module loading). */
   processStart: number;
   /** ms of each step, in order. */
   steps: {
-    readWeights: number;
+    readHeader: number;
     openDevice: number;
+    startWarmUp: number;
+    readWeights: number;
     foldBatchNorm: number;
     packAndQueue: number;
     uploadWait: number;
+    compileWait: number;
     firstPredict: number;
     secondPredict: number;
   };
@@ -43,8 +52,9 @@ export interface ColdRun {
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
-  const [file, sizeText, spawnedText] = process.argv.slice(2);
-  if (!file || !sizeText || !spawnedText) throw new Error('usage: cold-child.js WEIGHTS SIZE SPAWNED_AT_EPOCH_MS');
+  const [file, sizeText, spawnedText, flag] = process.argv.slice(2);
+  if (!file || !sizeText || !spawnedText) throw new Error('usage: cold-child.js WEIGHTS SIZE SPAWNED_AT_EPOCH_MS [--no-warm-up]');
+  const warmUp = flag !== '--no-warm-up';
   const size = Number(sizeText);
   let t = performance.now();
   const lap = (): number => {
@@ -54,17 +64,24 @@ async function main(): Promise<void> {
     return ms;
   };
 
-  const safetensors = readSafetensors(file);
-  const { info, config } = modelForWeights(safetensors.names, file, undefined, undefined);
-  const weights = midasWeights(safetensors, config);
-  const readWeights = lap();
+  const { info, config } = modelForWeights(await safetensorsNames(file), file, undefined, undefined);
+  const readHeader = lap();
 
-  const runtime = await Runtime.create(await chooseGpu(undefined));
+  const gpu = await chooseGpu(undefined);
+  const runtime = await Runtime.create(gpu);
   const openDevice = lap();
+
+  const warm = warmUp ? await startWarmUp(runtime, gpu, config, size, 'f32') : { done: Promise.resolve() };
+  const startWarm = lap();
+
+  const weights = midasWeights(readSafetensors(file), config);
+  const readWeights = lap();
 
   const marks: Record<string, number> = {};
   const midas = await createMidas(runtime, weights, { size, config, onLoadStep: (step) => (marks[step] = lap()) }, true);
   const uploadWait = lap();
+  await warm.done;
+  const compileWait = lap();
 
   const image = testImage(size);
   await midas.predict(image);
@@ -74,11 +91,14 @@ async function main(): Promise<void> {
 
   const processStart = startedAt - Number(spawnedText);
   const steps = {
-    readWeights,
+    readHeader,
     openDevice,
+    startWarmUp: startWarm,
+    readWeights,
     foldBatchNorm: marks['folded'] ?? NaN,
     packAndQueue: marks['uploaded'] ?? NaN,
     uploadWait,
+    compileWait,
     firstPredict,
     secondPredict,
   };
@@ -86,9 +106,11 @@ async function main(): Promise<void> {
     model: info.name,
     size,
     adapter: runtime.adapterName,
+    warmUp,
+    helpers: warmUp ? warmHelpers(runtime) : 0,
     processStart,
     steps,
-    toFirstDepth: processStart + steps.readWeights + steps.openDevice + steps.foldBatchNorm + steps.packAndQueue + steps.uploadWait + steps.firstPredict,
+    toFirstDepth: processStart + Object.values(steps).reduce((a, b) => a + b, 0) - steps.secondPredict,
     weightsReady: steps.readWeights + steps.foldBatchNorm + steps.packAndQueue + steps.uploadWait,
     pipelines: { ...runtime.pipelineStats },
   };

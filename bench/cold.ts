@@ -2,8 +2,9 @@
 // (bench/cold-child.ts) loads random weights from a safetensors file in the page cache
 // and predicts once and again, with MESA_SHADER_CACHE_DIR pointed at an empty folder:
 // every shader is compiled, as on a machine that has never run the model. Then the same
-// process again on the folder that run filled (the warm-cache row: what every later run
-// pays), so the compile share is the difference of two columns of one run.
+// process again on the folder that run filled (what every later run pays). Both with
+// loadMidas's shader warm-up and without it (each with its own empty folder), so the
+// compile share and what the warm-up saves are differences of columns of one run.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -35,8 +36,13 @@ export interface ColdResult {
   size: number;
   /** Set when the first run started from this cache folder rather than an empty one. */
   cacheDir: string | null;
+  /** Empty cache, warm-up on (loadMidas's default): the first run. */
   cold: ColdRun;
+  /** The cache `cold` filled, warm-up on: every later run. */
   warmCache: ColdRun;
+  /** The same two without the warm-up (shaders compiled inside the first predict). */
+  coldNoWarmUp: ColdRun;
+  warmCacheNoWarmUp: ColdRun;
   load: MachineLoad;
 }
 
@@ -51,20 +57,26 @@ export async function runCold(opts: ColdOptions): Promise<ColdResult> {
     const weightsFile = path.join(dir, 'weights.safetensors');
     writeWeights(randomWeights(MODELS[opts.model].config), weightsFile);
     readFileSync(weightsFile); // into the page cache, as a second run finds it
-    const cache = opts.cacheDir ?? path.join(dir, 'mesa-cache');
     const load = watchLoad();
-    process.stderr.write(`${opts.model} at ${opts.size}: first run with ${opts.cacheDir ? `the shader cache in ${opts.cacheDir}` : 'an empty Mesa shader cache'}...\n`);
-    const cold = await child(weightsFile, opts.size, cache);
-    process.stderr.write('the same with the cache it filled...\n');
-    const warmCache = await child(weightsFile, opts.size, cache);
+    const runs: Record<'cold' | 'warmCache' | 'coldNoWarmUp' | 'warmCacheNoWarmUp', ColdRun | null> = { cold: null, warmCache: null, coldNoWarmUp: null, warmCacheNoWarmUp: null };
+    for (const warmUp of [true, false]) {
+      const cache = opts.cacheDir ?? path.join(dir, warmUp ? 'mesa-cache' : 'mesa-cache-no-warm-up');
+      const how = warmUp ? 'with the shader warm-up' : 'without the warm-up';
+      process.stderr.write(`${opts.model} at ${opts.size} ${how}: first run on ${opts.cacheDir ? `the shader cache in ${opts.cacheDir}` : 'an empty Mesa shader cache'}...\n`);
+      runs[warmUp ? 'cold' : 'coldNoWarmUp'] = await child(weightsFile, opts.size, cache, warmUp);
+      process.stderr.write(`${opts.model} at ${opts.size} ${how}: again on the cache it filled...\n`);
+      runs[warmUp ? 'warmCache' : 'warmCacheNoWarmUp'] = await child(weightsFile, opts.size, cache, warmUp);
+    }
     const result: ColdResult = {
       command: opts.command,
       date: new Date().toISOString(),
       model: opts.model,
       size: opts.size,
       cacheDir: opts.cacheDir ?? null,
-      cold,
-      warmCache,
+      cold: runs.cold!,
+      warmCache: runs.warmCache!,
+      coldNoWarmUp: runs.coldNoWarmUp!,
+      warmCacheNoWarmUp: runs.warmCacheNoWarmUp!,
       load: load(),
     };
     console.log(report(result));
@@ -76,11 +88,11 @@ export async function runCold(opts: ColdOptions): Promise<ColdResult> {
   }
 }
 
-function child(weightsFile: string, size: number, cacheDir: string): Promise<ColdRun> {
+function child(weightsFile: string, size: number, cacheDir: string, warmUp: boolean): Promise<ColdRun> {
   return new Promise((resolve, reject) => {
     // The parent's own Vulkan cache settings must not leak in: the child sees only this folder.
     const env = { ...process.env, MESA_SHADER_CACHE_DIR: cacheDir, MESA_SHADER_CACHE_DISABLE: 'false' };
-    const p = spawn(process.execPath, [CHILD, weightsFile, String(size), String(Date.now())], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CHILD, weightsFile, String(size), String(Date.now()), ...(warmUp ? [] : ['--no-warm-up'])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d));
@@ -94,35 +106,41 @@ function child(weightsFile: string, size: number, cacheDir: string): Promise<Col
 }
 
 function report(r: ColdResult): string {
-  type Row = { step: string; cold: number; warm: number };
-  const s = (run: ColdRun) => run.steps;
-  const rows: Row[] = [
-    { step: 'process start (Node, modules)', cold: r.cold.processStart, warm: r.warmCache.processStart },
-    { step: 'read weights (page cache)', cold: s(r.cold).readWeights, warm: s(r.warmCache).readWeights },
-    { step: 'open device', cold: s(r.cold).openDevice, warm: s(r.warmCache).openDevice },
-    { step: 'fold BN (CPU)', cold: s(r.cold).foldBatchNorm, warm: s(r.warmCache).foldBatchNorm },
-    { step: 're-lay out, queue weights', cold: s(r.cold).packAndQueue, warm: s(r.warmCache).packAndQueue },
-    { step: 'wait for upload', cold: s(r.cold).uploadWait, warm: s(r.warmCache).uploadWait },
-    { step: 'first predict (pipelines, compile, forward)', cold: s(r.cold).firstPredict, warm: s(r.warmCache).firstPredict },
-    { step: '= to the first depth map', cold: r.cold.toFirstDepth, warm: r.warmCache.toFirstDepth },
-    { step: 'weights ready (read to uploaded)', cold: r.cold.weightsReady, warm: r.warmCache.weightsReady },
-    { step: 'second predict (no compiling)', cold: s(r.cold).secondPredict, warm: s(r.warmCache).secondPredict },
+  type Step = keyof ColdRun['steps'];
+  const runs = [r.cold, r.coldNoWarmUp, r.warmCache, r.warmCacheNoWarmUp];
+  const step = (title: string, key: Step) => ({ title, values: runs.map((run) => run.steps[key]) });
+  const rows: { title: string; values: number[] }[] = [
+    { title: 'process start (Node, modules)', values: runs.map((run) => run.processStart) },
+    step('read the header (which network)', 'readHeader'),
+    step('open the device', 'openDevice'),
+    step('start the shader warm-up', 'startWarmUp'),
+    step('read the weights (page cache)', 'readWeights'),
+    step('fold BN (CPU)', 'foldBatchNorm'),
+    step('re-lay out and queue the weights', 'packAndQueue'),
+    step('wait for the upload', 'uploadWait'),
+    step('wait for the warm-up to compile', 'compileWait'),
+    step('first predict', 'firstPredict'),
+    { title: '= to the first depth map', values: runs.map((run) => run.toFirstDepth) },
+    { title: 'weights ready (read to uploaded)', values: runs.map((run) => run.weightsReady) },
+    step('second predict (no compiling)', 'secondPredict'),
   ];
-  const compile = s(r.cold).firstPredict - s(r.cold).secondPredict;
+  const compiled = (run: ColdRun) => run.toFirstDepth - r.warmCache.toFirstDepth;
   const lines = [
     `bench e2e --cold: ${MODELS[r.model].title} at ${r.size}x${r.size}, random weights, on ${r.cold.adapter}`,
     `command: ${r.command}   (${r.date.slice(0, 10)})`,
-    ...(r.cacheDir ? [`NOT a first run: the first column started from the shader cache in ${r.cacheDir} (--cache-dir)`] : []),
+    ...(r.cacheDir ? [`NOT a first run: the first runs started from the shader cache in ${r.cacheDir} (--cache-dir)`] : []),
     '',
     table(rows, [
-      { title: 'step', value: (x) => x.step, align: 'left' },
-      { title: 'empty cache ms', value: (x) => fmt(x.cold, 4) },
-      { title: 'warm cache ms', value: (x) => fmt(x.warm, 4) },
+      { title: 'ms', value: (x) => x.title, align: 'left' },
+      { title: 'empty cache', value: (x) => fmt(x.values[0], 4) },
+      { title: 'no warm-up', value: (x) => fmt(x.values[1], 4) },
+      { title: 'cache filled', value: (x) => fmt(x.values[2], 4) },
+      { title: 'no warm-up', value: (x) => fmt(x.values[3], 4) },
     ]),
     '',
-    `pipelines: ${r.cold.pipelines.created} from ${r.cold.pipelines.shaders} shaders, created in ${fmt(r.cold.pipelines.ms, 3)} ms (host side;` +
-      ` lavapipe compiles at the first dispatch): the first predict spends ${fmt(compile, 3)} ms more than the second` +
-      ` with an empty cache, ${fmt(s(r.warmCache).firstPredict - s(r.warmCache).secondPredict, 3)} ms with a warm one`,
+    `warm-up: ${r.cold.pipelines.shaders} shaders on the main device and ${r.cold.helpers} helper device(s); pipelines created in` +
+      ` ${fmt(r.cold.pipelines.ms, 3)} ms (host side). An empty cache costs ${fmt(compiled(r.cold) / 1000, 3)} s with the warm-up,` +
+      ` ${fmt(compiled(r.coldNoWarmUp) / 1000, 3)} s without (to the first depth map, over the filled cache's run with the warm-up)`,
     `targets: first depth map <= ${COLD_TARGET_MS.toFirstDepth / 1000} s with an empty cache: ${fmt(r.cold.toFirstDepth / 1000, 3)} s` +
       ` (${r.cold.toFirstDepth <= COLD_TARGET_MS.toFirstDepth ? 'met' : 'missed'}); weights ready <= ${COLD_TARGET_MS.weightsReady / 1000} s:` +
       ` ${fmt(r.warmCache.weightsReady / 1000, 3)} s (${r.warmCache.weightsReady <= COLD_TARGET_MS.weightsReady ? 'met' : 'missed'})`,

@@ -115,16 +115,20 @@ it('npm run bench -- e2e --cold runs (small at 64, from the suite\'s shader cach
   const out = await bench(['e2e', '--cold', '--model', 'small', '--sizes', '64', '--cache-dir', cacheDir]);
   expect(out.model).toBe('small');
   expect(out.cacheDir).toBe(cacheDir);
-  for (const run of [out.cold, out.warmCache]) {
+  for (const run of [out.cold, out.warmCache, out.coldNoWarmUp, out.warmCacheNoWarmUp]) {
     expect(run.size).toBe(64);
     expect(run.processStart).toBeGreaterThan(0);
-    for (const [step, ms] of Object.entries(run.steps)) expect(ms, step).toBeGreaterThan(0);
+    for (const [step, ms] of Object.entries(run.steps)) expect(ms, step).toBeGreaterThanOrEqual(0);
     const s = run.steps;
+    for (const ms of [s.readWeights, s.openDevice, s.firstPredict, s.secondPredict]) expect(ms).toBeGreaterThan(0);
     expect(run.weightsReady).toBeCloseTo(s.readWeights + s.foldBatchNorm + s.packAndQueue + s.uploadWait, 6);
-    expect(run.toFirstDepth).toBeCloseTo(run.processStart + s.readWeights + s.openDevice + s.foldBatchNorm + s.packAndQueue + s.uploadWait + s.firstPredict, 6);
+    const total = run.processStart + s.readHeader + s.openDevice + s.startWarmUp + s.readWeights + s.foldBatchNorm + s.packAndQueue + s.uploadWait + s.compileWait + s.firstPredict;
+    expect(run.toFirstDepth).toBeCloseTo(total, 6);
     expect(run.pipelines.created).toBeGreaterThan(5);
     expect(run.pipelines.shaders).toBeLessThanOrEqual(run.pipelines.created);
   }
+  expect(out.cold.warmUp).toBe(true);
+  expect(out.coldNoWarmUp.warmUp).toBe(false);
 });
 
 describe('bench/macs.ts', () => {

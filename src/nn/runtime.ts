@@ -391,6 +391,55 @@ export class Runtime {
   }
 
   /**
+   * Compiles `codes` ahead of their first real dispatch: one dispatch of each, of one
+   * workgroup, with zero parameters on scratch buffers (every loop bound and size is
+   * then 0: nothing is computed). Drivers that compile a pipeline at its first dispatch
+   * (lavapipe) compile it on the device's own thread once `submit` is called, while the
+   * caller goes on (e.g. reading weights); with Mesa's shader cache, a second device on
+   * the same adapter compiles in parallel and this one finds its work in the cache.
+   *
+   * This creates the pipelines and records the dispatches; the returned `submit` sends
+   * them and resolves once the device has run them. Create every device's pipelines
+   * before submitting any: lavapipe creates a pipeline under its queue's lock, which
+   * its queue thread holds while it compiles. A shader that fails here is left to its
+   * real dispatch, which reports it.
+   */
+  prepareWarmUp(codes: readonly string[]): () => Promise<void> {
+    if (this.meta || codes.length === 0) return async () => {};
+    const scratch = new Map<string, GPUBuffer>();
+    const buffer = (kind: 'uniform' | 'storage', binding: number): GPUBuffer => {
+      const key = `${kind}${binding}`;
+      let b = scratch.get(key);
+      if (!b) {
+        // Zeroed by WebGPU; large enough for any params block or fixed-size array of ours.
+        b = this.device.createBuffer({ size: WARM_BUFFER_BYTES, usage: kind === 'uniform' ? 0x40 /* UNIFORM */ : 0x80 /* STORAGE */, label: `warm-up ${key}` });
+        scratch.set(key, b);
+      }
+      return b;
+    };
+    const commands: { buffer: GPUCommandBuffer; error: Promise<GPUError | null> }[] = [];
+    for (const code of codes) {
+      // A command buffer each: a shader that fails validation spoils only its own.
+      this.device.pushErrorScope('validation');
+      const pipeline = this.pipeline(code);
+      const entries = shaderBindings(code).map(({ binding, kind }) => ({ binding, resource: { buffer: buffer(kind, binding) } }));
+      const encoder = this.device.createCommandEncoder({ label: 'warm-up' });
+      const pass = encoder.beginComputePass({ label: 'warm-up' });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+      pass.dispatchWorkgroups(1);
+      pass.end();
+      commands.push({ buffer: encoder.finish(), error: this.device.popErrorScope() });
+    }
+    return async () => {
+      for (const c of commands) this.device.queue.submit([c.buffer]);
+      await quietly(() => this.device.queue.onSubmittedWorkDone());
+      await Promise.all(commands.map((c) => c.error));
+      for (const b of scratch.values()) b.destroy();
+    };
+  }
+
+  /**
    * Keeps a copy of the output of every module in `keys` (checkpoint key prefixes such
    * as `pretrained.layer2` or `scratch.refinenet1`) during the next forward passes:
    * the output of the last dispatch under each key. `takeCaptured` returns them.
@@ -495,6 +544,17 @@ export class Runtime {
   private throwIfLost(): void {
     if (this.lost !== null) throw new Error(`WebGPU device lost: ${this.lost}`);
   }
+}
+
+const WARM_BUFFER_BYTES = 4096;
+
+/** The group-0 bindings a shader of ours declares, uniform or storage (the convention of `dispatch`). */
+export function shaderBindings(code: string): { binding: number; kind: 'uniform' | 'storage' }[] {
+  const found: { binding: number; kind: 'uniform' | 'storage' }[] = [];
+  for (const m of code.matchAll(/@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\b/g)) {
+    found.push({ binding: Number(m[1]), kind: m[2] as 'uniform' | 'storage' });
+  }
+  return found.sort((a, b) => a.binding - b.binding);
 }
 
 function copyPadded(data: Uint16Array | Float32Array): Uint8Array {

@@ -12,7 +12,8 @@ import { tuneNetwork } from '../midas/tune.js';
 import { chooseGpu } from './adapters.js';
 import { readTuning, saveTuning, tuningFile } from './tuning.js';
 import { decodeImage, ImageError } from './image.js';
-import { readSafetensors, resolveWeights, type ResolveHooks } from './weights.js';
+import { readSafetensors, resolveWeights, safetensorsNames, type ResolveHooks } from './weights.js';
+import { startWarmUp } from './warm.js';
 
 export interface LoadMidasOptions extends ResolveHooks {
   /**
@@ -50,6 +51,12 @@ export interface LoadMidasOptions extends ResolveHooks {
    * built-in choices only.
    */
   tune?: boolean;
+  /**
+   * Compile the first prediction's shaders while the weights load (and, on lavapipe,
+   * on helper devices in parallel; see src/midas/warm.ts), so that `loadMidas` returns
+   * a model whose first `predict` runs at full speed. Default true.
+   */
+  warmUp?: boolean;
 }
 
 /** What `predict` accepts: a file path, an encoded JPEG/PNG, or raw pixels. */
@@ -121,20 +128,28 @@ async function* rgbFrames(frames: AsyncIterable<RawFrame> | Iterable<RawFrame>):
 export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasModel> {
   const official = MODELS[options.model ?? 'v2'].checkpoint;
   const path = await resolveWeights(options.weights, options, official);
-  const file = readSafetensors(path);
-  const { info, config } = modelForWeights(file.names, options.weights ?? path, options.model, options.config);
-  const weights = midasWeights(file, config);
+  // The header says which network: its shaders start compiling before the data is read.
+  const source = options.weights ?? path;
+  const { info, config } = modelForWeights(await safetensorsNames(path), source, options.model, options.config);
   const size = options.size ?? info.size;
+  const precision = options.precision ?? 'f32';
   if (options.runtime && options.adapter !== undefined) throw new Error('loadMidas: give `adapter` or `runtime`, not both');
-  const runtime = options.runtime ?? (await Runtime.create(await chooseGpu(options.adapter)));
+  const gpu = options.runtime ? undefined : await chooseGpu(options.adapter);
+  const runtime = options.runtime ?? (await Runtime.create(gpu!));
+  let warm: Promise<void> = Promise.resolve();
   try {
     if (options.tune !== false) await applyTuning(runtime, config, size, options);
+    if (options.warmUp !== false) warm = (await startWarmUp(runtime, gpu, config, size, precision)).done;
+    const file = readSafetensors(path);
+    const weights = midasWeights(file, modelForWeights(file.names, source, options.model, options.config).config);
+    const midas = await createMidas(runtime, weights, { size, precision, config }, false);
+    await warm;
+    return new MidasModel(midas, !options.runtime, info);
   } catch (e) {
+    await warm;
     if (!options.runtime) runtime.destroy();
     throw e;
   }
-  const midas = await createMidas(runtime, weights, { size, precision: options.precision, config }, !options.runtime);
-  return new MidasModel(midas, !options.runtime, info);
 }
 
 /** Gives the runtime this adapter's saved tiles, tuning and saving them first with `tune: true` where there are none. */

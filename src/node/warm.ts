@@ -1,0 +1,49 @@
+// Which devices compile the first prediction's shaders (src/midas/warm.ts) in Node.
+import { availableParallelism } from 'node:os';
+import type { MidasConfig } from '../midas/config.js';
+import type { Precision } from '../midas/network.js';
+import { warmModel } from '../midas/warm.js';
+import { Runtime } from '../nn/runtime.js';
+
+/** More helpers than this gain little: a model has about a dozen long shaders. */
+const MAX_HELPERS = 3;
+
+/**
+ * Helper devices worth opening on `rt`'s adapter: lavapipe compiles each pipeline at
+ * its first dispatch on the device's own thread and keeps the result in Mesa's disk
+ * cache, where another device of the process finds it; so one helper per spare core.
+ * Other drivers compile when the pipeline is created, or share nothing: none.
+ */
+export function warmHelpers(rt: Runtime): number {
+  if (!/llvmpipe/i.test(rt.adapterName)) return 0;
+  if (/^(1|true|yes)$/i.test(process.env['MESA_SHADER_CACHE_DISABLE'] ?? '')) return 0;
+  return Math.max(0, Math.min(MAX_HELPERS, availableParallelism() - 1));
+}
+
+/**
+ * Opens the helpers and submits every warm-up dispatch, then returns: the compiling
+ * goes on in the driver's threads while the caller reads and uploads the weights.
+ * `done` resolves once all are compiled and the helpers are closed; it never rejects
+ * (a failed warm-up leaves the shaders to compile at their first real dispatch).
+ */
+export async function startWarmUp(
+  rt: Runtime,
+  gpu: GPU | undefined,
+  config: MidasConfig,
+  size: number,
+  precision: Precision,
+): Promise<{ done: Promise<void> }> {
+  if (precision !== 'f32' && !rt.features.f16) return { done: Promise.resolve() }; // refused by name later
+  const helpers: Runtime[] = [];
+  try {
+    if (gpu) for (let i = warmHelpers(rt); i > 0; i--) helpers.push(await Runtime.create(gpu));
+  } catch {
+    // No second device on this adapter: the main one compiles everything.
+  }
+  const done = warmModel(rt, config, size, precision, helpers)
+    .catch(() => undefined)
+    .finally(() => {
+      for (const h of helpers) h.destroy();
+    });
+  return { done };
+}

@@ -1,0 +1,74 @@
+// The shader warm-up loadMidas runs while the weights load (src/midas/warm.ts): it
+// creates exactly the pipelines a prediction then uses, on the main device and on
+// helpers, and changes no result.
+import { describe, expect, it } from 'vitest';
+import { loadMidas } from '../src/node/load.js';
+import { modelShaders, splitShaders, warmModel } from '../src/midas/warm.js';
+import { Runtime, shaderBindings } from '../src/nn/runtime.js';
+import { nodeGpu } from '../src/node/gpu.js';
+import { testRuntime } from './gpu.js';
+import { REDUCED_SMALL, REDUCED_V2 } from './reduced.js';
+
+const image = (w: number, h: number) => {
+  const data = new Uint8Array(w * h * 3);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 37 + (i >> 7)) & 255;
+  return { data, width: w, height: h, channels: 3 as const };
+};
+
+describe('shader warm-up', () => {
+  it("shaderBindings reads every planned shader's bindings: 0..n-1, storage buffers, then the params block", async () => {
+    const rt = await testRuntime();
+    for (const fixture of [REDUCED_V2, REDUCED_SMALL]) {
+      const shaders = modelShaders(rt, fixture.config, 64);
+      expect(shaders.length).toBeGreaterThan(3);
+      for (const code of shaders) {
+        const b = shaderBindings(code);
+        expect(b.map((x) => x.binding)).toEqual(b.map((_, i) => i));
+        expect(b.at(-1)!.kind).toBe('uniform');
+        expect(b.slice(0, -1).every((x) => x.kind === 'storage')).toBe(true);
+      }
+    }
+  });
+
+  it('splitShaders gives each shader to exactly one group, the longest spread first', () => {
+    const codes = ['a'.repeat(900), 'b'.repeat(500), 'c'.repeat(400), 'd'.repeat(300), 'e'.repeat(200), 'f'.repeat(100)];
+    const groups = splitShaders(codes, 2);
+    expect(groups.flat().sort()).toEqual([...codes].sort());
+    const cost = groups.map((g) => g.reduce((n, c) => n + c.length, 0));
+    expect(Math.abs(cost[0]! - cost[1]!)).toBeLessThanOrEqual(100);
+    expect(splitShaders(codes, 1)).toEqual([[...codes].sort((a, b) => b.length - a.length)]);
+  });
+
+  for (const fixture of [REDUCED_V2, REDUCED_SMALL]) {
+    it(`${fixture.name}: after warmModel on the device and a helper, a prediction creates no pipeline, and loadMidas gives the same depth with and without it`, async () => {
+      const gpu = nodeGpu();
+      const rt = await Runtime.create(gpu);
+      const helper = await Runtime.create(gpu);
+      try {
+        const size = fixture.manifest.size;
+        await warmModel(rt, fixture.config, size, 'f32', [helper]);
+        const planned = new Set(modelShaders(rt, fixture.config, size)).size;
+        expect(rt.pipelineStats.created + helper.pipelineStats.created).toBe(planned);
+        expect(helper.pipelineStats.created).toBeGreaterThan(0);
+
+        expect(rt.pipelineStats.created).toBeGreaterThan(0);
+
+        // On a given runtime loadMidas warms it alone: the helper's share too.
+        const warm = await loadMidas({ weights: fixture.weights, config: fixture.config, size, tune: false, runtime: rt });
+        expect(rt.pipelineStats.created).toBe(planned);
+        const a = await warm.predict(image(size, size));
+        expect(rt.pipelineStats.created).toBe(planned);
+        warm.dispose();
+
+        const plain = await loadMidas({ weights: fixture.weights, config: fixture.config, size, tune: false, warmUp: false });
+        const b = await plain.predict(image(size, size));
+        expect(plain.runtime.pipelineStats.created).toBe(planned);
+        plain.dispose();
+        expect(a.depth).toEqual(b.depth);
+      } finally {
+        helper.destroy();
+        rt.destroy();
+      }
+    });
+  }
+});
