@@ -13,8 +13,15 @@ const MAX_HELPERS = 3;
  * its first dispatch on the device's own thread and keeps the result in Mesa's disk
  * cache, where another device of the process finds it; so one helper per spare core.
  * Other drivers compile when the pipeline is created, or share nothing: none.
+ * $MIDAS_WARM_HELPERS sets the number (0: the main device compiles everything).
  */
 export function warmHelpers(rt: Runtime): number {
+  const asked = process.env['MIDAS_WARM_HELPERS'];
+  if (asked !== undefined && asked !== '') {
+    const n = Number(asked);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`MIDAS_WARM_HELPERS must be a whole number of helper devices (got '${asked}')`);
+    return n;
+  }
   if (!/llvmpipe/i.test(rt.adapterName)) return 0;
   if (/^(1|true|yes)$/i.test(process.env['MESA_SHADER_CACHE_DISABLE'] ?? '')) return 0;
   return Math.max(0, Math.min(MAX_HELPERS, availableParallelism() - 1));
