@@ -16,7 +16,7 @@ import { createMidas } from '../src/midas/model.js';
 import { midasWeights, modelForWeights } from '../src/midas/weights.js';
 import { Runtime } from '../src/nn/runtime.js';
 import { chooseGpu } from '../src/node/adapters.js';
-import { startWarmUp, warmHelpers } from '../src/node/warm.js';
+import { startWarmUp } from '../src/node/warm.js';
 import { readSafetensors, safetensorsNames } from '../src/node/weights.js';
 import { testImage } from './test-image.js';
 
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
   const runtime = await Runtime.create(gpu);
   const openDevice = lap();
 
-  const warm = warmUp ? await startWarmUp(runtime, gpu, config, size, 'f32') : { done: Promise.resolve() };
+  const warm = warmUp ? await startWarmUp(runtime, gpu, config, size, 'f32') : { done: Promise.resolve(), helpers: 0 };
   const startWarm = lap();
 
   const weights = midasWeights(readSafetensors(file), config);
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     size,
     adapter: runtime.adapterName,
     warmUp,
-    helpers: warmUp ? warmHelpers(runtime) : 0,
+    helpers: warm.helpers,
     processStart,
     steps,
     toFirstDepth: processStart + Object.values(steps).reduce((a, b) => a + b, 0) - steps.secondPredict,

@@ -91,7 +91,8 @@ export async function runCold(opts: ColdOptions): Promise<ColdResult> {
 function child(weightsFile: string, size: number, cacheDir: string, warmUp: boolean): Promise<ColdRun> {
   return new Promise((resolve, reject) => {
     // The parent's own Vulkan cache settings must not leak in: the child sees only this folder.
-    const env = { ...process.env, MESA_SHADER_CACHE_DIR: cacheDir, MESA_SHADER_CACHE_DISABLE: 'false' };
+    // $MIDAS_HOME too: the warm-up's marker (src/node/warm.ts) lives with the bench's cache.
+    const env = { ...process.env, MESA_SHADER_CACHE_DIR: cacheDir, MESA_SHADER_CACHE_DISABLE: 'false', MIDAS_HOME: path.join(path.dirname(weightsFile), 'home') };
     const p = spawn(process.execPath, [CHILD, weightsFile, String(size), String(Date.now()), ...(warmUp ? [] : ['--no-warm-up'])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -138,7 +139,7 @@ function report(r: ColdResult): string {
       { title: 'no warm-up', value: (x) => fmt(x.values[3], 4) },
     ]),
     '',
-    `warm-up: ${r.cold.pipelines.shaders} shaders on the main device and ${r.cold.helpers} helper device(s); pipelines created in` +
+    `warm-up: ${r.cold.pipelines.shaders} shaders, ${r.cold.helpers} helper device(s) with an empty cache, ${r.warmCache.helpers} with the filled one; pipelines created in` +
       ` ${fmt(r.cold.pipelines.ms, 3)} ms (host side). An empty cache costs ${fmt(compiled(r.cold) / 1000, 3)} s with the warm-up,` +
       ` ${fmt(compiled(r.coldNoWarmUp) / 1000, 3)} s without (to the first depth map, over the filled cache's run with the warm-up)`,
     `targets: first depth map <= ${COLD_TARGET_MS.toFirstDepth / 1000} s with an empty cache: ${fmt(r.cold.toFirstDepth / 1000, 3)} s` +

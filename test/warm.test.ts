@@ -6,6 +6,10 @@ import { loadMidas } from '../src/node/load.js';
 import { modelShaders, splitShaders, warmModel } from '../src/midas/warm.js';
 import { Runtime, shaderBindings } from '../src/nn/runtime.js';
 import { nodeGpu } from '../src/node/gpu.js';
+import { startWarmUp, warmHelpers, warmMarker } from '../src/node/warm.js';
+import { existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { testRuntime } from './gpu.js';
 import { REDUCED_SMALL, REDUCED_V2 } from './reduced.js';
 
@@ -71,4 +75,37 @@ describe('shader warm-up', () => {
       }
     });
   }
+
+  it('helpers are opened until the shaders have been compiled once (the marker in $MIDAS_HOME/warm); MIDAS_WARM_HELPERS overrides', async () => {
+    const saved = { home: process.env['MIDAS_HOME'], helpers: process.env['MIDAS_WARM_HELPERS'] };
+    process.env['MIDAS_HOME'] = mkdtempSync(path.join(os.tmpdir(), 'midas-warm-'));
+    delete process.env['MIDAS_WARM_HELPERS'];
+    const gpu = nodeGpu();
+    const rt = await Runtime.create(gpu);
+    try {
+      const { config, manifest } = REDUCED_SMALL;
+      const marker = warmMarker(rt, modelShaders(rt, config, manifest.size));
+      expect(existsSync(marker)).toBe(false);
+      const first = await startWarmUp(rt, gpu, config, manifest.size, 'f32');
+      await first.done;
+      // lavapipe on a machine with a spare core: 1 (at most 3); other adapters: 0.
+      expect(first.helpers).toBe(warmHelpers(rt));
+      expect(existsSync(marker)).toBe(true);
+      const second = await startWarmUp(rt, gpu, config, manifest.size, 'f32');
+      await second.done;
+      expect(second.helpers).toBe(0);
+      process.env['MIDAS_WARM_HELPERS'] = '2';
+      const forced = await startWarmUp(rt, gpu, config, manifest.size, 'f32');
+      await forced.done;
+      expect(forced.helpers).toBe(2);
+      process.env['MIDAS_WARM_HELPERS'] = 'many';
+      expect(() => warmHelpers(rt)).toThrow(/MIDAS_WARM_HELPERS must be a whole number of helper devices \(got 'many'\)/);
+    } finally {
+      for (const [k, v] of [['MIDAS_HOME', saved.home], ['MIDAS_WARM_HELPERS', saved.helpers]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      rt.destroy();
+    }
+  });
 });

@@ -34,8 +34,13 @@ export function splitShaders(codes: readonly string[], n: number): string[][] {
  * on each helper (devices on the same adapter, opened with the same features; the
  * caller destroys them). Resolves when every device has compiled its share.
  */
-export async function warmModel(rt: Runtime, config: MidasConfig, size: number, precision: Precision, helpers: readonly Runtime[] = []): Promise<void> {
-  const shares = splitShaders(modelShaders(rt, config, size, precision), 1 + helpers.length);
+export function warmModel(rt: Runtime, config: MidasConfig, size: number, precision: Precision, helpers: readonly Runtime[] = []): Promise<void> {
+  return warmShaders(rt, modelShaders(rt, config, size, precision), helpers);
+}
+
+/** `warmModel` for shaders already planned. */
+export async function warmShaders(rt: Runtime, shaders: readonly string[], helpers: readonly Runtime[] = []): Promise<void> {
+  const shares = splitShaders(shaders, 1 + helpers.length);
   // Every pipeline first, then the dispatches (see Runtime.prepareWarmUp).
   const submits = [rt, ...helpers].map((device, i) => device.prepareWarmUp(shares[i]!));
   await Promise.all(submits.map((submit) => submit()));

@@ -1,9 +1,14 @@
 // Which devices compile the first prediction's shaders (src/midas/warm.ts) in Node.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import path from 'node:path';
 import type { MidasConfig } from '../midas/config.js';
 import type { Precision } from '../midas/network.js';
-import { warmModel } from '../midas/warm.js';
+import { modelShaders, warmShaders } from '../midas/warm.js';
 import { Runtime } from '../nn/runtime.js';
+import { adapterKey } from './tuning.js';
+import { midasHome } from './weights.js';
 
 /** More helpers than this gain little: a model has about a dozen long shaders. */
 const MAX_HELPERS = 3;
@@ -32,6 +37,8 @@ export function warmHelpers(rt: Runtime): number {
  * goes on in the driver's threads while the caller reads and uploads the weights.
  * `done` resolves once all are compiled and the helpers are closed; it never rejects
  * (a failed warm-up leaves the shaders to compile at their first real dispatch).
+ * `helpers`: how many helper devices it opened (none where `warmMarker` says these
+ * shaders were compiled before).
  */
 export async function startWarmUp(
   rt: Runtime,
@@ -39,18 +46,45 @@ export async function startWarmUp(
   config: MidasConfig,
   size: number,
   precision: Precision,
-): Promise<{ done: Promise<void> }> {
-  if (precision !== 'f32' && !rt.features.f16) return { done: Promise.resolve() }; // refused by name later
+): Promise<{ done: Promise<void>; helpers: number }> {
+  if (precision !== 'f32' && !rt.features.f16) return { done: Promise.resolve(), helpers: 0 }; // refused by name later
+  const shaders = modelShaders(rt, config, size, precision);
+  const marker = warmMarker(rt, shaders);
+  // Shaders compiled here before are in the shader cache: looking them up twice, on a
+  // helper and then on the device, would cost more than it saves.
+  const wanted = process.env['MIDAS_WARM_HELPERS'] || !existsSync(marker) ? warmHelpers(rt) : 0;
   const helpers: Runtime[] = [];
   try {
-    if (gpu) for (let i = warmHelpers(rt); i > 0; i--) helpers.push(await Runtime.create(gpu));
+    if (gpu) for (let i = wanted; i > 0; i--) helpers.push(await Runtime.create(gpu));
   } catch {
     // No second device on this adapter: the main one compiles everything.
   }
-  const done = warmModel(rt, config, size, precision, helpers)
+  const done = warmShaders(rt, shaders, helpers)
+    .then(() => rememberWarm(marker))
     .catch(() => undefined)
     .finally(() => {
       for (const h of helpers) h.destroy();
     });
-  return { done };
+  return { done, helpers: helpers.length };
+}
+
+/**
+ * A file in $MIDAS_HOME/warm whose presence says these shaders were compiled on this
+ * adapter with this shader cache before (its name: a hash of them). A cache cleared
+ * since costs one run without helpers; that run fills the cache again.
+ */
+export function warmMarker(rt: Runtime, shaders: readonly string[]): string {
+  const h = createHash('sha256');
+  h.update(`${adapterKey(rt)}\n${process.env['MESA_SHADER_CACHE_DIR'] ?? ''}\n${process.env['XDG_CACHE_HOME'] ?? ''}\n`);
+  for (const s of shaders) h.update(s);
+  return path.join(midasHome(), 'warm', h.digest('hex').slice(0, 40));
+}
+
+function rememberWarm(marker: string): void {
+  try {
+    mkdirSync(path.dirname(marker), { recursive: true });
+    writeFileSync(marker, '');
+  } catch {
+    // A read-only home: every run then opens its helpers.
+  }
 }
