@@ -234,6 +234,7 @@ export async function runOrtPeers(opts: {
         errorVsOurs: ours ? relativeError(depth, ours) : null,
       };
       if (r.sameAdapter === false) p.notes.push(`ORT's WebGPU device at ${size} is not lavapipe (no llvmpipe threads in its process)`);
+      if ((r.othersCpuShare ?? 0) > 0.1) p.notes.push(`BUSY: other processes took ${Math.round(100 * r.othersCpuShare!)}% of the CPU during ORT ${ep}'s runs at ${size}: its time is inflated`);
       if (r.runs < r.runsAsked) p.notes.push(`ORT ${ep} at ${size}: ${r.runs} of ${r.runsAsked} runs (warm-up ${Math.round(r.warmupMs)} ms; ${ORT_BUDGET_MS / 1000} s budget)`);
       p[ep] = r;
     }

@@ -13,6 +13,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import ort from 'onnxruntime-node';
+import { watchLoad } from './machine.js';
 import { median } from './timing.js';
 
 export interface OrtRun {
@@ -36,6 +37,8 @@ export interface OrtRun {
    */
   lavapipeThreads: string[];
   outputDims: number[];
+  /** CPU share other processes took during the timed runs (ORT's threads, lavapipe's included, are this process's). */
+  othersCpuShare: number | null;
 }
 
 const threadNames = (): string[] => {
@@ -99,6 +102,7 @@ log(`session ${(createMs / 1000).toFixed(1)} s, warm-up ${warm.ms.toFixed(0)} ms
 const ms: number[] = [];
 let last = warm.depth;
 let spent = 0;
+const watch = watchLoad();
 while (ms.length < runsAsked && (ms.length === 0 || spent + ms.at(-1)! <= budgetMs)) {
   const r = await run();
   ms.push(r.ms);
@@ -107,6 +111,7 @@ while (ms.length < runsAsked && (ms.length === 0 || spent + ms.at(-1)! <= budget
   log(`run ${ms.length}/${runsAsked}: ${r.ms.toFixed(0)} ms`);
 }
 const runs = ms.length;
+const { othersCpuShare } = watch();
 const depth = last.data as Float32Array;
 writeFileSync(a.output, new Uint8Array(depth.buffer, depth.byteOffset, depth.byteLength));
 const result: OrtRun = {
@@ -122,6 +127,7 @@ const result: OrtRun = {
   warmupMs: warm.ms,
   lavapipeThreads: threadNames().filter((n) => n.startsWith('llvmpipe')),
   outputDims: [...last.dims],
+  othersCpuShare,
 };
 await session.release();
 process.stdout.write(JSON.stringify(result) + '\n');
