@@ -2,9 +2,10 @@
 // (bench/cold-child.ts) loads random weights from a safetensors file in the page cache
 // and predicts once and again, with MESA_SHADER_CACHE_DIR pointed at an empty folder:
 // every shader is compiled, as on a machine that has never run the model. Then the same
-// process again on the folder that run filled (what every later run pays). Both with
-// loadMidas's shader warm-up and without it (each with its own empty folder), so the
-// compile share and what the warm-up saves are differences of columns of one run.
+// process again on the folder that run filled (what every later run pays: a few
+// rounds, alternated, the median reported). Both with loadMidas's shader warm-up and
+// without it (each with its own empty folder), so the compile share and what the
+// warm-up saves are differences of columns of one run.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -22,6 +23,8 @@ export interface ColdOptions {
   size: number;
   json: string;
   command: string;
+  /** Filled-cache runs of each kind, alternated (the median is reported). */
+  rounds: number;
   /**
    * Start from this shader cache folder instead of an empty one (the bench's smoke test
    * runs on the cache the suite has filled). The report then says so: it is no first run.
@@ -38,11 +41,14 @@ export interface ColdResult {
   cacheDir: string | null;
   /** Empty cache, warm-up on (loadMidas's default): the first run. */
   cold: ColdRun;
-  /** The cache `cold` filled, warm-up on: every later run. */
+  /** The cache `cold` filled, warm-up on: every later run (of `rounds`, the run with the median time to the first depth map). */
   warmCache: ColdRun;
   /** The same two without the warm-up (shaders compiled inside the first predict). */
   coldNoWarmUp: ColdRun;
   warmCacheNoWarmUp: ColdRun;
+  /** Every filled-cache run's time to the first depth map, in order. */
+  warmCacheFirstDepth: number[];
+  warmCacheNoWarmUpFirstDepth: number[];
   load: MachineLoad;
 }
 
@@ -58,14 +64,20 @@ export async function runCold(opts: ColdOptions): Promise<ColdResult> {
     writeWeights(randomWeights(MODELS[opts.model].config), weightsFile);
     readFileSync(weightsFile); // into the page cache, as a second run finds it
     const load = watchLoad();
-    const runs: Record<'cold' | 'warmCache' | 'coldNoWarmUp' | 'warmCacheNoWarmUp', ColdRun | null> = { cold: null, warmCache: null, coldNoWarmUp: null, warmCacheNoWarmUp: null };
-    for (const warmUp of [true, false]) {
-      const cache = opts.cacheDir ?? path.join(dir, warmUp ? 'mesa-cache' : 'mesa-cache-no-warm-up');
-      const how = warmUp ? 'with the shader warm-up' : 'without the warm-up';
-      process.stderr.write(`${opts.model} at ${opts.size} ${how}: first run on ${opts.cacheDir ? `the shader cache in ${opts.cacheDir}` : 'an empty Mesa shader cache'}...\n`);
-      runs[warmUp ? 'cold' : 'coldNoWarmUp'] = await child(weightsFile, opts.size, cache, warmUp);
-      process.stderr.write(`${opts.model} at ${opts.size} ${how}: again on the cache it filled...\n`);
-      runs[warmUp ? 'warmCache' : 'warmCacheNoWarmUp'] = await child(weightsFile, opts.size, cache, warmUp);
+    const caches = { on: opts.cacheDir ?? path.join(dir, 'mesa-cache'), off: opts.cacheDir ?? path.join(dir, 'mesa-cache-no-warm-up') };
+    const first = opts.cacheDir ? `the shader cache in ${opts.cacheDir}` : 'an empty Mesa shader cache';
+    process.stderr.write(`${opts.model} at ${opts.size} with the shader warm-up: first run on ${first}...\n`);
+    const cold = await child(weightsFile, opts.size, caches.on, true);
+    process.stderr.write(`${opts.model} at ${opts.size} without the warm-up: first run on ${first}...\n`);
+    const coldNoWarmUp = await child(weightsFile, opts.size, caches.off, false);
+    // The filled caches: cheap runs, alternated, the median kept (the host drifts by
+    // a quarter from process to process).
+    const on: ColdRun[] = [];
+    const off: ColdRun[] = [];
+    for (let round = 1; round <= opts.rounds; round++) {
+      process.stderr.write(`filled caches, round ${round} of ${opts.rounds}: with and without the warm-up...\n`);
+      on.push(await child(weightsFile, opts.size, caches.on, true));
+      off.push(await child(weightsFile, opts.size, caches.off, false));
     }
     const result: ColdResult = {
       command: opts.command,
@@ -73,10 +85,12 @@ export async function runCold(opts: ColdOptions): Promise<ColdResult> {
       model: opts.model,
       size: opts.size,
       cacheDir: opts.cacheDir ?? null,
-      cold: runs.cold!,
-      warmCache: runs.warmCache!,
-      coldNoWarmUp: runs.coldNoWarmUp!,
-      warmCacheNoWarmUp: runs.warmCacheNoWarmUp!,
+      cold,
+      warmCache: medianRun(on),
+      coldNoWarmUp,
+      warmCacheNoWarmUp: medianRun(off),
+      warmCacheFirstDepth: on.map((r) => r.toFirstDepth),
+      warmCacheNoWarmUpFirstDepth: off.map((r) => r.toFirstDepth),
       load: load(),
     };
     console.log(report(result));
@@ -86,6 +100,12 @@ export async function runCold(opts: ColdOptions): Promise<ColdResult> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The run whose time to the first depth map is the median (the lower middle one of an even count). */
+function medianRun(runs: readonly ColdRun[]): ColdRun {
+  const sorted = [...runs].sort((a, b) => a.toFirstDepth - b.toFirstDepth);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
 function child(weightsFile: string, size: number, cacheDir: string, warmUp: boolean): Promise<ColdRun> {
@@ -135,10 +155,12 @@ function report(r: ColdResult): string {
       { title: 'ms', value: (x) => x.title, align: 'left' },
       { title: 'empty cache', value: (x) => fmt(x.values[0], 4) },
       { title: 'no warm-up', value: (x) => fmt(x.values[1], 4) },
-      { title: 'cache filled', value: (x) => fmt(x.values[2], 4) },
+      { title: `filled, median of ${r.warmCacheFirstDepth.length}`, value: (x) => fmt(x.values[2], 4) },
       { title: 'no warm-up', value: (x) => fmt(x.values[3], 4) },
     ]),
     '',
+    `filled caches, to the first depth map (ms, in run order): with the warm-up ${r.warmCacheFirstDepth.map((v) => fmt(v, 4)).join(', ')};` +
+      ` without ${r.warmCacheNoWarmUpFirstDepth.map((v) => fmt(v, 4)).join(', ')}`,
     `warm-up: ${r.cold.pipelines.shaders} shaders, ${r.cold.helpers} helper device(s) with an empty cache, ${r.warmCache.helpers} with the filled one; pipelines created in` +
       ` ${fmt(r.cold.pipelines.ms, 3)} ms (host side). An empty cache costs ${fmt(compiled(r.cold) / 1000, 3)} s with the warm-up,` +
       ` ${fmt(compiled(r.coldNoWarmUp) / 1000, 3)} s without (to the first depth map, over the filled cache's run with the warm-up)`,

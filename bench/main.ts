@@ -61,11 +61,12 @@ const USAGE = `usage: node dist/bench/main.js kernels [--json out.json] [--quick
 
   e2e --cold
             the first prediction in a fresh process with MESA_SHADER_CACHE_DIR at an
-            empty folder, split into its steps (process start, weights read, BN fold,
-            re-layout and upload, pipelines and compile in the first predict, a second
-            predict), then the same on the cache it filled. Default: the model's hub
-            size (v2: 384, small: 256); --json default bench/results-cold.json
-            (small: bench/results-cold-small.json)
+            empty folder, with loadMidas's shader warm-up and without it, split into
+            its steps (process start, header, device, warm-up, weights read, BN fold,
+            re-layout and upload, compile wait, first predict, a second predict),
+            then --runs rounds (default 3) of both on the caches they filled, the
+            median reported. Default: the model's hub size (v2: 384, small: 256);
+            --json default bench/results-cold.json (small: results-cold-small.json)
   --cache-dir DIR
             start from this shader cache folder instead of an empty one (not a
             first run: for the bench's smoke test)
@@ -193,6 +194,7 @@ async function main(): Promise<number> {
           json: args.json ?? (args.model === 'small' ? 'bench/results-cold-small.json' : 'bench/results-cold.json'),
           command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
           cacheDir: args.cacheDir,
+          rounds: args.runs ?? 3,
         });
         return 0;
       }

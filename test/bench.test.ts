@@ -112,7 +112,7 @@ it('npm run bench -- e2e --cold runs (small at 64, from the suite\'s shader cach
   // --cache-dir: an empty cache would compile every shader of the model (minutes on
   // lavapipe): the smoke test checks the plumbing, the bench itself the first run.
   const cacheDir = process.env['MESA_SHADER_CACHE_DIR'] || path.join(os.homedir(), '.cache');
-  const out = await bench(['e2e', '--cold', '--model', 'small', '--sizes', '64', '--cache-dir', cacheDir]);
+  const out = await bench(['e2e', '--cold', '--model', 'small', '--sizes', '64', '--runs', '2', '--cache-dir', cacheDir]);
   expect(out.model).toBe('small');
   expect(out.cacheDir).toBe(cacheDir);
   for (const run of [out.cold, out.warmCache, out.coldNoWarmUp, out.warmCacheNoWarmUp]) {
