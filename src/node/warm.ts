@@ -48,7 +48,14 @@ export async function startWarmUp(
   precision: Precision,
 ): Promise<{ done: Promise<void>; helpers: number }> {
   if (precision !== 'f32' && !rt.features.f16) return { done: Promise.resolve(), helpers: 0 }; // refused by name later
-  const shaders = modelShaders(rt, config, size, precision);
+  let shaders: string[];
+  try {
+    shaders = modelShaders(rt, config, size, precision);
+  } catch {
+    // A size whose activations exceed the adapter's limits: predict refuses such an
+    // image by name (checkInputFits), and smaller images need other shaders anyway.
+    return { done: Promise.resolve(), helpers: 0 };
+  }
   const marker = warmMarker(rt, shaders);
   // Shaders compiled here before are in the shader cache: looking them up twice, on a
   // helper and then on the device, would cost more than it saves.
