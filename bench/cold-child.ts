@@ -102,6 +102,7 @@ async function main(): Promise<void> {
     firstPredict,
     secondPredict,
   };
+  const stats = runtime.stats();
   const run: ColdRun = {
     model: info.name,
     size,
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
     steps,
     toFirstDepth: processStart + Object.values(steps).reduce((a, b) => a + b, 0) - steps.secondPredict,
     weightsReady: steps.readWeights + steps.foldBatchNorm + steps.packAndQueue + steps.uploadWait,
-    pipelines: { ...runtime.pipelineStats },
+    pipelines: { created: stats.pipelinesCreated, shaders: stats.shaderModules, ms: stats.pipelineMs },
   };
   midas.dispose();
   runtime.destroy();

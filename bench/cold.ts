@@ -14,8 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { MODELS, type ModelName } from '../src/midas/models.js';
 import type { ColdRun } from './cold-child.js';
 import { watchLoad, type MachineLoad } from './machine.js';
-import { writeWeights } from './ort-peer.js';
-import { randomWeights } from './random-weights.js';
+import { randomWeights, writeWeights } from './random-weights.js';
 import { fmt, table, writeJson } from './report.js';
 
 export interface ColdOptions {

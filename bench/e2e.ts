@@ -34,9 +34,9 @@ import { measureCeilings, type CeilingResult } from './ceiling.js';
 import { benchGpu } from './gpu.js';
 import { waitQuiet, watchLoad, type MachineLoad } from './machine.js';
 import { labelMacs, macsTotals, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from './macs.js';
-import { randomWeights, weightsSize } from './random-weights.js';
+import { randomWeights, weightsSize, writeWeights } from './random-weights.js';
 import { testImage } from './test-image.js';
-import { ORT_BUDGET_MS, OUTPUT_TOLERANCE, peerLines, runOrtPeers, shareDir, writeNetworkInput, writeWeights, type PeerSize } from './ort-peer.js';
+import { ORT_BUDGET_MS, OUTPUT_TOLERANCE, peerLines, runOrtPeers, shareDir, writeNetworkInput, type PeerSize } from './ort-peer.js';
 import { fmt, table, writeJson, type Column } from './report.js';
 import { median, waitGpu } from './timing.js';
 

@@ -18,10 +18,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Weights } from '../src/nn/module.js';
 import { Runtime } from '../src/nn/runtime.js';
 import { preprocess, type RgbImage } from '../src/midas/transform.js';
-import { encodeHeader, planSafetensors } from '../tools/convert-weights/safetensors-write.js';
 import type { OrtRun } from './ort-run.js';
 
 export type { OrtRun } from './ort-run.js';
@@ -50,19 +48,6 @@ const RUNNER = fileURLToPath(new URL('./ort-run.js', import.meta.url));
 export function shareDir(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'midas-e2e-peers-'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-/** Our weights as safetensors (F32, checkpoint names), for torch_e2e.py --weights. */
-export function writeWeights(weights: Weights, file: string): void {
-  const { tensors, dataBytes } = planSafetensors([...weights].map(([name, e]) => ({ name, dtype: 'F32' as const, shape: [...e.shape] })));
-  const header = encodeHeader(tensors, { source: 'bench/random-weights.ts' });
-  const out = new Uint8Array(header.length + dataBytes);
-  out.set(header);
-  for (const t of tensors) {
-    const d = weights.get(t.name)!.data;
-    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), header.length + t.begin);
-  }
-  writeFileSync(file, out);
 }
 
 /**

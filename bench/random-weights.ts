@@ -8,7 +8,9 @@
 // each residual branch's last BN (bn3: v2's bottlenecks, the small network's linear
 // projections), as zero-init-residual training does; the head's last conv has positive
 // weights so that the depth map is not all zeros.
+import { writeFileSync } from 'node:fs';
 import type { WeightEntry, Weights } from '../src/nn/module.js';
+import { encodeHeader, planSafetensors } from '../tools/convert-weights/safetensors-write.js';
 import { MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
 import { expectedShapes } from '../src/midas/weights.js';
 
@@ -66,4 +68,17 @@ export function weightsSize(w: Weights): { params: number; bytes: number } {
   let params = 0;
   for (const e of w.values()) params += e.data.length;
   return { params, bytes: 4 * params };
+}
+
+/** Weights as a safetensors file (F32, checkpoint names): for torch_e2e.py --weights and the cold-start bench. */
+export function writeWeights(weights: Weights, file: string): void {
+  const { tensors, dataBytes } = planSafetensors([...weights].map(([name, e]) => ({ name, dtype: 'F32' as const, shape: [...e.shape] })));
+  const header = encodeHeader(tensors, { source: 'bench/random-weights.ts' });
+  const out = new Uint8Array(header.length + dataBytes);
+  out.set(header);
+  for (const t of tensors) {
+    const d = weights.get(t.name)!.data;
+    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), header.length + t.begin);
+  }
+  writeFileSync(file, out);
 }

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
-export const SWIFTSHADER_FILES = [
+const SWIFTSHADER_FILES = [
   'test/kernels.test.ts',
   'test/depthwise.test.ts',
   'test/modules.test.ts',

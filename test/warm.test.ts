@@ -3,7 +3,7 @@
 // helpers, and changes no result.
 import { describe, expect, it } from 'vitest';
 import { loadMidas } from '../src/node/load.js';
-import { modelShaders, splitShaders, warmModel } from '../src/midas/warm.js';
+import { modelShaders, splitShaders, warmShaders } from '../src/midas/warm.js';
 import { Runtime, shaderBindings } from '../src/nn/runtime.js';
 import { nodeGpu } from '../src/node/gpu.js';
 import { startWarmUp, warmHelpers, warmMarker } from '../src/node/warm.js';
@@ -44,29 +44,30 @@ describe('shader warm-up', () => {
   });
 
   for (const fixture of [REDUCED_V2, REDUCED_SMALL]) {
-    it(`${fixture.name}: after warmModel on the device and a helper, a prediction creates no pipeline, and loadMidas gives the same depth with and without it`, async () => {
+    it(`${fixture.name}: after warmShaders on the device and a helper, a prediction creates no pipeline, and loadMidas gives the same depth with and without it`, async () => {
       const gpu = nodeGpu();
       const rt = await Runtime.create(gpu);
       const helper = await Runtime.create(gpu);
       try {
         const size = fixture.manifest.size;
-        await warmModel(rt, fixture.config, size, 'f32', [helper]);
-        const planned = new Set(modelShaders(rt, fixture.config, size)).size;
-        expect(rt.pipelineStats.created + helper.pipelineStats.created).toBe(planned);
-        expect(helper.pipelineStats.created).toBeGreaterThan(0);
+        const shaders = modelShaders(rt, fixture.config, size);
+        await warmShaders(rt, shaders, [helper]);
+        const planned = new Set(shaders).size;
+        expect(rt.stats().pipelinesCreated + helper.stats().pipelinesCreated).toBe(planned);
+        expect(helper.stats().pipelinesCreated).toBeGreaterThan(0);
 
-        expect(rt.pipelineStats.created).toBeGreaterThan(0);
+        expect(rt.stats().pipelinesCreated).toBeGreaterThan(0);
 
         // On a given runtime loadMidas warms it alone: the helper's share too.
         const warm = await loadMidas({ weights: fixture.weights, config: fixture.config, size, tune: false, runtime: rt });
-        expect(rt.pipelineStats.created).toBe(planned);
+        expect(rt.stats().pipelinesCreated).toBe(planned);
         const a = await warm.predict(image(size, size));
-        expect(rt.pipelineStats.created).toBe(planned);
+        expect(rt.stats().pipelinesCreated).toBe(planned);
         warm.dispose();
 
         const plain = await loadMidas({ weights: fixture.weights, config: fixture.config, size, tune: false, warmUp: false });
         const b = await plain.predict(image(size, size));
-        expect(plain.runtime.pipelineStats.created).toBe(planned);
+        expect(plain.runtime.stats().pipelinesCreated).toBe(planned);
         plain.dispose();
         expect(a.depth).toEqual(b.depth);
       } finally {
@@ -89,7 +90,7 @@ describe('shader warm-up', () => {
       const first = await startWarmUp(rt, gpu, config, manifest.size, 'f32');
       await first.done;
       // lavapipe on a machine with a spare core: 1 (at most 3); other adapters: 0.
-      expect(first.helpers).toBe(warmHelpers(rt));
+      expect(first.helpers).toBe(warmHelpers(rt, false));
       expect(existsSync(marker)).toBe(true);
       const second = await startWarmUp(rt, gpu, config, manifest.size, 'f32');
       await second.done;

@@ -45,10 +45,11 @@ export class MidasNet extends Module {
   }
 
   /**
-   * Loads, fuses and uploads in one go; `onStep` hears 'folded' once the state is loaded
-   * and BN folded (CPU), 'uploaded' once the weights are re-laid out and queued for the GPU. `precision` 'f16' stores the conv weights in
+   * Loads, fuses and uploads in one go. `precision` 'f16' stores the conv weights in
    * half precision on the GPU (half their memory); activations and arithmetic stay f32.
    * 'f16-math' also multiplies in f16 (activations stay f32 in memory, sums in f32).
+   * `onStep` hears 'folded' once the state is loaded and BN folded (CPU), 'uploaded'
+   * once the weights are re-laid out and queued for the GPU.
    */
   prepare(rt: Runtime, weights: Weights, precision: Precision = 'f32', onStep?: (step: LoadStep) => void): void {
     this.loadState(weights);

@@ -30,15 +30,10 @@ export function splitShaders(codes: readonly string[], n: number): string[][] {
 }
 
 /**
- * Compiles the shaders of a prediction at `size`: a share on `rt` itself and a share
- * on each helper (devices on the same adapter, opened with the same features; the
- * caller destroys them). Resolves when every device has compiled its share.
+ * Compiles `shaders` (see `modelShaders`): a share on `rt` itself and a share on each
+ * helper (devices on the same adapter, opened with the same features; the caller
+ * destroys them). Resolves when every device has compiled its share.
  */
-export function warmModel(rt: Runtime, config: MidasConfig, size: number, precision: Precision, helpers: readonly Runtime[] = []): Promise<void> {
-  return warmShaders(rt, modelShaders(rt, config, size, precision), helpers);
-}
-
-/** `warmModel` for shaders already planned. */
 export async function warmShaders(rt: Runtime, shaders: readonly string[], helpers: readonly Runtime[] = []): Promise<void> {
   const shares = splitShaders(shaders, 1 + helpers.length);
   // Every pipeline first, then the dispatches (see Runtime.prepareWarmUp).

@@ -51,6 +51,14 @@ export interface RuntimeStats {
   bindGroupsCreated: number;
   /** Bind groups held in the cache now. */
   bindGroupsCached: number;
+  /**
+   * Pipelines created so far, the distinct shader modules behind them, and the host
+   * time their creation took. Drivers may compile later, at the first dispatch
+   * (lavapipe does), so this is the front end's share of a first run, not all of it.
+   */
+  pipelinesCreated: number;
+  shaderModules: number;
+  pipelineMs: number;
 }
 
 const STORAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST (GPUBufferUsage values)
@@ -64,12 +72,6 @@ export class Runtime {
   readonly features: DeviceFeatures;
   readonly limits: Record<RaisedLimit, number>;
   readonly adapterName: string;
-  /**
-   * Pipelines created so far, the distinct shader modules behind them, and the host
-   * time their creation took. Drivers may compile later, at the first dispatch
-   * (lavapipe does), so this is the front end's share of a first run, not all of it.
-   */
-  readonly pipelineStats = { created: 0, shaders: 0, ms: 0 };
   /** The smallest subgroup the device may run; 0 without the subgroups feature. */
   readonly subgroupMinSize: number;
   /** The largest subgroup the device may run; 0 without the subgroups feature. */
@@ -93,7 +95,7 @@ export class Runtime {
   private profiler: Profiler | null = null;
   private afterSubmit: GPUBuffer[] = [];
   private lost: string | null = null;
-  private counters = { liveTensors: 0, liveBytes: 0, peakLiveBytes: 0, allocatedBuffers: 0, dispatches: 0, submits: 0, bindGroupsCreated: 0 };
+  private counters = { liveTensors: 0, liveBytes: 0, peakLiveBytes: 0, allocatedBuffers: 0, dispatches: 0, submits: 0, bindGroupsCreated: 0, pipelinesCreated: 0, pipelineMs: 0 };
   /** Bind groups by pipeline and bound buffers (see `bindGroup`), oldest use first. */
   private readonly bindGroups = new Map<string, GPUBindGroup>();
   private readonly ids = new WeakMap<object, number>();
@@ -275,9 +277,8 @@ export class Runtime {
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint, constants } });
       byCode.set(key, p);
       this.shaders.set(p, code);
-      this.pipelineStats.created++;
-      this.pipelineStats.shaders = this.modules.size;
-      this.pipelineStats.ms += performance.now() - t0;
+      this.counters.pipelinesCreated++;
+      this.counters.pipelineMs += performance.now() - t0;
     }
     return p;
   }
@@ -496,7 +497,7 @@ export class Runtime {
       pooledBuffers += list.length;
       for (const b of list) pooledBytes += b.size;
     }
-    return { ...this.counters, pooledBuffers, pooledBytes, bindGroupsCached: this.bindGroups.size };
+    return { ...this.counters, pooledBuffers, pooledBytes, bindGroupsCached: this.bindGroups.size, shaderModules: this.modules.size };
   }
 
   /** Frees pooled buffers (live tensors stay). */

@@ -140,8 +140,7 @@ export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasMo
   try {
     if (options.tune !== false) await applyTuning(runtime, config, size, options);
     if (options.warmUp !== false) warm = (await startWarmUp(runtime, gpu, config, size, precision)).done;
-    const file = readSafetensors(path);
-    const weights = midasWeights(file, modelForWeights(file.names, source, options.model, options.config).config);
+    const weights = midasWeights(readSafetensors(path), config);
     const midas = await createMidas(runtime, weights, { size, precision, config }, false);
     await warm;
     return new MidasModel(midas, !options.runtime, info);

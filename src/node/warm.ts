@@ -16,18 +16,20 @@ const MAX_HELPERS = 3;
 /**
  * Helper devices worth opening on `rt`'s adapter: lavapipe compiles each pipeline at
  * its first dispatch on the device's own thread and keeps the result in Mesa's disk
- * cache, where another device of the process finds it; so one helper per spare core.
- * Other drivers compile when the pipeline is created, or share nothing: none.
+ * cache, where another device of the process finds it; so one helper per spare core,
+ * unless the shaders were compiled before (`compiledBefore`: they are in the cache,
+ * and looking them up twice, on a helper and then on the device, costs more than it
+ * saves). Other drivers compile when the pipeline is created, or share nothing: none.
  * $MIDAS_WARM_HELPERS sets the number (0: the main device compiles everything).
  */
-export function warmHelpers(rt: Runtime): number {
+export function warmHelpers(rt: Runtime, compiledBefore = false): number {
   const asked = process.env['MIDAS_WARM_HELPERS'];
   if (asked !== undefined && asked !== '') {
     const n = Number(asked);
     if (!Number.isInteger(n) || n < 0) throw new Error(`MIDAS_WARM_HELPERS must be a whole number of helper devices (got '${asked}')`);
     return n;
   }
-  if (!/llvmpipe/i.test(rt.adapterName)) return 0;
+  if (compiledBefore || !/llvmpipe/i.test(rt.adapterName)) return 0;
   if (/^(1|true|yes)$/i.test(process.env['MESA_SHADER_CACHE_DISABLE'] ?? '')) return 0;
   return Math.max(0, Math.min(MAX_HELPERS, availableParallelism() - 1));
 }
@@ -57,9 +59,7 @@ export async function startWarmUp(
     return { done: Promise.resolve(), helpers: 0 };
   }
   const marker = warmMarker(rt, shaders);
-  // Shaders compiled here before are in the shader cache: looking them up twice, on a
-  // helper and then on the device, would cost more than it saves.
-  const wanted = process.env['MIDAS_WARM_HELPERS'] || !existsSync(marker) ? warmHelpers(rt) : 0;
+  const wanted = warmHelpers(rt, existsSync(marker));
   const helpers: Runtime[] = [];
   try {
     if (gpu) for (let i = wanted; i > 0; i--) helpers.push(await Runtime.create(gpu));
