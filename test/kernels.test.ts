@@ -6,7 +6,7 @@ import { Runtime } from '../src/nn/runtime.js';
 import { conv2dNaive, convGeometry } from '../src/kernels/conv2d.js';
 import { samePadding, type Pad4 } from '../src/kernels/common.js';
 import {
-  chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, pixelsPerThread, workgroupWidth, ROWS_PER_SEGMENT, rowsChannelVecs, rowsSupported,
+  chooseTile, conv2dTiled, DEFAULT_TILE, packConv, disposePacked, workgroupWidth, ROWS_PER_SEGMENT, rowsChannelVecs, rowsSupported,
   subgroupWidth, tiledSupports, useSubgroupWidth, type TileConfig,
 } from '../src/kernels/conv2d_tiled.js';
 import { batchnorm2d, foldBatchNorm, normalize } from '../src/kernels/channelwise.js';
@@ -81,7 +81,7 @@ const convGrid: ConvCase[] = [
   // 32 output channels (per group) per thread where subgroups share weights
   { n: 1, h: 9, w: 11, cin: 16, cout: 64, k: 1, stride: 1, groups: 1 },
   { n: 2, h: 10, w: 9, cin: 64, cout: 64, k: 3, stride: 2, groups: 2 },
-  // 24x24 and 12x12 pixels: 3 pixels per thread (see pixelsPerThread)
+  // 24x24 pixels: the last workgroup computes clamped copies it does not store
   { n: 1, h: 24, w: 24, cin: 16, cout: 16, k: 3, stride: 1, groups: 1 },
   { n: 1, h: 24, w: 24, cin: 64, cout: 64, k: 3, stride: 2, groups: 8 },
   // 3x3 stride 1 with the width a multiple of 8: the rows kernel where subgroups are 8
@@ -285,7 +285,6 @@ describe('conv2d against the CPU reference', () => {
     expect(chooseTile(rt, [64, 3, 7, 7], 1)).toEqual(DEFAULT_TILE); // scalar inputs share no weight loads
     expect(chooseTile(rt, [256, 256, 3, 3], 1).rows).toBeUndefined(); // the rows kernel only by choice
     expect(chooseTile(rtPlain, [1024, 1024, 1, 1], 1)).toEqual(DEFAULT_TILE);
-    expect([144, 576, 1023, 1024, 2304, 9216].map((m) => pixelsPerThread(m, 3))).toEqual([3, 3, 3, 3, 3, 3]);
     // Two subgroups per workgroup where they share weights (at least 16 threads: 16 on
     // lavapipe and SwiftShader), never past the adapter's limit, else 64.
     expect(workgroupWidth(subgroupWidth(rt))).toBe(16);
@@ -307,7 +306,7 @@ describe('conv2d against the CPU reference', () => {
       const m = 12 * 2 * lanes;
       const wgx = 2 * lanes;
       expect(meta.records!.map((r) => [r.kernel.split(' ')[0], r.workgroups])).toEqual([
-        ['conv2d_tiled', [Math.ceil(m / (wgx * pixelsPerThread(m, 4, wgx))), 1, 1]], // 4 pixels x 32 channels per thread
+        ['conv2d_tiled', [Math.ceil(m / (wgx * 4)), 1, 1]], // 4 pixels x 32 channels per thread
         ['conv2d_rows', [2 * 2, 32 / 16, 1]], // 2 row segments x 2 column segments; 16 channels per lane
       ]);
     }
@@ -323,12 +322,6 @@ describe('conv2d against the CPU reference', () => {
     expect(subgroupWidth(rt)).toBe(rt.subgroupMinSize);
   });
 
-  it('fits pixels per thread to the image: padding weighed against pixels per thread', () => {
-    expect([4, 16, 144, 576, 1023, 2304, 9216].map((m) => pixelsPerThread(m, 4))).toEqual([1, 1, 3, 3, 4, 4, 4]);
-    expect([64, 128, 200].map((m) => pixelsPerThread(m, 3))).toEqual([1, 2, 2]);
-    // 16-thread workgroups: 12x12 in three blocks of 48, no padding.
-    expect([144, 100, 16].map((m) => pixelsPerThread(m, 3, 16))).toEqual([3, 3, 1]);
-  });
 
   it('the tiled kernel declines depthwise convs (the naive one runs them)', () => {
     expect(tiledSupports([12, 1, 3, 3], 12)).toBe(false);

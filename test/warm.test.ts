@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { loadMidas } from '../src/node/load.js';
 import { modelShaders, splitShaders, warmShaders } from '../src/midas/warm.js';
+import { modelVariants } from '../src/midas/kernel_variants.js';
+import { MIDAS_SMALL, MIDAS_V2 } from '../src/midas/config.js';
 import { Runtime, shaderBindings } from '../src/nn/runtime.js';
 import { nodeGpu } from '../src/node/gpu.js';
 import { startWarmUp, warmHelpers, warmMarker } from '../src/node/warm.js';
@@ -30,6 +32,18 @@ describe('shader warm-up', () => {
         expect(b.map((x) => x.binding)).toEqual(b.map((_, i) => i));
         expect(b.at(-1)!.kind).toBe('uniform');
         expect(b.slice(0, -1).every((x) => x.kind === 'storage')).toBe(true);
+      }
+    }
+  });
+
+  it('the shaders planned on a square image are every shader a photo of another shape runs (full-size v2 at 384, small at 256)', async () => {
+    const rt = await testRuntime();
+    for (const [config, size] of [[MIDAS_V2, 384], [MIDAS_SMALL, 256]] as const) {
+      const planned = new Set(modelShaders(rt, config, size));
+      for (const [width, height] of [[640, 480], [480, 640], [1280, 720], [333, 500], [97, 1000]]) {
+        const used = modelVariants(rt, config, size, 'f32', { width, height }).variants;
+        const unplanned = used.filter((v) => !planned.has(v.shader)).map((v) => v.name);
+        expect(unplanned, `${width}x${height} at ${size}`).toEqual([]);
       }
     }
   });

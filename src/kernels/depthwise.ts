@@ -320,7 +320,7 @@ function pow2AtLeast(n: number): number {
  * Depthwise convolution of an NHWC input with weights from `packDepthwise`: the same
  * options and result as `conv2dNaive` with groups = channels (any kernel size, stride
  * and padding, per side too; the fused ReLU / ReLU6, residual and input ReLU).
- * `tile` overrides the built-in choice (`depthwiseTile`).
+ * `tile` overrides the built-in choice (`depthwiseTile` of the square of the longer side).
  */
 export function depthwiseConv2d(
   rt: Runtime,
@@ -331,7 +331,12 @@ export function depthwiseConv2d(
 ): Tensor {
   const [c] = packed.shape;
   const g = convGeometry(x, packed.shape, { ...opts, groups: c });
-  const t = tile ?? depthwiseTile(g);
+  // Chosen for the square of the longer side: the hub transform scales every photo to
+  // the model's size on its longer side, so each conv sees one longer side whatever
+  // the photo's shape, and so runs one shader (one compile, and the one the warm-up
+  // planned on a square), where a choice for each shape made a shader for each.
+  const side = Math.max(g.oh, g.ow);
+  const t = tile ?? depthwiseTile({ ...g, oh: side, ow: side });
   const vec4 = c % 4 === 0;
   // Channel units: vec4s, or single channels where C is not a multiple of 4.
   const cv = vec4 ? c / 4 : c;

@@ -41,11 +41,18 @@ export interface KernelVariant {
 }
 
 /**
- * The variants a prediction at `size` x `size` runs on `rt`'s device (kernels chosen
- * for its subgroup sizes, limits and the tiles it was given), in the order they first
- * run; and the number of dispatches.
+ * The variants a prediction at `size` runs on `rt`'s device (kernels chosen for its
+ * subgroup sizes, limits and the tiles it was given), in the order they first run; and
+ * the number of dispatches. On a square `image` of the network's size unless given:
+ * the kernels' shaders do not depend on the photo's shape (test/warm.test.ts checks).
  */
-export function modelVariants(rt: Runtime, config: MidasConfig, size: number, precision: Precision = 'f32'): { variants: KernelVariant[]; dispatches: number } {
+export function modelVariants(
+  rt: Runtime,
+  config: MidasConfig,
+  size: number,
+  precision: Precision = 'f32',
+  image: { width: number; height: number } = { width: size, height: size },
+): { variants: KernelVariant[]; dispatches: number } {
   const meta = metaLike(rt);
   const net = new MidasNet(config);
   net.fuse();
@@ -53,12 +60,12 @@ export function modelVariants(rt: Runtime, config: MidasConfig, size: number, pr
   net.upload(meta);
   const modules = new Map<string, Module>();
   for (const m of net.modules()) modules.set(m.key, m);
-  // A square image of the network's size: which kernels run does not depend on its shape.
-  const x = preprocess(meta, { data: new Uint8Array(size * size * 3), width: size, height: size }, size);
+  const { width, height } = image;
+  const x = preprocess(meta, { data: new Uint8Array(width * height * 3), width, height }, size);
   const { depth } = net.forward(x);
   x.dispose();
   // Midas.resizeBack: PyTorch bicubic back to the image's size.
-  resize2d(meta, depth, size, size, { kind: 'bicubic', alignCorners: false }).dispose();
+  resize2d(meta, depth, height, width, { kind: 'bicubic', alignCorners: false }).dispose();
   depth.dispose();
 
   const records = meta.records ?? [];
