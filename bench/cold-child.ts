@@ -6,8 +6,9 @@
 //
 // Prints one JSON object (ColdRun) on stdout. The steps are loadMidas's, unrolled so
 // each can be timed: the file's header (which network), open the device, start the
-// shader warm-up (src/node/warm.ts: plan, helper devices, submit), read the file, fold
-// BN (CPU), re-lay out and queue the weights, wait for the upload, wait for the
+// shader warm-up (src/node/warm.ts: plan, helper devices, submit), open the file (its
+// tensors are read when used: src/node/streamed.ts), read the BatchNorms and biases and
+// fold BN (CPU), read, re-lay out and queue each conv's weights, wait for the upload, wait for the
 // warm-up's compiling, then the first predict (with --no-warm-up it creates the
 // pipelines, and drivers that compile at the first dispatch, as lavapipe does, compile
 // them in it), then a second predict on the same image (the forward alone).
@@ -17,7 +18,8 @@ import { midasWeights, modelForWeights } from '../src/midas/weights.js';
 import { Runtime } from '../src/nn/runtime.js';
 import { chooseGpu } from '../src/node/adapters.js';
 import { startWarmUp } from '../src/node/warm.js';
-import { readSafetensors, safetensorsNames } from '../src/node/weights.js';
+import { StreamedSafetensors } from '../src/node/streamed.js';
+import { safetensorsNames } from '../src/node/weights.js';
 import { testImage } from './test-image.js';
 
 export interface ColdRun {
@@ -34,7 +36,7 @@ export interface ColdRun {
     readHeader: number;
     openDevice: number;
     startWarmUp: number;
-    readWeights: number;
+    openWeights: number;
     foldBatchNorm: number;
     packAndQueue: number;
     uploadWait: number;
@@ -74,11 +76,13 @@ async function main(): Promise<void> {
   const warm = warmUp ? await startWarmUp(runtime, gpu, config, size, 'f32') : { done: Promise.resolve(), helpers: 0 };
   const startWarm = lap();
 
-  const weights = midasWeights(readSafetensors(file), config);
-  const readWeights = lap();
+  const source = StreamedSafetensors.open(file);
+  const weights = midasWeights(source, config);
+  const openWeights = lap();
 
   const marks: Record<string, number> = {};
   const midas = await createMidas(runtime, weights, { size, config, onLoadStep: (step) => (marks[step] = lap()) }, true);
+  source.close();
   const uploadWait = lap();
   await warm.done;
   const compileWait = lap();
@@ -94,7 +98,7 @@ async function main(): Promise<void> {
     readHeader,
     openDevice,
     startWarmUp: startWarm,
-    readWeights,
+    openWeights,
     foldBatchNorm: marks['folded'] ?? NaN,
     packAndQueue: marks['uploaded'] ?? NaN,
     uploadWait,
@@ -112,7 +116,7 @@ async function main(): Promise<void> {
     processStart,
     steps,
     toFirstDepth: processStart + Object.values(steps).reduce((a, b) => a + b, 0) - steps.secondPredict,
-    weightsReady: steps.readWeights + steps.foldBatchNorm + steps.packAndQueue + steps.uploadWait,
+    weightsReady: steps.openWeights + steps.foldBatchNorm + steps.packAndQueue + steps.uploadWait,
     pipelines: { created: stats.pipelinesCreated, shaders: stats.shaderModules, ms: stats.pipelineMs },
   };
   midas.dispose();

@@ -9,7 +9,8 @@
 // projections), as zero-init-residual training does; the head's last conv has positive
 // weights so that the depth map is not all zeros.
 import { writeFileSync } from 'node:fs';
-import type { WeightEntry, Weights } from '../src/nn/module.js';
+import { weightValues, type WeightEntry, type Weights } from '../src/nn/module.js';
+import { numel } from '../src/nn/tensor.js';
 import { encodeHeader, planSafetensors } from '../tools/convert-weights/safetensors-write.js';
 import { MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
 import { expectedShapes } from '../src/midas/weights.js';
@@ -66,7 +67,7 @@ export function randomWeights(config: MidasConfig = MIDAS_V2, seed = 0x5eed): We
 /** Parameters and their float32 bytes. */
 export function weightsSize(w: Weights): { params: number; bytes: number } {
   let params = 0;
-  for (const e of w.values()) params += e.data.length;
+  for (const e of w.values()) params += numel(e.shape);
   return { params, bytes: 4 * params };
 }
 
@@ -77,7 +78,7 @@ export function writeWeights(weights: Weights, file: string): void {
   const out = new Uint8Array(header.length + dataBytes);
   out.set(header);
   for (const t of tensors) {
-    const d = weights.get(t.name)!.data;
+    const d = weightValues(weights.get(t.name)!);
     out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), header.length + t.begin);
   }
   writeFileSync(file, out);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Float16Array } from '@petamoriken/float16';
 import { BatchNorm2d, Conv2d, fuseConvBnReLU, MaxPool2d, ReLU, ReLU6, Sequential } from '../src/nn/layers.js';
-import type { WeightEntry } from '../src/nn/module.js';
+/** Entries with their values in memory (the tests read `data`). */
+type WeightEntry = { shape: readonly number[]; data: Float32Array };
 import { Runtime } from '../src/nn/runtime.js';
 import { F16_REFUSED, testRuntime } from './gpu.js';
 import { batchnormRef, conv2dRef, maxAbsDiff, maxpoolRef, random, tfSamePads } from './reference.js';

@@ -34,6 +34,8 @@ import {
   parseSafetensorsHeader,
 } from '../src/nn/safetensors.js';
 import { convertCommand, defaultOutput } from '../src/cli/convert.js';
+import { StreamedSafetensors } from '../src/node/streamed.js';
+import { ownedValues, weightValues } from '../src/nn/module.js';
 import { run } from './spawn.js';
 
 const FIX = join(import.meta.dirname, 'fixtures', 'weights');
@@ -477,6 +479,46 @@ describe('SafetensorsFile', () => {
     expect(SafetensorsFile.parse(bytes.slice().buffer).names).toEqual(['w', 'h']);
     const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
     expect([...parseSafetensorsHeader(bytes.subarray(0, 8 + n), bytes.length).tensors.keys()]).toEqual(['w', 'h']);
+  });
+
+  it('streamed (StreamedSafetensors): each tensor read from the file when asked, equal to the file read whole', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'midas-streamed-'));
+    try {
+      const data = new Uint8Array(16 + 4 + 4);
+      new Float32Array(data.buffer, 0, 4).set([1, 2, 3, 4]);
+      new Uint16Array(data.buffer, 16, 2).set([0x3c00, 0xc000]); // f16 1, -2
+      new Float32Array(data.buffer, 20, 1).set([7]);
+      const bytes = make({ w: t('F32', [2, 2], 0, 16), h: t('F16', [2], 16, 20), b: t('F32', [1], 20, 24) }, data);
+      const file = join(dir, 'w.safetensors');
+      writeFileSync(file, bytes);
+      const whole = SafetensorsFile.parse(bytes);
+      const streamed = StreamedSafetensors.open(file);
+      expect(streamed.shapes()).toEqual(whole.shapes());
+      for (const name of ['w', 'h', 'b']) {
+        const e = streamed.entry(name);
+        expect('read' in e && !('data' in e)).toBe(true);
+        expect(e.shape).toEqual(whole.info(name).shape);
+        expect([...weightValues(e)]).toEqual([...whole.float32(name)]);
+      }
+      // Reads share one buffer: a kept value is a copy.
+      const first = weightValues(streamed.entry('w'));
+      const kept = ownedValues(streamed.entry('w'));
+      weightValues(streamed.entry('b'));
+      expect(first[0]).toBe(7);
+      expect([...kept]).toEqual([1, 2, 3, 4]);
+      expect(() => streamed.entry('nope')).toThrow(`${file}: no tensor 'nope'`);
+      // A file cut short after it was opened, then closed.
+      writeFileSync(file, bytes.subarray(0, bytes.length - 8));
+      expect(() => weightValues(streamed.entry('b'))).toThrow(`${file}: the file ended while reading its weights`);
+      streamed.close();
+      expect(() => weightValues(streamed.entry('w'))).toThrow(/read after the file was closed/);
+      // Errors at open name the file: missing, not safetensors.
+      expect(() => StreamedSafetensors.open(join(dir, 'missing.safetensors'))).toThrow(`${join(dir, 'missing.safetensors')}: cannot read weights (ENOENT)`);
+      writeFileSync(file, bytes.subarray(0, 20));
+      expect(() => StreamedSafetensors.open(file)).toThrow(/runs past the data block|unaccounted|past the end/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects malformed files with clear errors', () => {

@@ -1,7 +1,7 @@
 // From a parsed safetensors file to the network's weights, checked against the
 // architecture first so a wrong file fails with the list of differences.
 import type { Weights, WeightEntry } from '../nn/module.js';
-import { checkWeights, type SafetensorsFile } from '../nn/safetensors.js';
+import { checkWeights, type TensorSource } from '../nn/safetensors.js';
 import { isSmall, MIDAS_V2, type MidasConfig } from './config.js';
 import { architectureName, configIs, detectArchitecture, MODELS, modelOfArchitecture, type ModelInfo, type ModelName } from './models.js';
 import { MidasNet } from './network.js';
@@ -12,14 +12,14 @@ export function expectedShapes(config: MidasConfig = MIDAS_V2): Map<string, read
 }
 
 /**
- * The file's tensors as float32 (views over the file's bytes for F32; decoded for
- * F16), after checking every expected key is there with its shape and nothing else is.
+ * The file's tensors (see `TensorSource.entry`), after checking every expected key is
+ * there with its shape and nothing else is.
  */
-export function midasWeights(file: SafetensorsFile, config: MidasConfig = MIDAS_V2): Weights {
+export function midasWeights(file: TensorSource, config: MidasConfig = MIDAS_V2): Weights {
   const expected = expectedShapes(config);
-  checkWeights(file, expected);
+  checkWeights(file.shapes(), expected, { what: file.what });
   const out = new Map<string, WeightEntry>();
-  for (const [name, shape] of expected) out.set(name, { shape, data: file.float32(name) });
+  for (const name of expected.keys()) out.set(name, file.entry(name));
   return out;
 }
 

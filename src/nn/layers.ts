@@ -1,7 +1,7 @@
 // Modules named and shaped like torch.nn's, over channels-last tensors.
 import type { Runtime } from './runtime.js';
 import { nhwc, type DType, type Tensor } from './tensor.js';
-import { Module } from './module.js';
+import { Module, ownedValues, weightValues, type WeightEntry } from './module.js';
 import { conv2dNaive, type Conv2dOptions } from '../kernels/conv2d.js';
 import { chooseTile, conv2dTiled, disposePacked, packConv, paddedCout, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
 import { depthwiseConv2d, disposeDepthwise, emptyDepthwise, packDepthwise, type PackedDepthwise } from '../kernels/depthwise.js';
@@ -36,7 +36,8 @@ export class Conv2d extends Module {
   readonly padding: Conv2dPadding;
   readonly groups: number;
   readonly hasBias: boolean;
-  private weight?: Float32Array;
+  /** Read at upload, where a streamed file reads it (see `WeightEntry`). */
+  private weight?: WeightEntry;
   private bias?: Float32Array;
   private rt?: Runtime;
   private packed?: PackedConv;
@@ -62,9 +63,9 @@ export class Conv2d extends Module {
     return [this.outChannels, this.inChannels / this.groups, this.kernelSize, this.kernelSize];
   }
 
-  protected override setParams(p: Record<string, Float32Array>): void {
+  protected override setParams(p: Record<string, WeightEntry>): void {
     this.weight = p['weight'];
-    this.bias = p['bias'];
+    this.bias = p['bias'] && ownedValues(p['bias']);
   }
 
   /** Whether the depthwise kernel runs this conv: groups = in = out channels, a window wider than 1x1. */
@@ -109,7 +110,6 @@ export class Conv2d extends Module {
     this.rt = rt;
     if (rt.meta && !this.weight) {
       // Shapes only: a meta runtime's tensors hold no data.
-      this.weight = new Float32Array(0);
       const [cout, cinG, kh, kw] = this.weightShape;
       if (this.isDepthwise) {
         this.depthwise = emptyDepthwise(rt, this.weightShape, this.weightDType);
@@ -125,18 +125,18 @@ export class Conv2d extends Module {
         this.naive = { weight: rt.empty(this.weightShape) };
         if (this.hasBias || this.foldedBatchNorm) this.naive.bias = rt.empty([cout]);
       }
-      this.weight = undefined;
       return;
     }
     if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
     const scale = this.weightScale;
+    const weight = weightValues(this.weight);
     if (this.isDepthwise) {
-      this.depthwise = packDepthwise(rt, this.weight, this.weightShape, this.bias, this.weightDType, scale);
+      this.depthwise = packDepthwise(rt, weight, this.weightShape, this.bias, this.weightDType, scale);
     } else if (tiledSupports(this.weightShape, this.groups)) {
       const tile = chooseTile(rt, this.weightShape, this.groups);
-      this.packed = packConv(rt, this.weight, this.weightShape, this.groups, this.bias, tile, this.weightDType, this.f16Math, scale);
+      this.packed = packConv(rt, weight, this.weightShape, this.groups, this.bias, tile, this.weightDType, this.f16Math, scale);
     } else {
-      this.naive = { weight: rt.upload(scale ? scaleChannels(this.weight, scale) : this.weight, this.weightShape) };
+      this.naive = { weight: rt.upload(scale ? scaleChannels(weight, scale) : weight, this.weightShape) };
       if (this.bias) this.naive.bias = rt.upload(this.bias, [this.outChannels]);
     }
     // The CPU copies are not needed once on the GPU.
@@ -204,8 +204,8 @@ export class BatchNorm2d extends Module {
     for (const name of ['weight', 'bias', 'running_mean', 'running_var']) this.param(name, [numFeatures]);
   }
 
-  protected override setParams(p: Record<string, Float32Array>): void {
-    this.cpu = p;
+  protected override setParams(p: Record<string, WeightEntry>): void {
+    this.cpu = Object.fromEntries(Object.entries(p).map(([name, entry]) => [name, ownedValues(entry)]));
   }
 
   get isLoaded(): boolean {

@@ -1,10 +1,22 @@
 import type { Runtime } from './runtime.js';
 import { numel } from './tensor.js';
 
-/** A named float32 array with its PyTorch shape, as read from a checkpoint. */
-export interface WeightEntry {
-  shape: readonly number[];
-  data: Float32Array;
+/**
+ * A checkpoint tensor with its PyTorch shape: its float32 values in memory (`data`), or
+ * read when asked (`read`: a file read tensor by tensor, see `openSafetensors`). What
+ * `read` returns may be overwritten by the source's next read: use it before reading
+ * another tensor, or copy it (`ownedValues`).
+ */
+export type WeightEntry = { shape: readonly number[]; data: Float32Array } | { shape: readonly number[]; read: () => Float32Array };
+
+/** A tensor's values: `data`, or read now (valid until the source's next read). */
+export function weightValues(entry: WeightEntry): Float32Array {
+  return 'data' in entry ? entry.data : entry.read();
+}
+
+/** A tensor's values to keep: `data`, or a copy of what `read` gives. */
+export function ownedValues(entry: WeightEntry): Float32Array {
+  return 'data' in entry ? entry.data : entry.read().slice();
 }
 
 /** Checkpoint tensors by their full key, e.g. `pretrained.layer1.0.weight`. */
@@ -48,7 +60,7 @@ export abstract class Module {
 
   /** Reads this module's parameters, then its children's. */
   loadState(weights: Weights, prefix = ''): void {
-    const own: Record<string, Float32Array> = {};
+    const own: Record<string, WeightEntry> = {};
     for (const [name, shape] of this.paramShapes) own[name] = take(weights, prefix + name, shape);
     this.setParams(own);
     for (const [name, m] of this.children) m.loadState(weights, `${prefix}${name}.`);
@@ -64,7 +76,7 @@ export abstract class Module {
   }
 
   /** Receives the parameters declared with `param`, by local name. */
-  protected setParams(_params: Record<string, Float32Array>): void {}
+  protected setParams(_params: Record<string, WeightEntry>): void {}
 
   namedChildren(): IterableIterator<[string, Module]> {
     return this.children.entries();
@@ -77,11 +89,12 @@ export abstract class Module {
   }
 }
 
-function take(weights: Weights, key: string, shape: readonly number[]): Float32Array {
+function take(weights: Weights, key: string, shape: readonly number[]): WeightEntry {
   const w = weights.get(key);
   if (!w) throw new Error(`weights: missing ${key}`);
-  if (w.shape.join(',') !== shape.join(',') || w.data.length !== numel(shape)) {
+  // A streamed entry's length is its file's (checked when the header was parsed).
+  if (w.shape.join(',') !== shape.join(',') || ('data' in w && w.data.length !== numel(shape))) {
     throw new Error(`weights: ${key} has shape [${w.shape.join(', ')}], expected [${shape.join(', ')}]`);
   }
-  return w.data;
+  return w;
 }

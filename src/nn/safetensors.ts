@@ -9,6 +9,7 @@
 // Browser-safe: no Node APIs. Views are cheap: `float32()` returns a Float32Array over
 // the file's own bytes when the tensor is F32 and 4-byte aligned (always, for files our
 // converter writes), so uploading does not copy the weights once more.
+import type { WeightEntry } from './module.js';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
 
@@ -223,8 +224,38 @@ function leView<T>(
   return make(copy.buffer, 0, n);
 }
 
+/**
+ * A tensor's little-endian bytes of `dtype` as float32: a view over `raw` for aligned
+ * F32 (no copy), decoded into a new array for F16, BF16 and F64. Integer dtypes are an
+ * error naming `what`.
+ */
+export function decodeFloat32(raw: Uint8Array, dtype: string, what: string): Float32Array {
+  switch (dtype) {
+    case 'F32':
+      return leView(raw, 4, (b, o, n) => new Float32Array(b, o, n));
+    case 'F16':
+      return float16ToFloat32(leView(raw, 2, (b, o, n) => new Uint16Array(b, o, n)));
+    case 'BF16':
+      return bfloat16ToFloat32(leView(raw, 2, (b, o, n) => new Uint16Array(b, o, n)));
+    case 'F64':
+      return Float32Array.from(leView(raw, 8, (b, o, n) => new Float64Array(b, o, n)));
+    default:
+      throw new SafetensorsError(`${what} is ${dtype}, not a floating-point type`);
+  }
+}
+
+/** Tensors by name: a file in memory (`SafetensorsFile`) or one read tensor by tensor. */
+export interface TensorSource {
+  /** Names the source in errors (the file's path). */
+  readonly what: string;
+  /** Name → shape, in header order. */
+  shapes(): Map<string, number[]>;
+  /** The tensor as a weight entry: its float32 values, or a reader of them. */
+  entry(name: string): WeightEntry;
+}
+
 /** A parsed safetensors file over bytes in memory. Nothing is copied by parsing. */
-export class SafetensorsFile {
+export class SafetensorsFile implements TensorSource {
   private constructor(
     readonly bytes: Uint8Array,
     readonly header: SafetensorsHeader,
@@ -278,20 +309,12 @@ export class SafetensorsFile {
    * decoded into a new array for F16, BF16 and F64. Integer dtypes are an error.
    */
   float32(name: string): Float32Array {
-    const t = this.info(name);
-    const raw = this.raw(name);
-    switch (t.dtype) {
-      case 'F32':
-        return leView(raw, 4, (b, o, n) => new Float32Array(b, o, n));
-      case 'F16':
-        return float16ToFloat32(leView(raw, 2, (b, o, n) => new Uint16Array(b, o, n)));
-      case 'BF16':
-        return bfloat16ToFloat32(leView(raw, 2, (b, o, n) => new Uint16Array(b, o, n)));
-      case 'F64':
-        return Float32Array.from(leView(raw, 8, (b, o, n) => new Float64Array(b, o, n)));
-      default:
-        throw new SafetensorsError(`${this.what}: tensor '${name}' is ${t.dtype}, not a floating-point type`);
-    }
+    return decodeFloat32(this.raw(name), this.info(name).dtype, `${this.what}: tensor '${name}'`);
+  }
+
+  /** The tensor as a weight entry (its values in memory). */
+  entry(name: string): WeightEntry {
+    return { shape: this.info(name).shape, data: this.float32(name) };
   }
 }
 

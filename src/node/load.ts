@@ -12,7 +12,8 @@ import { tuneNetwork } from '../midas/tune.js';
 import { chooseGpu } from './adapters.js';
 import { readTuning, saveTuning, tuningFile } from './tuning.js';
 import { decodeImage, ImageError } from './image.js';
-import { readSafetensors, resolveWeights, safetensorsNames, type ResolveHooks } from './weights.js';
+import { resolveWeights, safetensorsNames, type ResolveHooks } from './weights.js';
+import { StreamedSafetensors } from './streamed.js';
 import { startWarmUp } from './warm.js';
 
 export interface LoadMidasOptions extends ResolveHooks {
@@ -140,8 +141,13 @@ export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasMo
   try {
     if (options.tune !== false) await applyTuning(runtime, config, size, options);
     if (options.warmUp !== false) warm = (await startWarmUp(runtime, gpu, config, size, precision)).done;
-    const weights = midasWeights(readSafetensors(path), config);
-    const midas = await createMidas(runtime, weights, { size, precision, config }, false);
+    const file = StreamedSafetensors.open(path);
+    let midas: Midas;
+    try {
+      midas = await createMidas(runtime, midasWeights(file, config), { size, precision, config }, false);
+    } finally {
+      file.close();
+    }
     await warm;
     return new MidasModel(midas, !options.runtime, info);
   } catch (e) {
