@@ -116,8 +116,8 @@ const DW_PARAMS = /* wgsl */ `
 struct DwParams {
   h: u32, w: u32, oh: u32, ow: u32,
   cv: u32, wrow: u32, pt: u32, pl: u32,
-  bx: u32, by: u32, gy: u32, xlo: f32,
-  rlo: f32, ylo: f32, yhi: f32,
+  bx: u32, by: u32, gy: u32, rows: u32,
+  xlo: f32, rlo: f32, ylo: f32, yhi: f32,
 }`;
 
 /** The taps' weights w0.. and the bias bv of channel unit `c`. */
@@ -175,35 +175,45 @@ function dwShader(k: DwKey): string {
     emit(`  let co${j} = u32(clamp(cx${j}, 0, i32(p.w) - 1));`);
   }
   for (let ty = 0; ty < k.ty; ty++) for (let tx = 0; tx < k.tx; tx++) emit(`  var ${acc(ty, tx)} = bv;`);
-  // One input row at a time: its columns are loaded once and feed every output row
-  // and column of the block that uses them; then they are dead.
-  for (let r = 0; r < rows; r++) {
-    emit(`  {`);
-    emit(`    let iy = iy0 + ${r};`);
-    emit(`    let rin = iy >= 0 && iy < i32(p.h);`);
-    emit(`    let row = (img * p.h + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;`);
-    for (let j = 0; j < cols; j++) {
-      emit(`    let x${j} = select(${zero}, max(x[(row + co${j}) * p.cv + c], ${F}(p.xlo)), rin && cin${j});`);
-    }
-    for (let ty = 0; ty < k.ty; ty++) {
-      const ky = r - ty * k.sh;
-      if (ky < 0 || ky >= k.kh) continue;
-      for (let kx = 0; kx < k.kw; kx++) {
-        for (let tx = 0; tx < k.tx; tx++) emit(`    ${acc(ty, tx)} = fma(x${tx * k.sw + kx}, w${ky * k.kw + kx}, ${acc(ty, tx)});`);
-      }
-    }
-    emit(`  }`);
+  // One input row per iteration: its columns are loaded once and feed every output row
+  // and column of the block that uses them; then they are dead. The loop runs p.rows
+  // (the window's rows) times, a bound the compiler cannot see, so that it stays a
+  // loop: lavapipe lowers each vec4 load to a bounds-checked access per lane, and the
+  // window unrolled (36-49 loads) took 3.5-6.5 s to compile per shader. Row r meets
+  // output row ty at tap row r - ty * sh, whose weights a select picks (zero outside).
+  emit(`  for (var r = 0u; r < p.rows; r++) {`);
+  emit(`    let iy = iy0 + i32(r);`);
+  emit(`    let rin = iy >= 0 && iy < i32(p.h);`);
+  emit(`    let row = (img * p.h + u32(clamp(iy, 0, i32(p.h) - 1))) * p.w;`);
+  for (let j = 0; j < cols; j++) {
+    emit(`    let x${j} = select(${zero}, max(x[(row + co${j}) * p.cv + c], ${F}(p.xlo)), rin && cin${j});`);
   }
   for (let ty = 0; ty < k.ty; ty++) {
-    for (let tx = 0; tx < k.tx; tx++) {
-      emit(`  if (oy0 + ${ty}u < p.oh && ox0 + ${tx}u < p.ow) {`);
-      emit(`    let o = ((img * p.oh + oy0 + ${ty}u) * p.ow + ox0 + ${tx}u) * p.cv + c;`);
-      emit(`    var v = ${acc(ty, tx)};`);
-      if (k.residual) emit(`    v += max(residual[o], ${F}(p.rlo));`);
-      emit(`    y[o] = min(max(v, ${F}(p.ylo)), ${F}(p.yhi));`);
-      emit(`  }`);
+    emit(`    {`);
+    emit(`      let ky = i32(r) - ${ty * k.sh};`);
+    for (let kx = 0; kx < k.kw; kx++) {
+      let wk = zero;
+      for (let ky = 0; ky < k.kh; ky++) wk = `select(${wk}, w${ky * k.kw + kx}, ky == ${ky})`;
+      emit(`      let wk${kx} = ${wk};`);
+      for (let tx = 0; tx < k.tx; tx++) emit(`      ${acc(ty, tx)} = fma(x${tx * k.sw + kx}, wk${kx}, ${acc(ty, tx)});`);
     }
+    emit(`    }`);
   }
+  emit(`  }`);
+  // The stores, a loop over the block's rows for the same reason (oy0 + t < p.oh, so t < p.oh).
+  emit(`  for (var t = 0u; t < min(${k.ty}u, p.oh); t++) {`);
+  emit(`    if (oy0 + t >= p.oh) { break; }`);
+  for (let tx = 0; tx < k.tx; tx++) {
+    let a = acc(0, tx);
+    for (let ty = 1; ty < k.ty; ty++) a = `select(${a}, ${acc(ty, tx)}, t == ${ty}u)`;
+    emit(`    if (ox0 + ${tx}u < p.ow) {`);
+    emit(`      let o = ((img * p.oh + oy0 + t) * p.ow + ox0 + ${tx}u) * p.cv + c;`);
+    emit(`      var v = ${a};`);
+    if (k.residual) emit(`      v += max(residual[o], ${F}(p.rlo));`);
+    emit(`      y[o] = min(max(v, ${F}(p.ylo)), ${F}(p.yhi));`);
+    emit(`    }`);
+  }
+  emit(`  }`);
   emit(`}`);
   return lines.join('\n');
 }
@@ -243,12 +253,11 @@ export function depthwiseUnrolled(g: Pick<ConvGeometry, 'kh' | 'kw' | 'sh' | 'sw
 }
 
 /**
- * The most unrolled code the built-in choice takes. lavapipe compiles the unrolled
- * window in time that grows faster than its size: with an empty shader cache (2 cores,
- * busy) k3/1 blocks of 1x1 (18 by this count) took 1.5 s, 2x2 (52) 1.9 s, 4x4 (180)
- * 6.4 s, k5/2 2x2 (149) 6.8 s, k5/1 4x4 (464) 17 s, k3/1 8x8 (676) 39 s, k5/2 4x4
- * (521) 46 s. The bigger blocks ran the depthwise convs of MiDaS_small at 256 about
- * 2 ms faster in all; a first run that compiles for minutes costs more than that saves.
+ * The most straight-line code the built-in choice takes (`depthwiseUnrolled`: the
+ * window's loads and the block's FMAs). Bigger blocks load each input for more outputs
+ * but make longer shaders, which lavapipe compiles in time that grows faster than their
+ * size; blocks past this ran the depthwise convs of MiDaS_small at 256 about 2 ms
+ * faster in all, less than their compile costs a first run.
  */
 export const MAX_UNROLLED = 200;
 /** Threads per workgroup the built-in choice aims for; no fewer than SIMD lanes count. */
@@ -357,7 +366,7 @@ export function depthwiseConv2d(
   // x, y and the residual hold cv units per pixel; a packed tap holds wrow: the same
   // for vec4s, the padded channel count for the scalar shader.
   const params = new Params()
-    .u32(g.h, g.w, g.oh, g.ow, cv, vec4 ? cv : packed.cPad, g.ph, g.pw, bx, by, gy)
+    .u32(g.h, g.w, g.oh, g.ow, cv, vec4 ? cv : packed.cPad, g.ph, g.pw, bx, by, gy, (t.ty - 1) * g.sh + g.kh)
     .f32(...reluBounds(opts))
     .build();
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
