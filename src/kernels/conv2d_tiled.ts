@@ -184,8 +184,9 @@ export function packConvWeight(
     for (let ci = 0; ci < cinG; ci++) {
       for (let t = 0; t < k; t++) {
         const row = (t * cinG + ci) * coutPad;
-        const src = ci * k + t;
-        for (let co = co0; co < co1; co++) data[row + co] = weight[co * taps + src]! * (scale ? scale[co]! : 1);
+        let src = co0 * taps + ci * k + t;
+        if (scale) for (let co = co0; co < co1; co++, src += taps) data[row + co] = weight[src]! * scale[co]!;
+        else for (let co = co0; co < co1; co++, src += taps) data[row + co] = weight[src]!;
       }
     }
   }
@@ -253,8 +254,7 @@ interface EpilogueKey {
   /**
    * The output has a multiple of 4 channels (every MiDaS conv but the last): the
    * result (and residual) are read and written as vec4s, one guarded store per 4
-   * channels instead of four (and on lavapipe a shorter compile: the 4 x 32 tile with a
-   * residual took 11.6 s with scalar stores, 6.2 s with vec4 ones).
+   * channels instead of four.
    */
   vecOut: boolean;
 }
@@ -598,10 +598,10 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   // The tile's pixels per thread whatever the image: a workgroup covers wgx * tm
   // pixels, and the last one computes clamped copies where that does not divide the
   // image (at 12x12, 16 x 4 pixels a workgroup: 48 of 192 thrown away, where 3 per
-  // thread would fit exactly and ran 1x1 2048->2048 at 12x12 12% faster). Fitted to
-  // each image, tm made a shader for each value a photo's shapes needed, compiled at
-  // first use (on lavapipe seconds each) and unknown to the warm-up before the photo
-  // came; fixed, a tile is one shader whatever the photo.
+  // thread would fit exactly and run 1x1 2048->2048 at 12x12 12% faster). Fitting tm
+  // to each image would make a shader for each value a photo's shapes need, each
+  // compiled at first use and unknown to the warm-up until the photo comes; fixed, a
+  // tile is one shader whatever the photo.
   const { tm, nv } = packed.tile;
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   const key: ShaderKey = {
