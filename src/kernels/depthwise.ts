@@ -120,6 +120,11 @@ struct DwParams {
   xlo: f32, rlo: f32, ylo: f32, yhi: f32,
 }`;
 
+/** Input rows (columns) under a block of `n` output rows (columns) at `stride`, `k` taps: the shader's loop bound p.rows too. */
+function windowSpan(n: number, stride: number, k: number): number {
+  return (n - 1) * stride + k;
+}
+
 /** The taps' weights w0.. and the bias bv of channel unit `c`. */
 function emitWeights(emit: (line: string) => void, k: DwKey, W: (i: string) => string): void {
   for (let t = 0; t < k.kh * k.kw; t++) emit(`  let w${t} = ${W(`${t}u * p.wrow + c`)};`);
@@ -129,8 +134,8 @@ function emitWeights(emit: (line: string) => void, k: DwKey, W: (i: string) => s
 function dwShader(k: DwKey): string {
   const lines: string[] = [];
   const emit = (s: string) => lines.push(s);
-  const cols = (k.tx - 1) * k.sw + k.kw;
-  const rows = (k.ty - 1) * k.sh + k.kh;
+  const cols = windowSpan(k.tx, k.sw, k.kw);
+  const rows = windowSpan(k.ty, k.sh, k.kh);
   const F = k.vec4 ? 'vec4<f32>' : 'f32';
   const wType = k.f16Weights ? (k.vec4 ? 'vec4<f16>' : 'f16') : F;
   const W = (i: string) => (k.f16Weights ? `${F}(w[${i}])` : `w[${i}]`);
@@ -249,7 +254,7 @@ export const DEPTHWISE_BLOCKS: readonly (readonly [number, number])[] = [
  * the FMAs of its block, both unrolled.
  */
 export function depthwiseUnrolled(g: Pick<ConvGeometry, 'kh' | 'kw' | 'sh' | 'sw'>, tx: number, ty: number): number {
-  return ((tx - 1) * g.sw + g.kw) * ((ty - 1) * g.sh + g.kh) + tx * ty * g.kh * g.kw;
+  return windowSpan(tx, g.sw, g.kw) * windowSpan(ty, g.sh, g.kh) + tx * ty * g.kh * g.kw;
 }
 
 /**
@@ -294,8 +299,8 @@ export function depthwiseWorkgroup(g: Pick<ConvGeometry, 'oh' | 'ow'>, tx: numbe
  * channels, one unit of 2x4 blocks per workgroup 0.62 ms.
  */
 export function depthwiseCost(g: DwShape, t: DepthwiseTile): number {
-  const cols = (t.tx - 1) * g.sw + g.kw;
-  const rows = (t.ty - 1) * g.sh + g.kh;
+  const cols = windowSpan(t.tx, g.sw, g.kw);
+  const rows = windowSpan(t.ty, g.sh, g.kh);
   const weights = t.wc > 1 ? 2.6 * g.kh * g.kw : 0;
   const perThread = 2.6 * cols * rows + weights + (0.8 + 0.1 * g.kh * g.kw) * t.tx * t.ty;
   const units = Math.ceil(g.cout / 4);
@@ -366,7 +371,7 @@ export function depthwiseConv2d(
   // x, y and the residual hold cv units per pixel; a packed tap holds wrow: the same
   // for vec4s, the padded channel count for the scalar shader.
   const params = new Params()
-    .u32(g.h, g.w, g.oh, g.ow, cv, vec4 ? cv : packed.cPad, g.ph, g.pw, bx, by, gy, (t.ty - 1) * g.sh + g.kh)
+    .u32(g.h, g.w, g.oh, g.ow, cv, vec4 ? cv : packed.cPad, g.ph, g.pw, bx, by, gy, windowSpan(t.ty, g.sh, g.kh))
     .f32(...reluBounds(opts))
     .build();
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);

@@ -3,9 +3,9 @@ import { numel } from './tensor.js';
 
 /**
  * A checkpoint tensor with its PyTorch shape: its float32 values in memory (`data`), or
- * read when asked (`read`: a file read tensor by tensor, see `openSafetensors`). What
- * `read` returns may be overwritten by the source's next read: use it before reading
- * another tensor, or copy it (`ownedValues`).
+ * read when asked (`read`: a file read tensor by tensor, as src/node/streamed.ts
+ * does). What `read` returns may be overwritten by the source's next read: use it
+ * before reading another tensor, or copy it (`ownedValues`).
  */
 export type WeightEntry = { shape: readonly number[]; data: Float32Array } | { shape: readonly number[]; read: () => Float32Array };
 

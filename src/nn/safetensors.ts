@@ -244,6 +244,11 @@ export function decodeFloat32(raw: Uint8Array, dtype: string, what: string): Flo
   }
 }
 
+/** A header's tensors: name → shape, in header order. */
+export function tensorShapes(header: SafetensorsHeader): Map<string, number[]> {
+  return new Map([...header.tensors].map(([k, v]) => [k, v.shape]));
+}
+
 /** Tensors by name: a file in memory (`SafetensorsFile`) or one read tensor by tensor. */
 export interface TensorSource {
   /** Names the source in errors (the file's path). */
@@ -276,9 +281,8 @@ export class SafetensorsFile implements TensorSource {
     return [...this.header.tensors.keys()];
   }
 
-  /** Name → shape, in header order. */
   shapes(): Map<string, number[]> {
-    return new Map([...this.header.tensors].map(([k, v]) => [k, v.shape]));
+    return tensorShapes(this.header);
   }
 
   info(name: string): SafetensorsTensorInfo {

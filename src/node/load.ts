@@ -12,7 +12,7 @@ import { tuneNetwork } from '../midas/tune.js';
 import { chooseGpu } from './adapters.js';
 import { readTuning, saveTuning, tuningFile } from './tuning.js';
 import { decodeImage, ImageError } from './image.js';
-import { resolveWeights, safetensorsNames, type ResolveHooks } from './weights.js';
+import { resolveWeights, type ResolveHooks } from './weights.js';
 import { StreamedSafetensors } from './streamed.js';
 import { startWarmUp } from './warm.js';
 
@@ -130,30 +130,28 @@ export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasMo
   const official = MODELS[options.model ?? 'v2'].checkpoint;
   const path = await resolveWeights(options.weights, options, official);
   // The header says which network: its shaders start compiling before the data is read.
-  const source = options.weights ?? path;
-  const { info, config } = modelForWeights(await safetensorsNames(path), source, options.model, options.config);
-  const size = options.size ?? info.size;
-  const precision = options.precision ?? 'f32';
-  if (options.runtime && options.adapter !== undefined) throw new Error('loadMidas: give `adapter` or `runtime`, not both');
-  const gpu = options.runtime ? undefined : await chooseGpu(options.adapter);
-  const runtime = options.runtime ?? (await Runtime.create(gpu!));
-  let warm: Promise<void> = Promise.resolve();
+  const file = StreamedSafetensors.open(path);
   try {
-    if (options.tune !== false) await applyTuning(runtime, config, size, options);
-    if (options.warmUp !== false) warm = (await startWarmUp(runtime, gpu, config, size, precision)).done;
-    const file = StreamedSafetensors.open(path);
-    let midas: Midas;
+    const { info, config } = modelForWeights(file.shapes().keys(), options.weights ?? path, options.model, options.config);
+    const size = options.size ?? info.size;
+    const precision = options.precision ?? 'f32';
+    if (options.runtime && options.adapter !== undefined) throw new Error('loadMidas: give `adapter` or `runtime`, not both');
+    const gpu = options.runtime ? undefined : await chooseGpu(options.adapter);
+    const runtime = options.runtime ?? (await Runtime.create(gpu!));
+    let warm: Promise<void> = Promise.resolve();
     try {
-      midas = await createMidas(runtime, midasWeights(file, config), { size, precision, config }, false);
-    } finally {
-      file.close();
+      if (options.tune !== false) await applyTuning(runtime, config, size, options);
+      if (options.warmUp !== false) warm = (await startWarmUp(runtime, gpu, config, size, precision)).done;
+      const midas = await createMidas(runtime, midasWeights(file, config), { size, precision, config }, false);
+      await warm;
+      return new MidasModel(midas, !options.runtime, info);
+    } catch (e) {
+      await warm;
+      if (!options.runtime) runtime.destroy();
+      throw e;
     }
-    await warm;
-    return new MidasModel(midas, !options.runtime, info);
-  } catch (e) {
-    await warm;
-    if (!options.runtime) runtime.destroy();
-    throw e;
+  } finally {
+    file.close();
   }
 }
 

@@ -5,7 +5,7 @@
 // conv's weights are packed for the GPU and done with before the next is read.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { WeightEntry } from '../nn/module.js';
-import { decodeFloat32, parseSafetensorsHeader, safetensorsHeaderLength, type SafetensorsHeader, type TensorSource } from '../nn/safetensors.js';
+import { decodeFloat32, parseSafetensorsHeader, safetensorsHeaderLength, tensorShapes, type SafetensorsHeader, type TensorSource } from '../nn/safetensors.js';
 
 export class StreamedSafetensors implements TensorSource {
   private scratch = new Float32Array(0);
@@ -29,13 +29,12 @@ export class StreamedSafetensors implements TensorSource {
       return new StreamedSafetensors(fd, parseSafetensorsHeader(prefix, size, file), file);
     } catch (e) {
       if (fd !== undefined) closeSync(fd);
-      const code = (e as NodeJS.ErrnoException).code;
-      throw code ? new Error(`${file}: cannot read weights (${code})`) : e;
+      throw readError(file, e);
     }
   }
 
   shapes(): Map<string, number[]> {
-    return new Map([...this.header.tensors].map(([k, v]) => [k, v.shape]));
+    return tensorShapes(this.header);
   }
 
   /** A reader of the tensor: each `read` reads it from the file into memory the next `read` reuses. */
@@ -60,11 +59,16 @@ export class StreamedSafetensors implements TensorSource {
     try {
       readFully(this.fd, raw, t.byteOffset, this.what);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw code ? new Error(`${this.what}: cannot read weights (${code})`) : e;
+      throw readError(this.what, e);
     }
     return decodeFloat32(raw, t.dtype, `${this.what}: tensor '${name}'`);
   }
+}
+
+/** A system error (ENOENT, EIO, ...) as one line naming the file; others as they are. */
+function readError(file: string, e: unknown): unknown {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code ? new Error(`${file}: cannot read weights (${code})`) : e;
 }
 
 /** Fills `into` from the file at `position`; a file that ends first is an error naming it. */

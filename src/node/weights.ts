@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { convertCheckpoint, type ConvertProgress } from '../../tools/convert-weights/index.js';
 import { MODELS, type OfficialCheckpoint } from '../midas/models.js';
-import { parseSafetensorsHeader, safetensorsHeaderLength, SafetensorsFile } from '../nn/safetensors.js';
+import { SafetensorsFile } from '../nn/safetensors.js';
+import { StreamedSafetensors } from './streamed.js';
 import { download, DownloadError } from './download.js';
 
 /** `$MIDAS_HOME`, else `~/.cache/midas-webgpu`. */
@@ -100,20 +101,10 @@ export function readSafetensors(file: string): SafetensorsFile {
 
 /** The tensor names of a safetensors file, from its header alone (the data is not read). */
 export async function safetensorsNames(file: string): Promise<string[]> {
-  let fd;
+  const source = StreamedSafetensors.open(file);
   try {
-    fd = await fs.open(file, 'r');
-    const { size } = await fd.stat();
-    const head = Buffer.alloc(Math.min(8, size));
-    await fd.read(head, 0, head.length, 0);
-    const n = safetensorsHeaderLength(head, size, file);
-    const prefix = Buffer.alloc(8 + n);
-    await fd.read(prefix, 0, prefix.length, 0);
-    return [...parseSafetensorsHeader(prefix, size, file).tensors.keys()];
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw code ? new Error(`${file}: cannot read weights (${code})`) : e;
+    return [...source.shapes().keys()];
   } finally {
-    await fd?.close();
+    source.close();
   }
 }
