@@ -202,9 +202,9 @@ describe('conv2d against the CPU reference', () => {
   // Past the adapter's workgroups per dimension, both kernels go on along z.
   // The workgroups expected for the adapter's subgroup width `sg`.
   const zCases: { kernel: string; cap: number; c: ConvCase; tile: TileConfig; workgroups: (sg: number) => number[] }[] = [
-    // 3 images x 2 row segments x 40/sg column segments (5 at 8 lanes: 30 workgroups along
-    // x, capped at 8: 8 x 4; 10 at 4 lanes: 60, so 8 x 8).
-    { kernel: 'conv2d_rows', cap: 8, c: { n: 3, h: 10, w: 40, cin: 4, cout: 16, k: 3, stride: 1, groups: 1 }, tile: { tm: 4, nv: 4, rows: true }, workgroups: (sg) => [8, 1, Math.ceil((3 * 2 * 40) / sg / 8)] },
+    // 3 images x 2 row segments x 48/sg column segments (6 at 8 lanes: 36 workgroups along
+    // x, capped at 8: 8 x 5; 12 at 4 lanes: 72, so 8 x 9; 3 at 16 lanes: 18, so 8 x 3).
+    { kernel: 'conv2d_rows', cap: 8, c: { n: 3, h: 10, w: 48, cin: 4, cout: 16, k: 3, stride: 1, groups: 1 }, tile: { tm: 4, nv: 4, rows: true }, workgroups: (sg) => [8, 1, Math.ceil((3 * 2 * 48) / sg / 8)] },
     // 1 x 30 x 31 pixels in blocks of 16 threads (at 4 or 8 lanes) x 3 pixels: 20 blocks, capped at 6: 6 x 4.
     { kernel: 'conv2d_tiled', cap: 6, c: { n: 1, h: 30, w: 31, cin: 8, cout: 32, k: 1, stride: 1, groups: 1 }, tile: { tm: 3, nv: 8 }, workgroups: (sg) => [6, 1, Math.ceil(Math.ceil(930 / (workgroupWidth(sg) * 3)) / 6)] },
   ];
@@ -286,8 +286,12 @@ describe('conv2d against the CPU reference', () => {
     expect(chooseTile(rt, [256, 256, 3, 3], 1).rows).toBeUndefined(); // the rows kernel only by choice
     expect(chooseTile(rtPlain, [1024, 1024, 1, 1], 1)).toEqual(DEFAULT_TILE);
     // Two subgroups per workgroup where they share weights (at least 16 threads: 16 on
-    // lavapipe and SwiftShader), never past the adapter's limit, else 64.
-    expect(workgroupWidth(subgroupWidth(rt))).toBe(16);
+    // lavapipe at 256 bits and SwiftShader, 32 on lavapipe at 512), never past the
+    // adapter's limit, else 64.
+    expect(workgroupWidth(subgroupWidth(rt))).toBe(Math.max(16, 2 * subgroupWidth(rt)));
+    expect(workgroupWidth(4)).toBe(16);
+    expect(workgroupWidth(8)).toBe(16);
+    expect(workgroupWidth(16)).toBe(32);
     expect(workgroupWidth(0)).toBe(64);
     expect(workgroupWidth(32)).toBe(64);
     expect(workgroupWidth(128)).toBe(256);

@@ -124,13 +124,14 @@ export const infoCommand: Command = {
       const saved = readTuning(rt);
       const tuning = saved ? { file: tuningFile(), tiles: Object.keys(saved.tiles).length, size: saved.size, tuned: saved.tuned } : null;
       const dawnName = name ?? (await firstName());
-      const info = { adapter: rt.adapterName, name: dawnName, subgroups: [rt.subgroupMinSize, rt.subgroupMaxSize], features: rt.features, limits: rt.limits, tuning };
+      const info = { adapter: rt.adapterName, name: dawnName, subgroups: [rt.subgroupMinSize, rt.subgroupMaxSize], ...(rt.subgroupProbe ? { subgroupProbe: rt.subgroupProbe } : {}), features: rt.features, limits: rt.limits, tuning };
       if (json) console.log(JSON.stringify(info, null, 2));
       else {
         console.log(`adapter:  ${info.adapter}`);
         if (dawnName) console.log(`name:     ${dawnName} (what --adapter matches; \`midas info --all\` lists every adapter)`);
         console.log(`features: ${Object.entries(info.features).map(([k, v]) => `${k}=${v ? 'yes' : 'no'}`).join('  ')}`);
         if (rt.features.subgroups) console.log(`subgroups: ${rt.subgroupMinSize}-${rt.subgroupMaxSize} lanes`);
+        if (rt.subgroupProbe) console.log(`subgroups: not used: ${rt.subgroupProbe}`);
         console.log(
           tuning
             ? `tuning:   ${tuning.tiles} conv tiles saved ${tuning.tuned.slice(0, 10)} at ${tuning.size}x${tuning.size} (${tuning.file})`

@@ -1,5 +1,6 @@
 // Device bootstrap on any `GPU` object (Node's `webgpu` package or a browser's
 // `navigator.gpu`). Nothing here imports Node built-ins.
+import { probeSubgroups } from './subgroup_probe.js';
 
 export interface DeviceFeatures {
   /** `shader-f16`: WGSL `f16` arithmetic and storage. */
@@ -63,6 +64,11 @@ export interface OpenedDevice {
   subgroupMinSize: number;
   /** The largest subgroup the device may run (0 without the subgroups feature). */
   subgroupMaxSize: number;
+  /**
+   * Why the adapter's subgroups are not used although it offers them: they failed the
+   * lane probe (`probeSubgroups`); `features.subgroups` is then false. Absent otherwise.
+   */
+  subgroupProbe?: string;
   /** The feature level of the adapter taken (see `openDevice`). */
   featureLevel: 'core' | 'compatibility';
 }
@@ -93,7 +99,7 @@ export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Pro
 
   const want = { f16: true, timestamps: true, subgroups: true, ...options.wantFeatures };
   const has = (name: string) => adapter.features.has(name);
-  const features: DeviceFeatures = {
+  let features: DeviceFeatures = {
     f16: want.f16 && has('shader-f16'),
     timestamps: want.timestamps && has('timestamp-query'),
     subgroups: want.subgroups && has('subgroups'),
@@ -113,7 +119,26 @@ export async function openDevice(gpu: GPU, options: OpenDeviceOptions = {}): Pro
 
   const info = adapter.info;
   const adapterName = adapterLabel(info);
+  let subgroupProbe: string | undefined;
+  if (features.subgroups) {
+    const maxThreads = Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX);
+    subgroupProbe = (await probeOnce(device, adapterName, info?.subgroupMinSize ?? 0, maxThreads)) ?? undefined;
+    // The device keeps the feature (harmless); our kernels plan as if it had none.
+    if (subgroupProbe) features = { ...features, subgroups: false };
+  }
   const subgroupMinSize = features.subgroups ? (info?.subgroupMinSize ?? 0) : 0;
   const subgroupMaxSize = features.subgroups ? (info?.subgroupMaxSize ?? 0) : 0;
-  return { adapter, device, features, limits, adapterName, subgroupMinSize, subgroupMaxSize, featureLevel };
+  return { adapter, device, features, limits, adapterName, subgroupMinSize, subgroupMaxSize, featureLevel, ...(subgroupProbe ? { subgroupProbe } : {}) };
+}
+
+/**
+ * The lane probe's verdict per adapter and width: a driver's subgroups do not change
+ * within a process, and helper devices (the shader warm-up) open the same adapter.
+ */
+const probed = new Map<string, Promise<string | null>>();
+function probeOnce(device: GPUDevice, adapterName: string, width: number, maxThreads: number): Promise<string | null> {
+  const key = `${adapterName}|${width}|${maxThreads}`;
+  let verdict = probed.get(key);
+  if (!verdict) probed.set(key, (verdict = probeSubgroups(device, width, maxThreads)));
+  return verdict;
 }

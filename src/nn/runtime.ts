@@ -76,6 +76,8 @@ export class Runtime {
   readonly subgroupMinSize: number;
   /** The largest subgroup the device may run; 0 without the subgroups feature. */
   readonly subgroupMaxSize: number;
+  /** Why the adapter's subgroups are not used (they failed the lane probe); absent otherwise. */
+  readonly subgroupProbe?: string;
   /** The adapter's feature level: 'compatibility' where `openDevice` found no core adapter (or avoided a fallback one). */
   readonly featureLevel: 'core' | 'compatibility';
   /** Print each dispatch to stderr (MIDAS_DEBUG style tracing). */
@@ -123,6 +125,7 @@ export class Runtime {
     this.adapterName = opened.adapterName;
     this.subgroupMinSize = opened.subgroupMinSize;
     this.subgroupMaxSize = opened.subgroupMaxSize;
+    if (opened.subgroupProbe) this.subgroupProbe = opened.subgroupProbe;
     this.featureLevel = opened.featureLevel;
     this.uniforms = new UniformArena(device);
     if (meta) this.records = [];
