@@ -202,9 +202,9 @@ describe('conv2d against the CPU reference', () => {
   // Past the adapter's workgroups per dimension, both kernels go on along z.
   // The workgroups expected for the adapter's subgroup width `sg`.
   const zCases: { kernel: string; cap: number; c: ConvCase; tile: TileConfig; workgroups: (sg: number) => number[] }[] = [
-    // 3 images x 2 row segments x 48/sg column segments (6 at 8 lanes: 36 workgroups along
-    // x, capped at 8: 8 x 5; 12 at 4 lanes: 72, so 8 x 9; 3 at 16 lanes: 18, so 8 x 3).
-    { kernel: 'conv2d_rows', cap: 8, c: { n: 3, h: 10, w: 48, cin: 4, cout: 16, k: 3, stride: 1, groups: 1 }, tile: { tm: 4, nv: 4, rows: true }, workgroups: (sg) => [8, 1, Math.ceil((3 * 2 * 48) / sg / 8)] },
+    // 3 images x 2 row segments x 32/sg column segments (4 at 8 lanes: 24 workgroups along
+    // x, capped at 8: 8 x 3; 8 at 4 lanes: 48, so 8 x 6; 2 at 16 lanes: 12, so 8 x 2).
+    { kernel: 'conv2d_rows', cap: 8, c: { n: 3, h: 10, w: 32, cin: 4, cout: 16, k: 3, stride: 1, groups: 1 }, tile: { tm: 4, nv: 4, rows: true }, workgroups: (sg) => [8, 1, Math.ceil((3 * 2 * 32) / sg / 8)] },
     // 1 x 30 x 31 pixels in blocks of 16 threads (at 4 or 8 lanes) x 3 pixels: 20 blocks, capped at 6: 6 x 4.
     { kernel: 'conv2d_tiled', cap: 6, c: { n: 1, h: 30, w: 31, cin: 8, cout: 32, k: 1, stride: 1, groups: 1 }, tile: { tm: 3, nv: 8 }, workgroups: (sg) => [6, 1, Math.ceil(Math.ceil(930 / (workgroupWidth(sg) * 3)) / 6)] },
   ];
