@@ -123,7 +123,7 @@ describe('conv2d against the CPU reference', () => {
         it(`tiled ${label(c)}${shared ? '' : ' without subgroups'} within ${convTol(kTerms).toExponential(1)}`, async () => {
           const r = shared ? rt : rtPlain;
           const xt = r.upload(x, [c.n, c.h, c.w, c.cin]);
-          // The tile the network would use on this runtime (3 pixels x 32, 16 or 8 channels with subgroups, 4 x 8 without).
+          // The tile the network would use on this runtime (4 pixels x 32, 16 or 8 channels with subgroups, 2 pixels for scalar inputs; 4 x 8 without).
           const shape = [c.cout, c.cin / c.groups, c.k, c.k] as const;
           const packed = packConv(r, wt, shape, c.groups, bias, chooseTile(r, shape, c.groups));
           const y = conv2dTiled(r, xt, packed, { stride: c.stride, padding: pad });
@@ -276,13 +276,16 @@ describe('conv2d against the CPU reference', () => {
     }
   });
 
-  it('picks 4 pixels x 32, 16 or 8 channels where subgroups share weights, 4x8 where they do not', () => {
+  it('picks 4 pixels x 32, 16 or 8 channels where subgroups share weights (2 pixels for scalar inputs), 4x8 where they do not', () => {
     expect(chooseTile(rt, [1024, 1024, 1, 1], 1)).toEqual({ tm: 4, nv: 8 });
     expect(chooseTile(rt, [512, 16, 3, 3], 32)).toEqual({ tm: 4, nv: 4 });
     expect(chooseTile(rt, [256, 8, 3, 3], 32)).toEqual({ tm: 4, nv: 2 });
     expect(chooseTile(rt, [1, 32, 1, 1], 1)).toEqual({ tm: 4, nv: 2 });
     expect(chooseTile(rt, [12, 1, 3, 3], 12)).toEqual(DEFAULT_TILE);
-    expect(chooseTile(rt, [64, 3, 7, 7], 1)).toEqual(DEFAULT_TILE); // scalar inputs share no weight loads
+    expect(chooseTile(rt, [64, 3, 7, 7], 1)).toEqual({ tm: 2, nv: 8 }); // scalar inputs: 2 pixels a thread
+    expect(chooseTile(rt, [32, 3, 3, 3], 1)).toEqual({ tm: 2, nv: 8 });
+    expect(chooseTile(rt, [8, 3, 3, 3], 1)).toEqual({ tm: 2, nv: 2 });
+    expect(chooseTile(rtPlain, [64, 3, 7, 7], 1)).toEqual(DEFAULT_TILE);
     expect(chooseTile(rt, [256, 256, 3, 3], 1).rows).toBeUndefined(); // the rows kernel only by choice
     expect(chooseTile(rtPlain, [1024, 1024, 1, 1], 1)).toEqual(DEFAULT_TILE);
     // Two subgroups per workgroup where they share weights (at least 16 threads: 16 on

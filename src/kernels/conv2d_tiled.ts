@@ -85,13 +85,24 @@ export function tileCandidates(rt: Runtime, shape: readonly number[], groups: nu
 
 /** The tile chosen without a tuner: a wide one where subgroups share weights, 4 x 8 otherwise. */
 export function builtinTile(rt: Runtime, shape: readonly number[], groups: number): TileConfig {
-  // Scalar inputs (the stem's 3 channels) share no weight loads either: 4 x 8 ran the
-  // stem in 56-83 ms against 62-108 for 3 x 32 (the tuner, on lavapipe).
-  if (!sharesWeights(rt) || shape[1]! % 4 !== 0) return DEFAULT_TILE;
+  if (!sharesWeights(rt)) return DEFAULT_TILE;
   const coutG = shape[0]! / groups;
-  const narrowest = WIDE_TILES[WIDE_TILES.length - 1]!;
-  return WIDE_TILES.find((t) => coutG % (4 * t.nv) === 0) ?? (tiledSupports(shape, groups, narrowest) ? narrowest : DEFAULT_TILE);
+  const tiles = shape[1]! % 4 === 0 ? WIDE_TILES : SCALAR_INPUT_TILES;
+  const narrowest = tiles[tiles.length - 1]!;
+  return tiles.find((t) => coutG % (4 * t.nv) === 0) ?? (tiledSupports(shape, groups, narrowest) ? narrowest : DEFAULT_TILE);
 }
+
+/**
+ * Tiles for convs whose input channels are not a multiple of 4 (the stems: 3), read
+ * one channel a step. Each step shares one row of weights and carries the loop
+ * overhead of a whole window position, so fewer pixels per thread pay. The 7x7/2
+ * 3->64 stem at 384x384 on lavapipe, alternated: 51-55 ms with 2 x 32, 53-59 with
+ * 3 x 32, 56-62 with 4 x 32, 67-70 with 3 x 16, 71-79 with 4 x 8 (94 ms with 4 x 8
+ * and every lane loading every weight); MiDaS small's 3x3/2 3->32 stem at 256x256 in
+ * 2.8-3.4 ms (5.0 before). 2 x 32 also compiles in half the time of 3 x 32 (0.75
+ * against 1.55 s with Mesa's cache off).
+ */
+const SCALAR_INPUT_TILES: TileConfig[] = [{ tm: 2, nv: 8 }, { tm: 2, nv: 4 }, { tm: 2, nv: 2 }];
 /** Threads per workgroup of the GEMM kernel where each thread loads its own weights (see `workgroupWidth`). */
 const WGX = 64;
 
@@ -459,7 +470,9 @@ function tiledShader(k: ShaderKey): string {
   if (k.wgK) emit(`var<workgroup> wt: array<vec4<${wtype}>, ${k.wgK * nv}>;`);
   emit(`@compute @workgroup_size(${wgx})`);
   emit(`fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>${k.sgW ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {`);
-  const slots = 4 * nv;
+  // The weight tile a step shares across the subgroup: 4 input channels x nv vec4s on
+  // the vec4 path, one input channel x nv vec4s on the scalar one.
+  const slots = k.vecIn ? 4 * nv : nv;
   const loadsPerLane = Math.ceil(slots / (k.sgW || 1));
   if (k.sgW) {
     for (let r = 0; r < loadsPerLane; r++) {
@@ -523,7 +536,14 @@ function tiledShader(k: ShaderKey): string {
   } else {
     emit(`      for (var ci = 0u; ci < p.cin_g; ci++) {`);
     emit(`        let wr = (krow + ci) * p.cout_pad4 + q0;`);
-    for (const q of Q) emit(`        let w0_${q} = ${W(`wr + ${q}u`)};`);
+    if (k.sgW) {
+      // As on the vec4 path: each lane loads a slice of the step's weights and the
+      // subgroup shares them (see SCALAR_INPUT_TILES for what it gained).
+      for (let r = 0; r < loadsPerLane; r++) emit(`        let wl${r} = ${W(`wr + wq${r}`)};`);
+      for (const q of Q) emit(`        let w0_${q} = subgroupBroadcast(wl${Math.floor(q / k.sgW)}, ${q % k.sgW}u);`);
+    } else {
+      for (const q of Q) emit(`        let w0_${q} = ${W(`wr + ${q}u`)};`);
+    }
     for (const i of P) {
       const v = `x[off${i} + ci]`;
       emit(`        let xv${i} = select(0.0, max(${v}, p.xlo), in${i});`);
@@ -593,7 +613,7 @@ export function conv2dTiled(rt: Runtime, x: Tensor, packed: PackedConv, opts: Om
   if (runsByRows(rt, g, packed)) return conv3x3Rows(rt, x, packed, g, opts);
   const m = g.n * g.oh * g.ow;
   const vecIn = g.cin % 4 === 0 && g.cinG % 4 === 0;
-  const sgW = vecIn ? subgroupWidth(rt) : 0;
+  const sgW = subgroupWidth(rt);
   const wgx = workgroupWidth(sgW, maxThreads(rt));
   // The tile's pixels per thread whatever the image: a workgroup covers wgx * tm
   // pixels, and the last one computes clamped copies where that does not divide the
