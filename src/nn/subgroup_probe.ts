@@ -4,11 +4,8 @@
 // broadcasts from a lane past 15 give 0, so every kernel that shares weights across the
 // subgroup computes wrong convolutions. One small dispatch at device open tells, and a
 // device that fails it runs the kernels' portable paths instead (slower, correct).
+import { workgroupWidth } from '../kernels/conv2d_tiled.js';
 
-/** Threads per workgroup the probe runs the GEMM kernel's shape with (see `workgroupWidth`). */
-function gemmThreads(width: number, maxThreads: number): number {
-  return Math.min(Math.max(16, 2 * width), maxThreads);
-}
 
 /**
  * The probe for `width` lanes and a workgroup of `threads`: each thread writes 1 where
@@ -56,7 +53,7 @@ const WORKGROUPS = 2;
 export async function probeSubgroups(device: GPUDevice, width: number, maxThreads: number): Promise<string | null> {
   if (!(width >= 4 && width <= 128 && (width & (width - 1)) === 0 && width <= maxThreads)) return null; // the kernels plan without subgroups then
   const shapes = [
-    { threads: gemmThreads(width, maxThreads), rows: false },
+    { threads: workgroupWidth(width, maxThreads), rows: false },
     { threads: width, rows: true },
   ];
   const results = await Promise.all(shapes.map(({ threads, rows }) => runProbe(device, probeShader(width, threads, rows), threads)));
