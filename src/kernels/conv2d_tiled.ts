@@ -477,7 +477,8 @@ function tiledShader(k: ShaderKey): string {
   if (k.sgW) {
     for (let r = 0; r < loadsPerLane; r++) {
       emit(`  let slot${r} = min(lane % ${k.sgW}u + ${r * k.sgW}u, ${slots - 1}u);`);
-      emit(`  let wj${r} = slot${r} / ${nv}u;`);
+      // The scalar path's slot is its vec4 of channels; the vec4 path's also picks one of 4 input channels.
+      if (k.vecIn) emit(`  let wj${r} = slot${r} / ${nv}u;`);
       emit(`  let wq${r} = slot${r} % ${nv}u;`);
     }
   }
