@@ -2,13 +2,16 @@
 // it: `bench e2e --cold` starts this with MESA_SHADER_CACHE_DIR pointed at an empty
 // folder (or, for the warm-cache row, at the folder the cold run filled).
 //
-//   node dist/bench/cold-child.js WEIGHTS.safetensors SIZE SPAWNED_AT_EPOCH_MS [--no-warm-up]
+//   node dist/bench/cold-child.js WEIGHTS.safetensors SIZE SPAWNED_AT_EPOCH_MS [--no-warm-up] [--main-thread-packing]
 //
 // Prints one JSON object (ColdRun) on stdout. The steps are loadMidas's, unrolled so
-// each can be timed: the file's header (which network), open the device, start the
-// shader warm-up (src/node/warm.ts: plan, helper devices, submit), open the file (its
-// tensors are read when used: src/node/streamed.ts), read the BatchNorms and biases and
-// fold BN (CPU), read, re-lay out and queue each conv's weights, wait for the upload, wait for the
+// each can be timed: open the file and read its header (which network; its tensors are
+// read when used: src/node/streamed.ts) and start the thread that re-lays out the
+// convs' weights (src/node/conv_packer.ts: it boots while the device opens), open the
+// device, start the shader warm-up (src/node/warm.ts: plan, helper devices, submit),
+// check the file's tensors against the network, read the BatchNorms and biases and
+// fold BN (CPU), read and re-lay out each conv's weights (in the packing thread) and
+// queue them (main thread), wait for the upload, wait for the
 // warm-up's compiling, then the first predict (with --no-warm-up it creates the
 // pipelines, and drivers that compile at the first dispatch, as lavapipe does, compile
 // them in it), then a second predict on the same image (the forward alone).
@@ -19,7 +22,7 @@ import { Runtime } from '../src/nn/runtime.js';
 import { chooseGpu } from '../src/node/adapters.js';
 import { startWarmUp } from '../src/node/warm.js';
 import { StreamedSafetensors } from '../src/node/streamed.js';
-import { safetensorsNames } from '../src/node/weights.js';
+import { WorkerConvPacker } from '../src/node/conv_packer.js';
 import { testImage } from './test-image.js';
 
 export interface ColdRun {
@@ -29,6 +32,8 @@ export interface ColdRun {
   /** Whether the shaders were compiled ahead (loadMidas's default), and on how many helper devices. */
   warmUp: boolean;
   helpers: number;
+  /** Convs whose weights the packing thread re-laid out (0 with --main-thread-packing: the main thread did all). */
+  packedInThread: number;
   /** ms from the parent's spawn to this process's first line (Node's start, module loading). */
   processStart: number;
   /** ms of each step, in order. */
@@ -54,9 +59,10 @@ export interface ColdRun {
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
-  const [file, sizeText, spawnedText, flag] = process.argv.slice(2);
-  if (!file || !sizeText || !spawnedText) throw new Error('usage: cold-child.js WEIGHTS SIZE SPAWNED_AT_EPOCH_MS [--no-warm-up]');
-  const warmUp = flag !== '--no-warm-up';
+  const [file, sizeText, spawnedText, ...flags] = process.argv.slice(2);
+  if (!file || !sizeText || !spawnedText) throw new Error('usage: cold-child.js WEIGHTS SIZE SPAWNED_AT_EPOCH_MS [--no-warm-up] [--main-thread-packing]');
+  const warmUp = !flags.includes('--no-warm-up');
+  const packingThread = !flags.includes('--main-thread-packing');
   const size = Number(sizeText);
   let t = performance.now();
   const lap = (): number => {
@@ -66,7 +72,10 @@ async function main(): Promise<void> {
     return ms;
   };
 
-  const { info, config } = modelForWeights(await safetensorsNames(file), file, undefined, undefined);
+  // As loadMidas: the header says which network, and the packing thread starts.
+  const source = StreamedSafetensors.open(file);
+  const packer = packingThread ? new WorkerConvPacker(source) : undefined;
+  const { info, config } = modelForWeights(source.shapes().keys(), file, undefined, undefined);
   const readHeader = lap();
 
   const gpu = await chooseGpu(undefined);
@@ -76,12 +85,11 @@ async function main(): Promise<void> {
   const warm = warmUp ? await startWarmUp(runtime, gpu, config, size, 'f32') : { done: Promise.resolve(), helpers: 0 };
   const startWarm = lap();
 
-  const source = StreamedSafetensors.open(file);
   const weights = midasWeights(source, config);
   const openWeights = lap();
 
   const marks: Record<string, number> = {};
-  const midas = await createMidas(runtime, weights, { size, config, onLoadStep: (step) => (marks[step] = lap()) }, true);
+  const midas = await createMidas(runtime, weights, { size, config, packer, onLoadStep: (step) => (marks[step] = lap()) }, true);
   source.close();
   const uploadWait = lap();
   await warm.done;
@@ -113,6 +121,7 @@ async function main(): Promise<void> {
     adapter: runtime.adapterName,
     warmUp,
     helpers: warm.helpers,
+    packedInThread: packer?.jobsInWorker ?? 0,
     processStart,
     steps,
     toFirstDepth: processStart + Object.values(steps).reduce((a, b) => a + b, 0) - steps.secondPredict,

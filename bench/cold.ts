@@ -5,7 +5,9 @@
 // process again on the folder that run filled (what every later run pays: a few
 // rounds, alternated, the median reported). Both with loadMidas's shader warm-up and
 // without it (each with its own empty folder), so the compile share and what the
-// warm-up saves are differences of columns of one run.
+// warm-up saves are differences of columns of one run. The filled-cache rounds also
+// run with the convs' weights re-laid out on the main thread rather than in
+// loadMidas's packing thread (src/node/conv_packer.ts): what that thread saves.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -48,6 +50,10 @@ export interface ColdResult {
   /** Every filled-cache run's time to the first depth map, in order. */
   warmCacheFirstDepth: number[];
   warmCacheNoWarmUpFirstDepth: number[];
+  /** The filled cache with the warm-up, the convs' weights re-laid out on the main thread (the median run). */
+  warmCacheMainThreadPacking: ColdRun;
+  /** Filled cache, warm-up on: weights ready (ms, in run order) with the packing thread (`warmCache`'s rounds) and with the main thread packing. */
+  weightsReadyRounds: { packingThread: number[]; mainThread: number[] };
   load: MachineLoad;
 }
 
@@ -73,10 +79,12 @@ export async function runCold(opts: ColdOptions): Promise<ColdResult> {
     // a quarter from process to process).
     const on: ColdRun[] = [];
     const off: ColdRun[] = [];
+    const mainPacking: ColdRun[] = [];
     for (let round = 1; round <= opts.rounds; round++) {
-      process.stderr.write(`filled caches, round ${round} of ${opts.rounds}: with and without the warm-up...\n`);
+      process.stderr.write(`filled caches, round ${round} of ${opts.rounds}: with and without the warm-up, and packing on the main thread...\n`);
       on.push(await child(weightsFile, opts.size, caches.on, true));
       off.push(await child(weightsFile, opts.size, caches.off, false));
+      mainPacking.push(await child(weightsFile, opts.size, caches.on, true, ['--main-thread-packing']));
     }
     const result: ColdResult = {
       command: opts.command,
@@ -90,6 +98,8 @@ export async function runCold(opts: ColdOptions): Promise<ColdResult> {
       warmCacheNoWarmUp: medianRun(off),
       warmCacheFirstDepth: on.map((r) => r.toFirstDepth),
       warmCacheNoWarmUpFirstDepth: off.map((r) => r.toFirstDepth),
+      warmCacheMainThreadPacking: medianRun(mainPacking),
+      weightsReadyRounds: { packingThread: on.map((r) => r.weightsReady), mainThread: mainPacking.map((r) => r.weightsReady) },
       load: load(),
     };
     console.log(report(result));
@@ -107,12 +117,12 @@ function medianRun(runs: readonly ColdRun[]): ColdRun {
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-function child(weightsFile: string, size: number, cacheDir: string, warmUp: boolean): Promise<ColdRun> {
+function child(weightsFile: string, size: number, cacheDir: string, warmUp: boolean, flags: string[] = []): Promise<ColdRun> {
   return new Promise((resolve, reject) => {
     // The parent's own Vulkan cache settings must not leak in: the child sees only this folder.
     // $MIDAS_HOME too: the warm-up's marker (src/node/warm.ts) lives with the bench's cache.
     const env = { ...process.env, MESA_SHADER_CACHE_DIR: cacheDir, MESA_SHADER_CACHE_DISABLE: 'false', MIDAS_HOME: path.join(path.dirname(weightsFile), 'home') };
-    const p = spawn(process.execPath, [CHILD, weightsFile, String(size), String(Date.now()), ...(warmUp ? [] : ['--no-warm-up'])], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CHILD, weightsFile, String(size), String(Date.now()), ...(warmUp ? [] : ['--no-warm-up']), ...flags], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d));
@@ -166,7 +176,19 @@ function report(r: ColdResult): string {
     `targets: first depth map <= ${COLD_TARGET_MS.toFirstDepth / 1000} s with an empty cache: ${fmt(r.cold.toFirstDepth / 1000, 3)} s` +
       ` (${r.cold.toFirstDepth <= COLD_TARGET_MS.toFirstDepth ? 'met' : 'missed'}); weights ready <= ${COLD_TARGET_MS.weightsReady / 1000} s:` +
       ` ${fmt(r.warmCache.weightsReady / 1000, 3)} s (${r.warmCache.weightsReady <= COLD_TARGET_MS.weightsReady ? 'met' : 'missed'})`,
+    weightsLine(r),
     `other processes used ${r.load.othersCpuShare === null ? '?' : (100 * r.load.othersCpuShare).toFixed(0)}% of the CPU meanwhile`,
   ];
   return lines.join('\n');
+}
+
+/** The packing thread against the main thread packing, from the same rounds (alternated). */
+function weightsLine(r: ColdResult): string {
+  const { packingThread, mainThread } = r.weightsReadyRounds;
+  const median = (v: readonly number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
+  const list = (v: readonly number[]) => v.map((x) => fmt(x, 4)).join(', ');
+  return (
+    `weights ready, filled cache (ms, in run order): packing thread ${list(packingThread)}; main thread packing ${list(mainThread)};` +
+    ` medians ${fmt(median(packingThread), 4)} / ${fmt(median(mainThread), 4)} = ${fmt(median(packingThread) / median(mainThread), 3)}`
+  );
 }

@@ -108,7 +108,7 @@ function dispatchMacs(c: MidasConfig, size: number): { reported: Record<NetworkS
   return { reported, labels, outside };
 }
 
-it('npm run bench -- e2e --cold runs (small at 64, from the suite\'s shader cache): every step timed, the totals are their sums', async () => {
+it('npm run bench -- e2e --cold runs (small at 64, from the suite\'s shader cache): every step timed, the totals are their sums, packing thread against main thread', async () => {
   // --cache-dir: an empty cache would compile every shader of the model (minutes on
   // lavapipe): the smoke test checks the plumbing, the bench itself the first run.
   const cacheDir = process.env['MESA_SHADER_CACHE_DIR'] || path.join(os.homedir(), '.cache');
@@ -129,6 +129,12 @@ it('npm run bench -- e2e --cold runs (small at 64, from the suite\'s shader cach
   }
   expect(out.cold.warmUp).toBe(true);
   expect(out.coldNoWarmUp.warmUp).toBe(false);
+  // loadMidas's packing thread re-lays out the convs' weights; the comparison rows pack on the main thread.
+  for (const run of [out.cold, out.warmCache, out.coldNoWarmUp, out.warmCacheNoWarmUp]) expect(run.packedInThread).toBeGreaterThan(20);
+  expect(out.warmCacheMainThreadPacking.packedInThread).toBe(0);
+  expect(out.weightsReadyRounds.packingThread).toHaveLength(2);
+  expect(out.weightsReadyRounds.mainThread).toHaveLength(2);
+  expect(out.weightsReadyRounds.mainThread).toContain(out.warmCacheMainThreadPacking.weightsReady);
 });
 
 describe('bench/macs.ts', () => {

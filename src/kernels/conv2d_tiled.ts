@@ -221,11 +221,13 @@ function packScratch(n: number): Float32Array {
  * Packs and uploads a conv's weights (times `scale` per output channel: a folded
  * BatchNorm). With `weightDType` 'f16' the weights are stored in half precision (half
  * the memory and weight traffic); the arithmetic stays f32 unless `f16Math` (products
- * in f16, sums in f32); the bias stays f32.
+ * in f16, sums in f32); the bias stays f32. `weight` is either the PyTorch-layout
+ * weight or, as `{ packed }`, what `packConvWeight(weight, shape, groups, tile, scale)`
+ * gave for it (packed elsewhere: see src/nn/packing.ts).
  */
 export function packConv(
   rt: Runtime,
-  weight: Float32Array,
+  weight: Float32Array | { packed: Float32Array },
   shape: readonly [number, number, number, number],
   groups: number,
   bias?: Float32Array,
@@ -235,8 +237,13 @@ export function packConv(
   scale?: Float64Array,
 ): PackedConv {
   if (f16Math && weightDType !== 'f16') throw new Error('packConv: f16 arithmetic needs f16 weights');
-  const [, cinG, kh, kw] = shape;
-  const { data, coutPad } = packConvWeight(weight, shape, groups, tile, scale, packScratch(kh * kw * cinG * paddedCout(shape[0], tile)));
+  const [cout, cinG, kh, kw] = shape;
+  const coutPad = paddedCout(cout, tile);
+  const n = kh * kw * cinG * coutPad;
+  if ('packed' in weight && weight.packed.length !== n) {
+    throw new Error(`packConv: ${weight.packed.length} packed values for a [${shape.join(', ')}] conv with ${coutPad} padded output channels (${n})`);
+  }
+  const data = 'packed' in weight ? weight.packed : packConvWeight(weight, shape, groups, tile, scale, packScratch(n)).data;
   // A conv without bias gets zeros: one shader serves both (see EpilogueKey).
   const b = new Float32Array(coutPad);
   if (bias) b.set(bias);

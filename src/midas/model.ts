@@ -4,6 +4,7 @@ import { resize2d } from '../kernels/resize.js';
 import type { Runtime } from '../nn/runtime.js';
 import type { Tensor } from '../nn/tensor.js';
 import type { Weights } from '../nn/module.js';
+import type { ConvPacker } from '../nn/packing.js';
 import { MIDAS_V2, type MidasConfig } from './config.js';
 import { largestActivation, type LoadStep, MidasNet, type Precision } from './network.js';
 import { fitSize, preprocess, type RgbImage } from './transform.js';
@@ -26,6 +27,8 @@ export interface MidasOptions {
   config?: MidasConfig;
   /** Called as loading passes each step (`bench e2e --cold` times them; a UI may show progress). */
   onLoadStep?: (step: LoadStep) => void;
+  /** Packs the convs' weights off the main thread while they upload (src/nn/packing.ts); closed once loaded. */
+  packer?: ConvPacker;
 }
 
 /**
@@ -74,7 +77,7 @@ export class Midas {
     }
     this.config = options.config ?? MIDAS_V2;
     this.net = new MidasNet(this.config);
-    this.net.prepare(runtime, weights, this.precision, options.onLoadStep);
+    this.net.prepare(runtime, weights, this.precision, options.onLoadStep, options.packer);
   }
 
   private readonly config: MidasConfig;

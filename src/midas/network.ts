@@ -3,6 +3,7 @@
 // `scratch.*` (the decoder, shaped by `decoderConfig`).
 import { Conv2d } from '../nn/layers.js';
 import { Module, type Weights } from '../nn/module.js';
+import type { ConvPackJob, ConvPacker } from '../nn/packing.js';
 import { Runtime } from '../nn/runtime.js';
 import { numel, type Tensor } from '../nn/tensor.js';
 import { isSmall, MIDAS_V2, type MidasConfig } from './config.js';
@@ -49,14 +50,30 @@ export class MidasNet extends Module {
    * half precision on the GPU (half their memory); activations and arithmetic stay f32.
    * 'f16-math' also multiplies in f16 (activations stay f32 in memory, sums in f32).
    * `onStep` hears 'folded' once the state is loaded and BN folded (CPU), 'uploaded'
-   * once the weights are re-laid out and queued for the GPU.
+   * once the weights are re-laid out and queued for the GPU. A `packer` re-lays out
+   * the tiled convs' weights while the others upload (it is closed on return).
    */
-  prepare(rt: Runtime, weights: Weights, precision: Precision = 'f32', onStep?: (step: LoadStep) => void): void {
+  prepare(rt: Runtime, weights: Weights, precision: Precision = 'f32', onStep?: (step: LoadStep) => void, packer?: ConvPacker): void {
     this.loadState(weights);
     this.fuse();
     this.setPrecision(precision);
     onStep?.('folded');
-    this.upload(rt);
+    if (packer) {
+      // In the order upload visits the convs: the packer hands them over in that order.
+      const jobs: ConvPackJob[] = [];
+      for (const m of this.modules()) {
+        const job = m instanceof Conv2d ? m.packJob(rt) : undefined;
+        if (!job) continue;
+        (m as Conv2d).packer = { packer, job };
+        jobs.push(job);
+      }
+      packer.start(jobs);
+    }
+    try {
+      this.upload(rt);
+    } finally {
+      packer?.close();
+    }
     onStep?.('uploaded');
   }
 

@@ -2,6 +2,7 @@
 import type { Runtime } from './runtime.js';
 import { nhwc, type DType, type Tensor } from './tensor.js';
 import { Module, ownedValues, weightValues, type WeightEntry } from './module.js';
+import type { ConvPackJob, ConvPacker } from './packing.js';
 import { conv2dNaive, type Conv2dOptions } from '../kernels/conv2d.js';
 import { chooseTile, conv2dTiled, disposePacked, packConv, paddedCout, tiledSupports, type PackedConv } from '../kernels/conv2d_tiled.js';
 import { depthwiseConv2d, disposeDepthwise, emptyDepthwise, packDepthwise, type PackedDepthwise } from '../kernels/depthwise.js';
@@ -106,6 +107,20 @@ export class Conv2d extends Module {
   /** Products in f16, sums in f32 (with f16 weights; see PackedConv.f16Math). Set before upload. */
   f16Math = false;
 
+  /**
+   * What `upload` would pack for the tiled kernel on `rt`, for a `ConvPacker` to pack
+   * ahead (see `packer`); undefined where another kernel runs this conv or nothing is
+   * loaded.
+   */
+  packJob(rt: Runtime): ConvPackJob | undefined {
+    if (!this.weight || rt.meta || this.isDepthwise || !tiledSupports(this.weightShape, this.groups)) return undefined;
+    const tile = chooseTile(rt, this.weightShape, this.groups);
+    return { entry: this.weight, shape: this.weightShape, groups: this.groups, tile, scale: this.weightScale };
+  }
+
+  /** Set with the job `packJob` gave: `upload` takes the packed weights from here. */
+  packer?: { packer: ConvPacker; job: ConvPackJob };
+
   override upload(rt: Runtime): void {
     this.rt = rt;
     if (rt.meta && !this.weight) {
@@ -129,13 +144,18 @@ export class Conv2d extends Module {
     }
     if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
     const scale = this.weightScale;
-    const weight = weightValues(this.weight);
-    if (this.isDepthwise) {
-      this.depthwise = packDepthwise(rt, weight, this.weightShape, this.bias, this.weightDType, scale);
+    const ahead = this.packer;
+    this.packer = undefined;
+    const packed = ahead?.packer.take(ahead.job);
+    if (ahead && packed) {
+      this.packed = packConv(rt, { packed }, this.weightShape, this.groups, this.bias, ahead.job.tile, this.weightDType, this.f16Math);
+    } else if (this.isDepthwise) {
+      this.depthwise = packDepthwise(rt, weightValues(this.weight), this.weightShape, this.bias, this.weightDType, scale);
     } else if (tiledSupports(this.weightShape, this.groups)) {
       const tile = chooseTile(rt, this.weightShape, this.groups);
-      this.packed = packConv(rt, weight, this.weightShape, this.groups, this.bias, tile, this.weightDType, this.f16Math, scale);
+      this.packed = packConv(rt, weightValues(this.weight), this.weightShape, this.groups, this.bias, tile, this.weightDType, this.f16Math, scale);
     } else {
+      const weight = weightValues(this.weight);
       this.naive = { weight: rt.upload(scale ? scaleChannels(weight, scale) : weight, this.weightShape) };
       if (this.bias) this.naive.bias = rt.upload(this.bias, [this.outChannels]);
     }

@@ -14,6 +14,7 @@ import { readTuning, saveTuning, tuningFile } from './tuning.js';
 import { decodeImage, ImageError } from './image.js';
 import { resolveWeights, type ResolveHooks } from './weights.js';
 import { StreamedSafetensors } from './streamed.js';
+import { WorkerConvPacker } from './conv_packer.js';
 import { startWarmUp } from './warm.js';
 
 export interface LoadMidasOptions extends ResolveHooks {
@@ -131,6 +132,8 @@ export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasMo
   const path = await resolveWeights(options.weights, options, official);
   // The header says which network: its shaders start compiling before the data is read.
   const file = StreamedSafetensors.open(path);
+  // Its thread boots and opens the file while the device opens.
+  const packer = new WorkerConvPacker(file);
   try {
     const { info, config } = modelForWeights(file.shapes().keys(), options.weights ?? path, options.model, options.config);
     const size = options.size ?? info.size;
@@ -142,7 +145,7 @@ export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasMo
     try {
       if (options.tune !== false) await applyTuning(runtime, config, size, options);
       if (options.warmUp !== false) warm = (await startWarmUp(runtime, gpu, config, size, precision)).done;
-      const midas = await createMidas(runtime, midasWeights(file, config), { size, precision, config }, false);
+      const midas = await createMidas(runtime, midasWeights(file, config), { size, precision, config, packer }, false);
       await warm;
       return new MidasModel(midas, !options.runtime, info);
     } catch (e) {
@@ -151,6 +154,7 @@ export async function loadMidas(options: LoadMidasOptions = {}): Promise<MidasMo
       throw e;
     }
   } finally {
+    packer.close();
     file.close();
   }
 }

@@ -41,8 +41,17 @@ export class StreamedSafetensors implements TensorSource {
   entry(name: string): WeightEntry {
     const t = this.header.tensors.get(name);
     if (!t) throw new Error(`${this.what}: no tensor '${name}'`);
-    return { shape: t.shape, read: () => this.read(name) };
+    const entry = { shape: t.shape, read: () => this.read(name) };
+    this.names.set(entry, name);
+    return entry;
   }
+
+  /** The name of the tensor an `entry` of this file reads; undefined for any other entry. */
+  tensorName(entry: WeightEntry): string | undefined {
+    return this.names.get(entry);
+  }
+
+  private readonly names = new WeakMap<WeightEntry, string>();
 
   /** Closes the file; readers fail afterwards. */
   close(): void {
