@@ -14,10 +14,11 @@ import { COUNTERS, packedLength, READY, RETURNED, STARTED, type PackMessage, typ
 import type { StreamedSafetensors } from './streamed.js';
 
 /**
- * Packed bytes out at once (packed ahead, or being written). Packing runs ahead of the
- * writes in bursts (a 19 MB conv packs while several small ones are written): with 57
- * MB (3 of v2's largest conv) the main thread waited 0.28 s in all for packed weights,
- * with 8 of them 0.18 s.
+ * Packed bytes out at once (packed ahead, or being written). The worker has less to do
+ * than the main thread but not at every conv (a 19 MB conv packs while small ones are
+ * written), so room to run ahead pays: loading v2 with room for 3 of its largest conv
+ * (57 MB), the main thread waited 0.28 s in all for packed weights; with room for 8
+ * (151 MB), 0.18 s.
  */
 const BUDGET = 128 * 2 ** 20;
 
