@@ -86,23 +86,26 @@ beforeAll(() => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function jobsFor(source: StreamedSafetensors): ConvPackJob[] {
-  return CONVS.map((c) => ({ entry: source.entry(c.name), shape: c.shape, groups: c.groups, tile: c.tile, scale: scaleOf(c) }));
+/** Every conv, stored as f32 or, with `f16`, every other one as f16. */
+function jobsFor(source: StreamedSafetensors, f16 = false): ConvPackJob[] {
+  return CONVS.map((c, i) => ({ entry: source.entry(c.name), shape: c.shape, groups: c.groups, tile: c.tile, scale: scaleOf(c), dtype: f16 && i % 2 ? 'f16' : 'f32' }));
 }
 
 describe('WorkerConvPacker', () => {
-  for (const budget of [undefined, 1]) {
-    it(`hands over exactly packConvWeight's layout, in order (${budget ? 'one buffer at a time, reused' : 'the default budget'})`, () => {
+  for (const [budget, f16] of [[undefined, false], [1, false], [1, true]] as const) {
+    const how = `${budget ? 'one buffer at a time, reused' : 'the default budget'}${f16 ? ', every other conv as f16 bits' : ''}`;
+    it(`hands over exactly packConvWeight's layout, in order (${how})`, () => {
       const source = StreamedSafetensors.open(file);
       const packer = new WorkerConvPacker(source, budget);
       try {
-        const jobs = jobsFor(source);
+        const jobs = jobsFor(source, f16);
         packer.start(jobs);
         expect(packer.jobsInWorker).toBe(CONVS.length);
         for (const [i, job] of jobs.entries()) {
           const got = packer.take(job);
-          const want = packConvWeight(values(CONVS[i]!), job.shape, job.groups, job.tile, job.scale).data;
-          expect(got, CONVS[i]!.name).toBeDefined();
+          const packed = packConvWeight(values(CONVS[i]!), job.shape, job.groups, job.tile, job.scale).data;
+          const want = job.dtype === 'f16' ? toFloat16Bits(packed) : packed;
+          expect(got, CONVS[i]!.name).toBeInstanceOf(want.constructor);
           expect(got!.length).toBe(want.length);
           expect(Buffer.from(got!.buffer, got!.byteOffset, got!.byteLength).equals(Buffer.from(want.buffer)), CONVS[i]!.name).toBe(true);
         }
@@ -161,17 +164,23 @@ describe('WorkerConvPacker', () => {
 });
 
 describe('a network loaded through the packing thread', () => {
-  for (const fixture of [REDUCED_V2, REDUCED_SMALL]) {
-    it(`${fixture.name}: loadMidas's depth map equals, bit for bit, the one from weights packed on the main thread`, async () => {
+  const cases = [
+    [REDUCED_V2, 'f32'],
+    [REDUCED_SMALL, 'f32'],
+    [REDUCED_V2, 'f16'],
+  ] as const;
+  for (const [fixture, precision] of cases) {
+    it(`${fixture.name}, ${precision}: loadMidas's depth map equals, bit for bit, the one from weights packed on the main thread`, async () => {
       const size = 64;
       const image = { data: new Uint8Array(96 * 80 * 3).map((_, i) => (i * 37) % 251), width: 96, height: 80 };
       const runtime = await Runtime.create(await chooseGpu(undefined));
       try {
-        const viaThread = await loadMidas({ weights: fixture.weights, config: fixture.config, size, tune: false, warmUp: false, runtime });
+        if (precision === 'f16' && !runtime.features.f16) return expect.fail(`${runtime.adapterName} lacks shader-f16`);
+        const viaThread = await loadMidas({ weights: fixture.weights, config: fixture.config, size, precision, tune: false, warmUp: false, runtime });
         const threaded = await viaThread.predict({ ...image, channels: 3 });
         viaThread.dispose();
         const inMemory = midasWeights(readSafetensors(fixture.weights), fixture.config);
-        const plain = await createMidas(runtime, inMemory, { size, config: fixture.config }, false);
+        const plain = await createMidas(runtime, inMemory, { size, precision, config: fixture.config }, false);
         const main = await plain.predict(image);
         plain.dispose();
         expect(threaded.depth.length).toBe(main.depth.length);

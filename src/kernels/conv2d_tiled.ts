@@ -223,11 +223,12 @@ function packScratch(n: number): Float32Array {
  * the memory and weight traffic); the arithmetic stays f32 unless `f16Math` (products
  * in f16, sums in f32); the bias stays f32. `weight` is either the PyTorch-layout
  * weight or, as `{ packed }`, what `packConvWeight(weight, shape, groups, tile, scale)`
- * gave for it (packed elsewhere: see src/nn/packing.ts).
+ * gave for it (packed elsewhere: see src/nn/packing.ts), or its `toFloat16Bits` for f16
+ * storage.
  */
 export function packConv(
   rt: Runtime,
-  weight: Float32Array | { packed: Float32Array },
+  weight: Float32Array | { packed: Float32Array | Uint16Array },
   shape: readonly [number, number, number, number],
   groups: number,
   bias?: Float32Array,

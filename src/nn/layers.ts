@@ -115,7 +115,7 @@ export class Conv2d extends Module {
   packJob(rt: Runtime): ConvPackJob | undefined {
     if (!this.weight || rt.meta || this.isDepthwise || !tiledSupports(this.weightShape, this.groups)) return undefined;
     const tile = chooseTile(rt, this.weightShape, this.groups);
-    return { entry: this.weight, shape: this.weightShape, groups: this.groups, tile, scale: this.weightScale };
+    return { entry: this.weight, shape: this.weightShape, groups: this.groups, tile, scale: this.weightScale, dtype: this.weightDType };
   }
 
   /** Set with the job `packJob` gave: `upload` takes the packed weights from here. */

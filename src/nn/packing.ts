@@ -6,8 +6,12 @@
 // straight from the weights file.
 import type { TileConfig } from '../kernels/conv2d_tiled.js';
 import type { WeightEntry } from './module.js';
+import type { DType } from './tensor.js';
 
-/** One conv's weights to pack: `packConvWeight(values of entry, shape, groups, tile, scale)`. */
+/**
+ * One conv's weights to pack: `packConvWeight(values of entry, shape, groups, tile,
+ * scale)`, stored as `dtype` on the GPU ('f16': the packed values' half-precision bits).
+ */
 export interface ConvPackJob {
   /** The conv's weight in PyTorch's layout, `[Cout, Cin/groups, kH, kW]`. */
   entry: WeightEntry;
@@ -16,6 +20,7 @@ export interface ConvPackJob {
   tile: TileConfig;
   /** Per output channel: a folded BatchNorm (see `batchNormScale`). */
   scale?: Float64Array;
+  dtype: DType;
 }
 
 export interface ConvPacker {
@@ -25,11 +30,12 @@ export interface ConvPacker {
    */
   start(jobs: readonly ConvPackJob[]): void;
   /**
-   * The job's packed weights, as `packConvWeight` lays them out, valid until the next
-   * `take` or `close`; undefined for a job it did not take on (the caller packs it).
+   * The job's packed weights, as `packConvWeight` lays them out (for an 'f16' job their
+   * `toFloat16Bits`), valid until the next `take` or `close`; undefined for a job it did
+   * not take on (the caller packs it).
    * Blocks until the job is packed; an error packing it is thrown here.
    */
-  take(job: ConvPackJob): Float32Array | undefined;
+  take(job: ConvPackJob): Float32Array | Uint16Array | undefined;
   /** Stops packing and frees what it holds; also after an error. */
   close(): void;
 }

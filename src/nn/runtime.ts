@@ -179,14 +179,18 @@ export class Runtime {
     return new Tensor(this, buffer, [...shape], dtype);
   }
 
-  /** A tensor holding `data`; with dtype 'f16' the values are rounded to half precision (nearest even). */
-  upload(values: Float32Array, shape: readonly number[], dtype: DType = 'f32'): Tensor {
+  /**
+   * A tensor holding `data`; with dtype 'f16' the values are rounded to half precision
+   * (nearest even), or given as half-precision bits already (a Uint16Array).
+   */
+  upload(values: Float32Array | Uint16Array, shape: readonly number[], dtype: DType = 'f32'): Tensor {
     if (values.length !== numel(shape)) {
       throw new Error(`upload: ${values.length} values do not fill shape [${shape.join(', ')}]`);
     }
     if (dtype === 'f16' && !this.features.f16) throw new Error("upload: f16 tensors need the adapter's shader-f16 feature");
+    if (values instanceof Uint16Array && dtype !== 'f16') throw new Error(`upload: half-precision bits for a ${dtype} tensor`);
     if (this.meta) return this.empty(shape, dtype);
-    const data = dtype === 'f16' ? toFloat16Bits(values) : values;
+    const data = values instanceof Uint16Array ? values : dtype === 'f16' ? toFloat16Bits(values) : values;
     const t = this.empty(shape, dtype);
     if (!this.encoder) {
       // writeBuffer wants a multiple of 4 bytes: an odd count of f16 values is padded.

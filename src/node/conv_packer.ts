@@ -73,12 +73,12 @@ export class WorkerConvPacker implements ConvPacker {
       const tensor = this.file.tensorName(job.entry);
       if (tensor === undefined) continue;
       this.order.set(job, workerJobs.length);
-      workerJobs.push({ tensor, shape: [...job.shape], groups: job.groups, tile: { ...job.tile }, scale: job.scale });
+      workerJobs.push({ tensor, shape: [...job.shape], groups: job.groups, tile: { ...job.tile }, scale: job.scale, f16: job.dtype === 'f16' });
     }
     this.send({ jobs: workerJobs }, [], STARTED);
   }
 
-  take(job: ConvPackJob): Float32Array | undefined {
+  take(job: ConvPackJob): Float32Array | Uint16Array | undefined {
     const index = this.order.get(job);
     if (index === undefined || !this.port || !this.counters) return undefined;
     if (this.failed) throw this.failed;
@@ -98,7 +98,8 @@ export class WorkerConvPacker implements ConvPacker {
         if (message.index !== index) throw new Error(`WorkerConvPacker: got conv ${message.index}, expected ${index}`);
         this.next++;
         this.held = message.buffer;
-        return new Float32Array(message.buffer, 0, packedLength(job));
+        const n = packedLength(job);
+        return job.dtype === 'f16' ? new Uint16Array(message.buffer, 0, n) : new Float32Array(message.buffer, 0, n);
       }
       if (Atomics.wait(this.counters, READY, seen, 1000) === 'timed-out' && (quiet += 1000) >= STALL_MS) {
         this.failed = new Error(`${this.file.what}: the thread packing the weights stopped answering`);

@@ -9,6 +9,8 @@ export interface WorkerJob {
   groups: number;
   tile: TileConfig;
   scale?: Float64Array;
+  /** Hand over the packed values' half-precision bits (`toFloat16Bits`), not the values. */
+  f16: boolean;
 }
 
 export interface PackWorkerData {
@@ -34,7 +36,7 @@ export const RETURNED = 1;
 export const STARTED = 2;
 export const COUNTERS = 3;
 
-/** Floats `packConvWeight` writes for this job. */
+/** Values `packConvWeight` writes for this job (the buffer holds 4 bytes each, or 2 for f16). */
 export function packedLength(job: { shape: readonly number[]; tile: TileConfig }): number {
   const [cout, cinG, kh, kw] = job.shape as [number, number, number, number];
   const tn = 4 * job.tile.nv;

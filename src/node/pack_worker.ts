@@ -6,6 +6,7 @@
 // once written, and a returned buffer is reused for any job it fits.
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { packConvWeight } from '../kernels/conv2d_tiled.js';
+import { toFloat16Bits } from '../nn/half.js';
 import { packedLength, READY, RETURNED, STARTED, type PackMessage, type PackWorkerData, type ToWorker, type WorkerJob } from './pack_protocol.js';
 import { StreamedSafetensors } from './streamed.js';
 
@@ -52,6 +53,8 @@ function bufferFor(bytes: number): ArrayBuffer {
   }
 }
 
+let scratch = new Float32Array(0);
+
 function packAll(source: StreamedSafetensors, jobs: WorkerJob[]): void {
   for (const [index, job] of jobs.entries()) {
     const entry = source.entry(job.tensor);
@@ -60,9 +63,18 @@ function packAll(source: StreamedSafetensors, jobs: WorkerJob[]): void {
     }
     const values = 'read' in entry ? entry.read() : entry.data;
     const n = packedLength(job);
-    const buffer = bufferFor(4 * n);
-    packConvWeight(values, job.shape, job.groups, job.tile, job.scale, new Float32Array(buffer, 0, n));
-    post({ index, buffer }, [buffer]);
+    if (job.f16) {
+      // Packed into memory this thread keeps, then rounded into the buffer that travels.
+      if (scratch.length < n) scratch = new Float32Array(n);
+      const packed = packConvWeight(values, job.shape, job.groups, job.tile, job.scale, scratch).data;
+      const buffer = bufferFor(2 * n);
+      toFloat16Bits(packed, `${file}: tensor '${job.tensor}'`, new Uint16Array(buffer, 0, n));
+      post({ index, buffer }, [buffer]);
+    } else {
+      const buffer = bufferFor(4 * n);
+      packConvWeight(values, job.shape, job.groups, job.tile, job.scale, new Float32Array(buffer, 0, n));
+      post({ index, buffer }, [buffer]);
+    }
   }
 }
 
