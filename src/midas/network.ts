@@ -62,9 +62,10 @@ export class MidasNet extends Module {
       // In the order upload visits the convs: the packer hands them over in that order.
       const jobs: ConvPackJob[] = [];
       for (const m of this.modules()) {
-        const job = m instanceof Conv2d ? m.packJob(rt) : undefined;
+        if (!(m instanceof Conv2d)) continue;
+        const job = m.packJob(rt);
         if (!job) continue;
-        (m as Conv2d).packer = { packer, job };
+        m.packAhead = { packer, job };
         jobs.push(job);
       }
       packer.start(jobs);

@@ -109,7 +109,7 @@ export class Conv2d extends Module {
 
   /**
    * What `upload` would pack for the tiled kernel on `rt`, for a `ConvPacker` to pack
-   * ahead (see `packer`); undefined where another kernel runs this conv or nothing is
+   * ahead (see `packAhead`); undefined where another kernel runs this conv or nothing is
    * loaded.
    */
   packJob(rt: Runtime): ConvPackJob | undefined {
@@ -119,7 +119,7 @@ export class Conv2d extends Module {
   }
 
   /** Set with the job `packJob` gave: `upload` takes the packed weights from here. */
-  packer?: { packer: ConvPacker; job: ConvPackJob };
+  packAhead?: { packer: ConvPacker; job: ConvPackJob };
 
   override upload(rt: Runtime): void {
     this.rt = rt;
@@ -144,8 +144,8 @@ export class Conv2d extends Module {
     }
     if (!this.weight) throw new Error('Conv2d.upload: no weights loaded');
     const scale = this.weightScale;
-    const ahead = this.packer;
-    this.packer = undefined;
+    const ahead = this.packAhead;
+    this.packAhead = undefined;
     const packed = ahead?.packer.take(ahead.job);
     if (ahead && packed) {
       this.packed = packConv(rt, { packed }, this.weightShape, this.groups, this.bias, ahead.job.tile, this.weightDType, this.f16Math);
