@@ -5,6 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packConvWeight, type TileConfig } from '../src/kernels/conv2d_tiled.js';
 import { createMidas } from '../src/midas/model.js';
@@ -96,7 +97,7 @@ describe('WorkerConvPacker', () => {
     const how = `${budget ? 'one buffer at a time, reused' : 'the default budget'}${f16 ? ', every other conv as f16 bits' : ''}`;
     it(`hands over exactly packConvWeight's layout, in order (${how})`, () => {
       const source = StreamedSafetensors.open(file);
-      const packer = new WorkerConvPacker(source, budget);
+      const packer = new WorkerConvPacker(source, { budget });
       try {
         const jobs = jobsFor(source, f16);
         packer.start(jobs);
@@ -133,6 +134,25 @@ describe('WorkerConvPacker', () => {
       packer.close();
       source.close();
       other.close();
+    }
+  });
+
+  it('gives up on a worker whose script never runs: the caller packs every job', () => {
+    const broken = path.join(dir, 'broken-worker.mjs');
+    writeFileSync(broken, "throw new Error('this worker does not start');\n");
+    const source = StreamedSafetensors.open(file);
+    const packer = new WorkerConvPacker(source, { script: pathToFileURL(broken), bootMs: 500 });
+    try {
+      const jobs = jobsFor(source);
+      packer.start(jobs);
+      expect(packer.jobsInWorker).toBe(CONVS.length);
+      const started = performance.now();
+      for (const job of jobs) expect(packer.take(job)).toBeUndefined();
+      expect(performance.now() - started).toBeLessThan(30_000);
+      expect(packer.jobsInWorker).toBe(0);
+    } finally {
+      packer.close();
+      source.close();
     }
   });
 

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { ConvPackJob, ConvPacker } from '../nn/packing.js';
-import { COUNTERS, packedLength, READY, RETURNED, STARTED, type PackMessage, type PackWorkerData, type ToWorker, type WorkerJob } from './pack_protocol.js';
+import { BOOTED, COUNTERS, packedLength, READY, RETURNED, STARTED, type PackMessage, type PackWorkerData, type ToWorker, type WorkerJob } from './pack_protocol.js';
 import type { StreamedSafetensors } from './streamed.js';
 
 /**
@@ -25,6 +25,21 @@ const BUDGET = 128 * 2 ** 20;
 /** With no message for this long the worker is taken to be gone (it reports its own errors). */
 const STALL_MS = 60_000;
 
+/**
+ * A worker whose script has not started running this long after it was created is
+ * given up on, and the main thread packs (it boots in ~70 ms on the CI machine kind).
+ */
+const BOOT_MS = 10_000;
+
+export interface WorkerConvPackerOptions {
+  /** Bytes of packed weights out at once (at least one conv's are). Default 128 MiB. */
+  budget?: number;
+  /** The worker's script (tests give a broken one); default the compiled pack_worker.js (see `workerScript`). */
+  script?: URL;
+  /** See BOOT_MS. */
+  bootMs?: number;
+}
+
 export class WorkerConvPacker implements ConvPacker {
   private worker?: Worker;
   private port?: MessagePort;
@@ -34,18 +49,22 @@ export class WorkerConvPacker implements ConvPacker {
   /** The buffer the caller was given last, handed back at the next `take`. */
   private held?: ArrayBuffer;
   private failed?: Error;
+  private readonly bootMs: number;
+  private readonly createdAt = performance.now();
 
   /**
    * Starts the worker now, so that it boots while the device opens; it opens `file` by
    * its path (`file.what`) and waits for `start`. Without the compiled worker script
-   * (see `workerScript`) there is no worker, and every job is left to the caller.
-   * `budget`: bytes of packed weights out at once (at least one conv's are).
+   * (see `workerScript`), or with one that does not start, every job is left to the
+   * caller.
    */
   constructor(
     private readonly file: StreamedSafetensors,
-    budget = BUDGET,
+    options: WorkerConvPackerOptions = {},
   ) {
-    const script = workerScript();
+    const script = options.script ?? workerScript();
+    const budget = options.budget ?? BUDGET;
+    this.bootMs = options.bootMs ?? BOOT_MS;
     if (!script) return;
     const signal = new SharedArrayBuffer(4 * COUNTERS);
     this.counters = new Int32Array(signal);
@@ -60,7 +79,7 @@ export class WorkerConvPacker implements ConvPacker {
     this.worker.unref();
   }
 
-  /** Jobs the worker took on. */
+  /** Jobs the worker took on (0 once it was given up on). */
   get jobsInWorker(): number {
     return this.order.size;
   }
@@ -101,7 +120,15 @@ export class WorkerConvPacker implements ConvPacker {
         const n = packedLength(job);
         return job.dtype === 'f16' ? new Uint16Array(message.buffer, 0, n) : new Float32Array(message.buffer, 0, n);
       }
-      if (Atomics.wait(this.counters, READY, seen, 1000) === 'timed-out' && (quiet += 1000) >= STALL_MS) {
+      const booted = Atomics.load(this.counters, BOOTED) === 1;
+      if (!booted && performance.now() - this.createdAt >= this.bootMs) {
+        // Its script never ran (and cannot report why): pack here, this job and the rest.
+        this.close();
+        this.order.clear();
+        return undefined;
+      }
+      const wait = booted ? 1000 : Math.min(1000, Math.max(1, this.bootMs - (performance.now() - this.createdAt)));
+      if (Atomics.wait(this.counters, READY, seen, wait) === 'timed-out' && booted && (quiet += wait) >= STALL_MS) {
         this.failed = new Error(`${this.file.what}: the thread packing the weights stopped answering`);
         throw this.failed;
       }

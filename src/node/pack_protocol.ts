@@ -34,7 +34,9 @@ export const READY = 0;
 export const RETURNED = 1;
 /** Counter the main thread bumps after posting the jobs. */
 export const STARTED = 2;
-export const COUNTERS = 3;
+/** Set by the worker once its script runs (a worker that never does is given up on). */
+export const BOOTED = 3;
+export const COUNTERS = 4;
 
 /** Values `packConvWeight` writes for this job (the buffer holds 4 bytes each, or 2 for f16). */
 export function packedLength(job: { shape: readonly number[]; tile: TileConfig }): number {

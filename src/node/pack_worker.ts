@@ -7,11 +7,13 @@
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { packConvWeight } from '../kernels/conv2d_tiled.js';
 import { toFloat16Bits } from '../nn/half.js';
-import { packedLength, READY, RETURNED, STARTED, type PackMessage, type PackWorkerData, type ToWorker, type WorkerJob } from './pack_protocol.js';
+import { BOOTED, packedLength, READY, RETURNED, STARTED, type PackMessage, type PackWorkerData, type ToWorker, type WorkerJob } from './pack_protocol.js';
 import { StreamedSafetensors } from './streamed.js';
 
 const { file, budget, signal, port } = workerData as PackWorkerData;
 const counters = new Int32Array(signal);
+Atomics.store(counters, BOOTED, 1);
+Atomics.notify(counters, BOOTED);
 const free: ArrayBuffer[] = [];
 /** Bytes of the buffers made and not dropped: packed and out, or returned and free. */
 let held = 0;
