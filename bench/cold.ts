@@ -18,6 +18,7 @@ import type { ColdRun } from './cold-child.js';
 import { watchLoad, type MachineLoad } from './machine.js';
 import { randomWeights, writeWeights } from './random-weights.js';
 import { fmt, table, writeJson } from './report.js';
+import { median } from './timing.js';
 
 export interface ColdOptions {
   model: ModelName;
@@ -185,7 +186,6 @@ function report(r: ColdResult): string {
 /** The packing thread against the main thread packing, from the same rounds (alternated). */
 function weightsLine(r: ColdResult): string {
   const { packingThread, mainThread } = r.weightsReadyRounds;
-  const median = (v: readonly number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
   const list = (v: readonly number[]) => v.map((x) => fmt(x, 4)).join(', ');
   return (
     `weights ready, filled cache (ms, in run order): packing thread ${list(packingThread)}; main thread packing ${list(mainThread)};` +

@@ -1,5 +1,5 @@
 // What src/node/conv_packer.ts (the main thread) and src/node/pack_worker.ts share.
-import type { TileConfig } from '../kernels/conv2d_tiled.js';
+import { paddedCout, type TileConfig } from '../kernels/conv2d_tiled.js';
 import type { MessagePort } from 'node:worker_threads';
 
 /** One conv to pack: its tensor in the file, and `packConvWeight`'s other arguments. */
@@ -41,6 +41,5 @@ export const COUNTERS = 4;
 /** Values `packConvWeight` writes for this job (the buffer holds 4 bytes each, or 2 for f16). */
 export function packedLength(job: { shape: readonly number[]; tile: TileConfig }): number {
   const [cout, cinG, kh, kw] = job.shape as [number, number, number, number];
-  const tn = 4 * job.tile.nv;
-  return kh * kw * cinG * Math.ceil(cout / tn) * tn;
+  return kh * kw * cinG * paddedCout(cout, job.tile);
 }

@@ -65,18 +65,16 @@ function packAll(source: StreamedSafetensors, jobs: WorkerJob[]): void {
     }
     const values = 'read' in entry ? entry.read() : entry.data;
     const n = packedLength(job);
+    const buffer = bufferFor((job.f16 ? 2 : 4) * n);
     if (job.f16) {
       // Packed into memory this thread keeps, then rounded into the buffer that travels.
       if (scratch.length < n) scratch = new Float32Array(n);
       const packed = packConvWeight(values, job.shape, job.groups, job.tile, job.scale, scratch).data;
-      const buffer = bufferFor(2 * n);
       toFloat16Bits(packed, `${file}: tensor '${job.tensor}'`, new Uint16Array(buffer, 0, n));
-      post({ index, buffer }, [buffer]);
     } else {
-      const buffer = bufferFor(4 * n);
       packConvWeight(values, job.shape, job.groups, job.tile, job.scale, new Float32Array(buffer, 0, n));
-      post({ index, buffer }, [buffer]);
     }
+    post({ index, buffer }, [buffer]);
   }
 }
 
