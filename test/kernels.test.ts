@@ -710,7 +710,7 @@ describe('maxpool2d', () => {
 });
 
 describe('resize', () => {
-  const cases: { name: string; method: ResizeMethod; from: [number, number]; to: [number, number]; c: number }[] = [
+  const cases: { name: string; method: ResizeMethod; from: [number, number]; to: [number, number]; c: number; n?: number; rows?: [number, number] }[] = [
     { name: 'bilinear x2 align_corners=True', method: { kind: 'bilinear', alignCorners: true }, from: [5, 7], to: [10, 14], c: 6 },
     { name: 'bilinear x2 align_corners=False', method: { kind: 'bilinear', alignCorners: false }, from: [5, 7], to: [10, 14], c: 6 },
     { name: 'bilinear x2 align_corners=True, 8 channels (vec4 path)', method: { kind: 'bilinear', alignCorners: true }, from: [5, 7], to: [10, 14], c: 8 },
@@ -723,19 +723,29 @@ describe('resize', () => {
     { name: 'bicubic (PyTorch) align_corners=True', method: { kind: 'bicubic', alignCorners: true }, from: [6, 9], to: [13, 4], c: 1 },
     { name: 'OpenCV INTER_CUBIC up', method: { kind: 'opencv-cubic' }, from: [6, 9], to: [32, 32], c: 3 },
     { name: 'OpenCV INTER_CUBIC down', method: { kind: 'opencv-cubic' }, from: [121, 154], to: [32, 64], c: 3 },
+    { name: 'bilinear x2 align_corners=True, a batch of 3 (vec4 path)', method: { kind: 'bilinear', alignCorners: true }, from: [5, 6], to: [10, 12], c: 8, n: 3 },
+    { name: 'bicubic (PyTorch), a batch of 2, one channel', method: { kind: 'bicubic', alignCorners: false }, from: [7, 5], to: [11, 13], c: 1, n: 2 },
+    { name: 'bilinear x2 align_corners=False, output rows 5..13 only (a strip)', method: { kind: 'bilinear', alignCorners: false }, from: [9, 7], to: [18, 14], c: 4, n: 2, rows: [5, 13] },
   ];
   for (const rc of cases) {
     it(`${rc.name} ${rc.from.join('x')} -> ${rc.to.join('x')} matches the reference within 1e-5`, async () => {
       const [h, w] = rc.from;
       const [oh, ow] = rc.to;
-      const x = random(h * w * rc.c, oh * 31 + ow);
+      const n = rc.n ?? 1;
+      const [r0, r1] = rc.rows ?? [0, oh];
+      const x = random(n * h * w * rc.c, oh * 31 + ow);
       const axis = (i: number, o: number) =>
         rc.method.kind === 'bilinear'
           ? bilinearAxis(i, o, rc.method.alignCorners)
           : cubicAxis(i, o, rc.method.kind === 'bicubic' && rc.method.alignCorners);
-      const ref = resizeRef(x, 1, h, w, rc.c, oh, ow, axis(h, oh), axis(w, ow));
-      const xt = rt.upload(x, [1, h, w, rc.c]);
-      const y = resize2d(rt, xt, oh, ow, rc.method);
+      const full = resizeRef(x, n, h, w, rc.c, oh, ow, axis(h, oh), axis(w, ow));
+      // The strip's rows of each image.
+      const row = ow * rc.c;
+      const ref = new Float32Array(n * (r1 - r0) * row);
+      for (let i = 0; i < n; i++) ref.set(full.subarray((i * oh + r0) * row, (i * oh + r1) * row), i * (r1 - r0) * row);
+      const xt = rt.upload(x, [n, h, w, rc.c]);
+      const y = resize2d(rt, xt, oh, ow, rc.method, rc.rows);
+      expect(y.shape).toEqual([n, r1 - r0, ow, rc.c]);
       expect(maxAbsDiff(await y.read(), ref)).toBeLessThanOrEqual(1e-5);
       xt.dispose();
       y.dispose();
