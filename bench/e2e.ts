@@ -985,6 +985,8 @@ export async function runE2e(opts: E2eOptions): Promise<void> {
     ceilings: {
       fmaGflops: ceil.fma.rate,
       fmaAwaitedAtOnceGflops: ceil.fmaSpin.rate,
+      fmaProbe: `${ceil.fma.chains} chains x ${ceil.fma.unroll} fmas per loop iteration`,
+      fmaRolledGflops: ceil.fmaRolled.rate,
       copyGBps: ceil.copy.rate,
       fmaSamplesMs: ceil.fma.measurement.ms,
       othersCpuShare: ceilLoad.othersCpuShare,
@@ -1083,7 +1085,7 @@ function header(
     `command:  ${opts.command}`,
     `adapter:  ${adapter}`,
     `features: ${feats || 'none'}${flags.length ? `; dawn flags: ${flags.join(' ')}` : ''}`,
-    `ceilings: FMA ${fmt(ceil.fma.rate)} GFLOP/s (awaited at once: ${fmt(ceil.fmaSpin.rate)}), copy ${fmt(ceil.copy.rate)} GB/s, measured in this run (bench/ceiling.ts)` +
+    `ceilings: FMA ${fmt(ceil.fma.rate)} GFLOP/s (awaited at once: ${fmt(ceil.fmaSpin.rate)}; one fma per chain per loop iteration: ${fmt(ceil.fmaRolled.rate)}), copy ${fmt(ceil.copy.rate)} GB/s, measured in this run (bench/ceiling.ts)` +
       `; FMA measured at the start and the end: ${fmaTries.map((f) => `${f.when} ${fmt(f.gflops)} (others ${pct(f.othersCpuShare, 0)}%)`).join(', ')}; the best counts`,
     `timing:   wall clock per image (after one warm-up); ${ceil.timing.useTimestamps ? 'timestamp queries for the breakdown' : `no breakdown (${ceil.timing.note})`}`,
     `weights:  ${(w.params / 1e6).toFixed(1)} M parameters, ${mib(w.bytes)} MiB f32`,

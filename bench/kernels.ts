@@ -476,7 +476,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
   let ceil = await measureCeilings(rt, opts.quick, nap);
   const useTs = ceil.timing.useTimestamps;
   process.stderr.write(
-    `  FMA ${fmt(ceil.fma.rate)} GFLOP/s (${fmt(ceil.fmaSpin.rate)} awaited at once), copy ${fmt(ceil.copy.rate)} GB/s; ` +
+    `  FMA ${fmt(ceil.fma.rate)} GFLOP/s (${fmt(ceil.fmaSpin.rate)} awaited at once; ${fmt(ceil.fmaRolled.rate)} with one fma per chain per loop iteration), copy ${fmt(ceil.copy.rate)} GB/s; ` +
       `timing by ${useTs ? 'timestamp queries' : `wall clock (${ceil.timing.note})`}\n`,
   );
 
@@ -700,6 +700,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
     ...ceil,
     fma: ceilEnd.fma.rate > ceil.fma.rate ? ceilEnd.fma : ceil.fma,
     fmaSpin: ceilEnd.fmaSpin.rate > ceil.fmaSpin.rate ? ceilEnd.fmaSpin : ceil.fmaSpin,
+    fmaRolled: ceilEnd.fmaRolled.rate > ceil.fmaRolled.rate ? ceilEnd.fmaRolled : ceil.fmaRolled,
     copy: ceilEnd.copy.rate > ceil.copy.rate ? ceilEnd.copy : ceil.copy,
   };
   for (const row of rows) {
@@ -753,6 +754,8 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
       fmaSamplesMs: ceil.fma.measurement.ms,
       fmaAwaitedAtOnceGflops: ceil.fmaSpin.rate,
       fmaAwaitedAtOnceSamplesMs: ceil.fmaSpin.measurement.ms,
+      fmaProbe: `${ceil.fma.chains} chains x ${ceil.fma.unroll} fmas per loop iteration`,
+      fmaRolledGflops: ceil.fmaRolled.rate,
       copyGBps: ceil.copy.rate,
       copyMs: ceil.copy.ms,
       copyBytes: ceil.copy.bytes,
@@ -836,7 +839,7 @@ function header(rt: Runtime, ceil: CeilingResult, tries: { fmaGflops: number[]; 
     `adapter:  ${rt.adapterName}`,
     `features: ${feats || 'none'}${flags.length ? `; dawn flags: ${flags.join(' ')}` : ''}`,
     `timing:   ${t.useTimestamps ? `timestamp queries (GPU pass time; resolution ${t.granularityNs} ns)` : `wall clock around rt.sync() (${t.note})`}`,
-    `ceilings: FMA ${fmt(ceil.fma.rate)} GFLOP/s (${fmt(ceil.fma.flop / 1e9)} GFLOP in ${fmt(ceil.fma.ms)} ms, best run); ` +
+    `ceilings: FMA ${fmt(ceil.fma.rate)} GFLOP/s (${fmt(ceil.fma.flop / 1e9)} GFLOP in ${fmt(ceil.fma.ms)} ms, best run; ${ceil.fma.chains} vec4 chains x ${ceil.fma.unroll} fmas per loop iteration, ${fmt(ceil.fmaRolled.rate)} with one per chain per iteration); ` +
       `copy ${fmt(ceil.copy.rate)} GB/s (${ceil.copy.bytes / 2 ** 20} MiB read+write in ${fmt(ceil.copy.ms)} ms, best run); ` +
       `the better of the start and the end of the run (FMA ${tries.fmaGflops.map((v) => fmt(v)).join(' and ')}, copy ${tries.copyGBps.map((v) => fmt(v)).join(' and ')})`,
     ceil.nap

@@ -9,10 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { FMA_PROBE, FMA_ROLLED, fmaShader } from '../bench/ceiling.js';
 import { labelMacs, macsTotals, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from '../bench/macs.js';
 import { MIDAS_SMALL, MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
 import { MidasNet } from '../src/midas/network.js';
 import { Runtime } from '../src/nn/runtime.js';
+import { testRuntime } from './gpu.js';
 import { runNode } from './spawn.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -25,9 +27,45 @@ async function bench(args: string[]): Promise<Record<string, any>> {
   return JSON.parse(readFileSync(json, 'utf8'));
 }
 
+// The ceiling is FLOPs counted over time: a probe that did less work than counted would
+// inflate it (and deflate every share). Each chain must end where `iters x unroll`
+// steps of a = a * 0.999 + 0.001 take it (fused or not, within 1e-5).
+describe('the FMA ceiling probes', () => {
+  for (const shape of [FMA_PROBE, FMA_ROLLED]) {
+    it(`${shape.chains} chains x ${shape.unroll} fmas per loop iteration do iters x ${shape.unroll} steps per chain`, async () => {
+      const rt = await testRuntime();
+      const iters = 50;
+      const params = new ArrayBuffer(16);
+      new Uint32Array(params, 0, 1)[0] = iters;
+      new Float32Array(params, 4, 1)[0] = 0.5;
+      const out = rt.empty([64 * 4]);
+      rt.dispatch({ label: 'fma probe check', pipeline: rt.pipeline(fmaShader(shape.chains, shape.unroll)), buffers: [out], uniforms: params, workgroups: [1] });
+      const got = await out.read();
+      out.dispose();
+      const f = Math.fround;
+      let worst = 0;
+      for (let i = 0; i < 64; i++) {
+        const s = f(0.5 * (i & 7));
+        for (let j = 0; j < 4; j++) {
+          let sum = 0;
+          for (let a = 0; a < shape.chains; a++) {
+            let v = f(f(s + j) + f(a / 10));
+            for (let k = 0; k < iters * shape.unroll; k++) v = f(f(v * f(0.999)) + f(0.001));
+            sum = a === 0 ? v : f(sum + v);
+          }
+          worst = Math.max(worst, Math.abs(got[i * 4 + j]! - sum) / Math.abs(sum));
+        }
+      }
+      expect(worst).toBeLessThan(1e-5);
+    });
+  }
+});
+
 it('npm run bench -- kernels --quick runs and reports the ceilings and the headline conv', async () => {
   const out = await bench(['kernels', '--quick', '--no-tfjs']);
   expect(out.ceilings.fmaGflops).toBeGreaterThan(0);
+  expect(out.ceilings.fmaRolledGflops).toBeGreaterThan(0);
+  expect(out.ceilings.fmaProbe).toBe(`${FMA_PROBE.chains} chains x ${FMA_PROBE.unroll} fmas per loop iteration`);
   expect(out.ceilings.copyGBps).toBeGreaterThan(0);
   const headline = out.rows.find((row: { name: string; impl: string }) => row.name.includes('256->256 @96') && row.impl === 'tiled');
   expect(headline, 'the 3x3 256->256 conv at 96x96 row').toBeDefined();
