@@ -77,7 +77,17 @@ interface ConvCase {
   tiledOnly?: boolean;
   /** No tfjs peer row (its fused conv is only timed with ReLU or none). */
   noPeer?: boolean;
+  /** What the loads cost: the tiled kernel with these loads from one fixed address (`ablateLoads`; results wrong on purpose). */
+  ablate?: Ablation;
 }
+
+/** Which of the GEMM kernel's loads `ablateLoads` takes from one fixed address: activations, weights, or both. */
+type Ablation = 'x' | 'w' | 'xw';
+const ABLATION_TEXT: Record<Ablation, string> = {
+  x: 'activations from one address',
+  w: 'weights from one address',
+  xw: 'activations and weights from one address',
+};
 
 /** A depthwise conv (groups = channels), with BN folded into a bias and ReLU6, as MiDaS_small runs it. */
 interface DepthwiseCase {
@@ -221,6 +231,43 @@ function tileSweep(): ConvCase[] {
   return tiles.map((tile) =>
     conv('tile-sweep', `1x1 1024->1024 @24 tm${tile.tm} nv${tile.nv}`, { size: 24, cin: 1024, cout: 1024, k: 1, stride: 1, groups: 1, tile, tiledOnly: true }),
   );
+}
+
+/**
+ * What the loads cost the GEMM kernel (full runs only): the 1x1 1024->1024 conv at
+ * 24x24 and the headline 3x3, each as is and with its activation loads, its weight
+ * loads or both read from one fixed address, which the compiler then hoists out of the
+ * loop: what is left is the arithmetic, the subgroup broadcasts and the loop.
+ */
+function loadAblation(): ConvCase[] {
+  const shapes = [
+    { label: '1x1 1024->1024 @24', size: 24, cin: 1024, cout: 1024, k: 1, bias: false },
+    { label: '3x3 256->256 @96', size: 96, cin: 256, cout: 256, k: 3, bias: true },
+  ];
+  return shapes.flatMap((s) =>
+    ([undefined, 'x', 'w', 'xw'] as const).map((ablate) =>
+      conv('loads', `${s.label}${ablate ? `, ${ABLATION_TEXT[ablate]}` : ', as is'}`, {
+        size: s.size, cin: s.cin, cout: s.cout, k: s.k, stride: 1, groups: 1, bias: s.bias, tiledOnly: true, ...(ablate ? { ablate } : {}),
+      }),
+    ),
+  );
+}
+
+/**
+ * The GEMM shader with the loads `ablate` names read from one fixed address (x[i] for
+ * pixel i, w[r] for slice r). Throws where the shader has none of them (the pattern is
+ * the subgroup path's: without subgroups each lane loads every weight itself).
+ */
+export function ablateLoads(code: string, ablate: Ablation): string {
+  let out = code;
+  const swap = (re: RegExp, to: string, what: string) => {
+    const next = out.replace(re, to);
+    if (next === out) throw new Error(`no ${what} loads of the subgroup GEMM path in this shader`);
+    out = next;
+  };
+  if (ablate.includes('x')) swap(/x\[off(\d+) \+ ci \/ 4u\]/g, 'x[$1u]', 'activation');
+  if (ablate.includes('w')) swap(/w\[wr \+ wj(\d+) \* p\.cout_pad4 \+ wq\d+\]/g, 'w[$1u]', 'weight');
+  return out;
 }
 
 /**
@@ -483,7 +530,7 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
   const filter = opts.filter?.toLowerCase();
   const selected = (c: Case) =>
     (!opts.quick || c.quick === true) && (!filter || `${c.group} ${c.name}`.toLowerCase().includes(filter));
-  const cases: Case[] = [...convCases(), ...(opts.quick ? [] : tileSweep()), ...smallCases(), ...opCases()].filter(selected);
+  const cases: Case[] = [...convCases(), ...(opts.quick ? [] : [...tileSweep(), ...loadAblation()]), ...smallCases(), ...opCases()].filter(selected);
 
   const rows: KernelRow[] = [];
   // The slowest rates seen so far (FLOP/ms), to size repeats and to skip slow naive
@@ -598,7 +645,18 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
         tiledRow.skipped = `tiled kernel does not support ${c.cout / c.groups} channels per group`;
       } else {
         const packed = packConv(rt, w, [c.cout, c.cin / c.groups, c.k, c.k], c.groups, b, tile);
-        const run = () => conv2dTiled(rt, x, packed, convOpts);
+        const ablate = c.ablate;
+        const pipeline = rt.pipeline.bind(rt);
+        const run = ablate
+          ? () => {
+              rt.pipeline = (code, ...rest) => pipeline(ablateLoads(code, ablate), ...rest);
+              try {
+                return conv2dTiled(rt, x, packed, convOpts);
+              } finally {
+                rt.pipeline = pipeline;
+              }
+            }
+          : () => conv2dTiled(rt, x, packed, convOpts);
         const watch = watchLoad();
         const est = g.flop / tiledRate;
         // The headline case gets 3 runs whatever it costs; the rest 3-5 runs or ~1 s.
@@ -610,13 +668,22 @@ export async function runKernels(opts: KernelsOptions): Promise<void> {
           nap,
           batchTargetMs: BATCH_MS,
         };
-        const m = await measure(rt, run, repeats, useTs);
-        yTiled = m.kept as Tensor;
-        fillRow(tiledRow, m, ceil);
-        tiledRow.othersCpuShare = watch().othersCpuShare;
-        if (g.flop >= 1e8) {
-          tiledRate = tiledSeen ? Math.min(tiledRate, g.flop / m.median) : g.flop / m.median;
-          tiledSeen = true;
+        let m: Measurement | undefined;
+        try {
+          m = await measure(rt, run, repeats, useTs);
+        } catch (e) {
+          // An ablation where the shader has no such loads (no subgroups) is a skipped row.
+          if (!ablate) throw e;
+          tiledRow.skipped = (e as Error).message;
+        }
+        if (m) {
+          yTiled = m.kept as Tensor;
+          fillRow(tiledRow, m, ceil);
+          tiledRow.othersCpuShare = watch().othersCpuShare;
+          if (g.flop >= 1e8 && !ablate) {
+            tiledRate = tiledSeen ? Math.min(tiledRate, g.flop / m.median) : g.flop / m.median;
+            tiledSeen = true;
+          }
         }
         disposePacked(packed);
         // Fresh (zeroed) buffers for the naive run: a failed naive dispatch must not

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FMA_PROBE, FMA_ROLLED, fmaShader } from '../bench/ceiling.js';
+import { ablateLoads } from '../bench/kernels.js';
+import { chooseTile, conv2dTiled, packConv } from '../src/kernels/conv2d_tiled.js';
 import { labelMacs, macsTotals, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from '../bench/macs.js';
 import { MIDAS_SMALL, MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
 import { MidasNet } from '../src/midas/network.js';
@@ -122,6 +124,35 @@ it('npm run bench -- e2e --video runs (small at 64, 3 frames): frames/s of predi
   const sequential = r.ms.decode + r.ms.pipelined + r.ms.colour + r.ms.encode;
   expect(r.share.decode).toBeCloseTo(r.ms.decode / sequential, 6);
   expect(r.share.encode).toBeCloseTo(r.ms.encode / sequential, 6);
+});
+
+// The kernel bench's load ablation rewrites the GEMM shader's loads by pattern: if the
+// kernel's text changes, the rewrite must fail loudly instead of timing the kernel as is.
+describe("bench kernels' load ablation", () => {
+  const shaderOf = (lanes: number, k: number): string => {
+    const rt = Runtime.meta({}, { subgroupMinSize: lanes, subgroupMaxSize: lanes });
+    const shape = [64, 64, k, k] as const;
+    const packed = packConv(rt, new Float32Array(64 * 64 * k * k), shape, 1, undefined, chooseTile(rt, shape, 1));
+    conv2dTiled(rt, rt.empty([1, 8, 8, 64]), packed, { padding: (k - 1) / 2 }).dispose();
+    return rt.records![0]!.shader;
+  };
+  for (const k of [1, 3]) {
+    it(`takes every activation and weight load of the ${k}x${k} GEMM shader (8 lanes) from fixed addresses`, () => {
+      const code = shaderOf(8, k);
+      expect(code).toMatch(/x\[off0 \+ ci \/ 4u\]/);
+      const x = ablateLoads(code, 'x');
+      expect(x).not.toMatch(/x\[off\d/);
+      expect(x).toContain('x[3u]');
+      const w = ablateLoads(code, 'w');
+      expect(w).not.toMatch(/w\[wr \+/);
+      expect(w).toMatch(/x\[off0 \+ ci \/ 4u\]/);
+      const both = ablateLoads(code, 'xw');
+      expect(both).not.toMatch(/x\[off\d|w\[wr \+/);
+    });
+  }
+  it('refuses a shader without subgroup weight loads', () => {
+    expect(() => ablateLoads(shaderOf(0, 1), 'w')).toThrow(/no weight loads/);
+  });
 });
 
 const G = 1e9;
