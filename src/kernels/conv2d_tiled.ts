@@ -35,8 +35,8 @@ export interface TileConfig {
    * true: run this conv on the rows kernel where it can (`rowsSupported`: 3x3 stride-1
    * convs whose width is a multiple of the subgroup width, with subgroups); otherwise
    * the GEMM kernel runs it. Which is faster depends on the CPU under lavapipe: on
-   * some the rows kernel runs 3x3 256->256 at 96x96 at 57% of the FMA ceiling; on the
-   * CI machine kind, run alternately with the GEMM kernel on every 3x3 shape MiDaS has
+   * some the rows kernel is the faster on 3x3 256->256 at 96x96; on the CI machine
+   * kind, run alternately with the GEMM kernel on every 3x3 shape MiDaS has
    * at 384, it takes 1.5-1.8x as long as the GEMM with 4 x 32 tiles (346 against 209
    * ms at 96x96, 617 against 373 at 192x192, 91.5 against 48.7 at 24x24). So the
    * built-in choice is the GEMM, and the tuner tries both on the user's machine.
