@@ -481,6 +481,41 @@ describe('the demo page in headless Chromium', () => {
     }
   }, 600_000);
 
+  it('the camera where the browser has no requestVideoFrameCallback: new frames are found by the playback time on animation frames, and get depth', async () => {
+    ready();
+    const net = NETWORKS[1]!;
+    const p = await browser!.newPage({ viewport: { width: 1100, height: 900 } });
+    p.on('pageerror', (e) => console.error(`[page] ${e.message}`));
+    // Before the page's scripts run: the browser as one without the API.
+    await p.addInitScript(() => {
+      delete (HTMLVideoElement.prototype as { requestVideoFrameCallback?: unknown }).requestVideoFrameCallback;
+    });
+    try {
+      await p.goto(`${server!.url}/${net.query.replace(/&image=[^&]*/, '')}`);
+      await p.waitForFunction(() => ['ready', 'error'].includes(window.midasDemo?.status), undefined, { timeout: 540_000 });
+      expect(await p.evaluate(() => window.midasDemo.error)).toBeNull();
+      expect(await p.evaluate(() => typeof (document.getElementById('camera-video') as HTMLVideoElement & { requestVideoFrameCallback?: unknown }).requestVideoFrameCallback)).toBe('undefined');
+      await p.click('#camera-start');
+      const FRAMES = 3;
+      await p.waitForFunction((n) => window.midasDemo.error !== null || window.midasDemo.camera.frames >= n, FRAMES, { timeout: 300_000, polling: 100 });
+      expect(await p.evaluate(() => window.midasDemo.error)).toBeNull();
+      await p.click('#camera-stop');
+      const cam = await p.evaluate(() => {
+        const s = window.midasDemo;
+        return { running: s.camera.running, frames: s.camera.frames, width: s.camera.result!.width, height: s.camera.result!.height, rgb: Array.from(s.camera.rgb!) };
+      });
+      expect(cam.running).toBe(false);
+      expect(cam.frames).toBeGreaterThanOrEqual(FRAMES);
+      expect([cam.width, cam.height]).toEqual([CLIP.width, CLIP.height]);
+      // A frame of the clip, as in the camera test above.
+      const rgb = Uint8Array.from(cam.rgb);
+      const nearest = Array.from({ length: CLIP.frames }, (_, i) => frameDiff(rgb, clipRgb!, i)).reduce((a, b) => (b.mean < a.mean ? b : a));
+      expect(nearest.mean).toBeLessThan(4);
+    } finally {
+      await p.close();
+    }
+  }, 600_000);
+
   it('the model picker: its choices, model= in the URL, each model\'s converted size; a bad model= is named', async () => {
     ready();
     const p = await browser!.newPage({ viewport: { width: 1100, height: 700 } });
