@@ -2,6 +2,7 @@
 import { basename } from 'node:path';
 import { endianness } from 'node:os';
 import { f16round } from '@petamoriken/float16';
+import { toFloat16Bits as halfBits } from '../../src/nn/half.js';
 import { bfloat16ToFloat32, float16ToFloat32, type SafetensorsDtype } from '../../src/nn/safetensors.js';
 import { Checkpoint, type CheckpointFormat, type CheckpointTensor } from './checkpoint.js';
 import { ELEMENT_SIZE, type StorageDtype } from './pickle.js';
@@ -108,38 +109,25 @@ function toFloat32(bytes: Uint8Array, dtype: StorageDtype, name: string): Float3
   }
 }
 
+/** The least magnitude that rounds to infinity in float16: 65504 + half its ulp (a tie, rounded to even). */
+const F16_OVERFLOW = 65520;
+
 /**
- * float32/float64 values → float16 bits, rounding to nearest even with
- * @petamoriken/float16's `f16round` (from the double value, so float64 sources are
- * rounded once). A finite value that rounds to infinity is an error naming the tensor.
+ * float32/float64 values → float16 bits, rounding to nearest even (`src/nn/half.ts`).
+ * float64 sources are rounded once, straight to float16 (@petamoriken/float16's
+ * `f16round`), never through float32: the float32 holding the result is then packed
+ * exactly. A finite value that rounds to infinity is an error naming the tensor;
+ * `underflows` counts non-zero values that became ±0.
  */
 export function toFloat16Bits(values: Float32Array | Float64Array, name: string): { bits: Uint16Array; underflows: number } {
-  const n = values.length;
-  const rounded = new Float32Array(n);
-  let underflows = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < values.length; i++) {
     const x = values[i]!;
-    const r = f16round(x);
-    if (r === Infinity || r === -Infinity) {
-      if (Number.isFinite(x)) throw rangeError(name, 'float16', i, x);
-    } else if (r === 0 && x !== 0) underflows++;
-    rounded[i] = r; // exact: a float16 value is a float32 value
+    if (Math.abs(x) >= F16_OVERFLOW && Number.isFinite(x)) throw rangeError(name, 'float16', i, x);
   }
-  // Pack the (exactly representable) values' float32 bits into float16 bits.
-  const u = new Uint32Array(rounded.buffer);
-  const bits = new Uint16Array(n);
-  for (let i = 0; i < n; i++) {
-    const b = u[i]!;
-    const sign = (b >>> 16) & 0x8000;
-    const e = (b >>> 23) & 0xff;
-    const m = b & 0x7fffff;
-    let h: number;
-    if (e === 0xff) h = sign | 0x7c00 | (m ? 0x200 | (m >>> 13) : 0);
-    else if (e === 0) h = sign; // ±0 (no float32 subnormal is a float16 value)
-    else if (e >= 113) h = sign | ((e - 112) << 10) | (m >>> 13); // normal: exponent e-127 >= -14
-    else h = sign | ((0x800000 | m) >>> (126 - e)); // subnormal: mantissa · 2^-24
-    bits[i] = h;
-  }
+  const f32 = values instanceof Float64Array ? Float32Array.from(values, f16round) : values;
+  const bits = halfBits(f32, `tensor '${name}'`);
+  let underflows = 0;
+  for (let i = 0; i < values.length; i++) if ((bits[i]! & 0x7fff) === 0 && values[i] !== 0) underflows++;
   return { bits, underflows };
 }
 
