@@ -3,8 +3,8 @@
 // the loop bound from a uniform (a constant bound runs ~40% slower on lavapipe).
 //
 // The FMA probe runs 8 chains and 4 fmas per chain in each loop iteration. lavapipe
-// masks every loop-carried value on each iteration (a blend per vector, on the same
-// ports as the arithmetic), so a probe with one fma per chain per iteration measures
+// masks every loop-carried value on each iteration (a vblendvps per vector in the
+// machine code, beside the multiply and the add), so a probe with one fma per chain per iteration measures
 // that overhead too: on the CI machine kind, 6 chains x 1 ran at 81-83 GFLOP/s where
 // 8 x 4 ran at 141-147 (and 6 x 4, 12 x 2 at 130-144), alternately in one process.
 // The rolled probe is still run (`fmaRolled`), as the rate a loop that does one fma per
