@@ -6,7 +6,6 @@
 // device that fails it runs the kernels' portable paths instead (slower, correct).
 import { workgroupWidth } from '../kernels/conv2d_tiled.js';
 
-
 /**
  * The probe for `width` lanes and a workgroup of `threads`: each thread writes 1 where
  * every check holds, else 0. Values come from a buffer (`tag[i]` = 1000 + i), so the

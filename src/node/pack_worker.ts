@@ -7,6 +7,7 @@
 import { receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { packConvWeight } from '../kernels/conv2d_tiled.js';
 import { toFloat16Bits } from '../nn/half.js';
+import { weightValues } from '../nn/module.js';
 import { BOOTED, packedLength, READY, RETURNED, STARTED, type PackMessage, type PackWorkerData, type ToWorker, type WorkerJob } from './pack_protocol.js';
 import { StreamedSafetensors } from './streamed.js';
 
@@ -63,7 +64,7 @@ function packAll(source: StreamedSafetensors, jobs: WorkerJob[]): void {
     if (entry.shape.join(',') !== job.shape.join(',')) {
       throw new Error(`${file}: tensor '${job.tensor}' changed shape while loading (was the file replaced?)`);
     }
-    const values = 'read' in entry ? entry.read() : entry.data;
+    const values = weightValues(entry);
     const n = packedLength(job);
     const buffer = bufferFor((job.f16 ? 2 : 4) * n);
     if (job.f16) {
