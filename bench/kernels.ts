@@ -77,16 +77,27 @@ interface ConvCase {
   tiledOnly?: boolean;
   /** No tfjs peer row (its fused conv is only timed with ReLU or none). */
   noPeer?: boolean;
-  /** What the loads cost: the tiled kernel with these loads from one fixed address (`ablateLoads`; results wrong on purpose). */
+  /** What the loads cost: the tiled kernel with its loads rewritten (`ablateLoads`; results wrong on purpose). */
   ablate?: Ablation;
 }
 
-/** Which of the GEMM kernel's loads `ablateLoads` takes from one fixed address: activations, weights, or both. */
-type Ablation = 'x' | 'w' | 'xw';
+/**
+ * How `ablateLoads` rewrites the GEMM kernel's loads: activations (x), weights (w) or
+ * both read from one fixed address (which the compiler hoists out of the loop); or
+ * read from workgroup memory at the same lane- and step-dependent addresses (-wg:
+ * what a kernel staging them there would pay to read them, without the staging); or
+ * every load kept and a workgroup barrier added to each step (what staging would pay
+ * to synchronise, once per step).
+ */
+type Ablation = 'x' | 'w' | 'xw' | 'x-wg' | 'w-wg' | 'xw-wg' | 'barrier';
 const ABLATION_TEXT: Record<Ablation, string> = {
   x: 'activations from one address',
   w: 'weights from one address',
   xw: 'activations and weights from one address',
+  'x-wg': 'activations from workgroup memory',
+  'w-wg': 'weights from workgroup memory',
+  'xw-wg': 'activations and weights from workgroup memory',
+  barrier: 'every load, plus a workgroup barrier each step',
 };
 
 /** A depthwise conv (groups = channels), with BN folded into a bias and ReLU6, as MiDaS_small runs it. */
@@ -237,7 +248,9 @@ function tileSweep(): ConvCase[] {
  * What the loads cost the GEMM kernel (full runs only): the 1x1 1024->1024 conv at
  * 24x24 and the headline 3x3, each as is and with its activation loads, its weight
  * loads or both read from one fixed address, which the compiler then hoists out of the
- * loop: what is left is the arithmetic, the subgroup broadcasts and the loop.
+ * loop: what is left is the arithmetic, the subgroup broadcasts and the loop. Then the
+ * two parts of staging operands in workgroup memory, the usual GPU design: the same
+ * loads from workgroup memory, and a barrier each step of 4 input channels.
  */
 function loadAblation(): ConvCase[] {
   const shapes = [
@@ -245,7 +258,7 @@ function loadAblation(): ConvCase[] {
     { label: '3x3 256->256 @96', size: 96, cin: 256, cout: 256, k: 3, bias: true },
   ];
   return shapes.flatMap((s) =>
-    ([undefined, 'x', 'w', 'xw'] as const).map((ablate) =>
+    ([undefined, 'x', 'w', 'xw', 'x-wg', 'w-wg', 'xw-wg', 'barrier'] as const).map((ablate) =>
       conv('loads', `${s.label}${ablate ? `, ${ABLATION_TEXT[ablate]}` : ', as is'}`, {
         size: s.size, cin: s.cin, cout: s.cout, k: s.k, stride: 1, groups: 1, bias: s.bias, tiledOnly: true, ...(ablate ? { ablate } : {}),
       }),
@@ -254,21 +267,48 @@ function loadAblation(): ConvCase[] {
 }
 
 /**
- * The GEMM shader with the loads `ablate` names read from one fixed address (x[i] for
- * pixel i, w[r] for slice r). Throws where the shader has none of them (the pattern is
- * the subgroup path's: without subgroups each lane loads every weight itself).
+ * The GEMM shader with the loads `ablate` names rewritten (see `Ablation`): read from
+ * one fixed address (x[i] for pixel i, w[r] for slice r), or from a workgroup array
+ * at the same address modulo its length. Throws where the shader has none of them (the
+ * pattern is the subgroup path's: without subgroups each lane loads every weight
+ * itself).
  */
 export function ablateLoads(code: string, ablate: Ablation): string {
   let out = code;
   const swap = (re: RegExp, to: string, what: string) => {
     const next = out.replace(re, to);
-    if (next === out) throw new Error(`no ${what} loads of the subgroup GEMM path in this shader`);
+    if (next === out) throw new Error(`no ${what} in this shader (the subgroup GEMM path's)`);
     out = next;
   };
-  if (ablate.includes('x')) swap(/x\[off(\d+) \+ ci \/ 4u\]/g, 'x[$1u]', 'activation');
-  if (ablate.includes('w')) swap(/w\[wr \+ wj(\d+) \* p\.cout_pad4 \+ wq\d+\]/g, 'w[$1u]', 'weight');
+  const activations = /x\[off(\d+) \+ ci \/ 4u\]/g;
+  const weights = /w\[(wr \+ wj(\d+) \* p\.cout_pad4 \+ wq\d+)\]/g;
+  if (ablate === 'barrier') {
+    swap(/(for \(var ci = 0u; ci < p\.cin_g; ci \+= 4u\) \{)/, '$1\n          workgroupBarrier();', 'step loop of 4 input channels');
+    return out;
+  }
+  const wg = ablate.endsWith('-wg');
+  const arrays: string[] = [];
+  const uses: string[] = [];
+  if (ablate.startsWith('x')) {
+    swap(activations, wg ? `xs[(off$1 + ci / 4u) & ${WG_ARRAY - 1}u]` : 'x[$1u]', 'activation loads');
+    if (wg) arrays.push(`var<workgroup> xs: array<vec4<f32>, ${WG_ARRAY}>;`);
+  }
+  if (ablate.includes('w')) {
+    const type = /var<storage, read> w: array<(vec4<f(?:16|32)>)>/.exec(out)?.[1] ?? 'vec4<f32>';
+    swap(weights, wg ? `ws[($1) & ${WG_ARRAY - 1}u]` : 'w[$2u]', 'weight loads');
+    if (wg) arrays.push(`var<workgroup> ws: array<${type}, ${WG_ARRAY}>;`);
+  }
+  if (wg) {
+    // A binding no longer read would leave the pipeline's layout: each keeps one read.
+    if (!/\bx\[/.test(out)) uses.push('_ = x[0];');
+    if (!/\bw\[/.test(out)) uses.push('_ = w[0];');
+    out = out.replace('@compute', `${arrays.join('\n')}\n@compute`).replace(/(fn main\([^\n]*\{)/, `$1\n  ${uses.join(' ')}`);
+  }
   return out;
 }
+
+/** vec4s per workgroup array of the -wg ablations (8 KB each in f32: both fit lavapipe's 32 KB). */
+const WG_ARRAY = 512;
 
 /**
  * MiDaS v2.1 small at 256x256 (SPEC §8): the depthwise convs (TF SAME padding where

@@ -150,8 +150,43 @@ describe("bench kernels' load ablation", () => {
       expect(both).not.toMatch(/x\[off\d|w\[wr \+/);
     });
   }
+  for (const k of [1, 3]) {
+    it(`reads the ${k}x${k} GEMM shader's loads from workgroup memory at the same addresses, or adds a barrier each step`, () => {
+      const code = shaderOf(8, k);
+      const count = (text: string, re: RegExp) => text.match(re)?.length ?? 0;
+      const xLoads = count(code, /x\[off\d+ \+ ci \/ 4u\]/g);
+      const wLoads = count(code, /w\[wr \+ wj\d+ \* p\.cout_pad4 \+ wq\d+\]/g);
+      expect(xLoads).toBe(4);
+      expect(wLoads).toBe(4);
+      const both = ablateLoads(code, 'xw-wg');
+      expect(both).not.toMatch(/x\[off\d|w\[wr \+/);
+      expect(count(both, /xs\[\(off\d+ \+ ci \/ 4u\) & 511u\]/g)).toBe(xLoads);
+      expect(count(both, /ws\[\(wr \+ wj\d+ \* p\.cout_pad4 \+ wq\d+\) & 511u\]/g)).toBe(wLoads);
+      expect(both).toMatch(/var<workgroup> xs: array<vec4<f32>, 512>;\nvar<workgroup> ws: array<vec4<f32>, 512>;\n@compute/);
+      // Each binding keeps a read, or the pipeline's layout would lose it.
+      expect(both).toContain('_ = x[0]; _ = w[0];');
+      const weightsOnly = ablateLoads(code, 'w-wg');
+      expect(count(weightsOnly, /x\[off\d+ \+ ci \/ 4u\]/g)).toBe(xLoads);
+      expect(weightsOnly).not.toContain('_ = x[0]');
+      const barrier = ablateLoads(code, 'barrier');
+      expect(count(barrier, /workgroupBarrier\(\);/g)).toBe(1);
+      expect(barrier).toMatch(/ci \+= 4u\) \{\n\s*workgroupBarrier\(\);/);
+      expect(barrier.replace(/\n\s*workgroupBarrier\(\);/, '')).toBe(code);
+    });
+  }
+  it('rewrites into shaders the device compiles', async () => {
+    const rt = await testRuntime();
+    for (const k of [1, 3]) {
+      for (const ablate of ['x', 'w', 'xw', 'x-wg', 'w-wg', 'xw-wg', 'barrier'] as const) {
+        const module = rt.device.createShaderModule({ code: ablateLoads(shaderOf(8, k), ablate) });
+        const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+        expect(errors.map((m) => m.message), `${k}x${k} ${ablate}`).toEqual([]);
+      }
+    }
+  });
   it('refuses a shader without subgroup weight loads', () => {
     expect(() => ablateLoads(shaderOf(0, 1), 'w')).toThrow(/no weight loads/);
+    expect(() => ablateLoads(shaderOf(0, 1), 'w-wg')).toThrow(/no weight loads/);
   });
 });
 
