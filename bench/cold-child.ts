@@ -23,6 +23,7 @@ import { chooseGpu } from '../src/node/adapters.js';
 import { startWarmUp } from '../src/node/warm.js';
 import { StreamedSafetensors } from '../src/node/streamed.js';
 import { WorkerConvPacker } from '../src/node/conv_packer.js';
+import { threadUsage, type ThreadUsage } from './machine.js';
 import { testImage } from './test-image.js';
 
 export interface ColdRun {
@@ -55,6 +56,18 @@ export interface ColdRun {
   weightsReady: number;
   /** Pipelines the first predict created, their distinct shaders, the host ms their creation took. */
   pipelines: { created: number; shaders: number; ms: number };
+  /**
+   * What the main thread spent while the weights were read, folded, packed and queued
+   * (`threadUsage`): the first write to a GPU buffer's pages faults each of them in, on
+   * the thread that writes. null where Linux's per-thread counters are not there.
+   */
+  weightsMainThread: ThreadUsage | null;
+}
+
+function usageSince(start: ThreadUsage | undefined): ThreadUsage | null {
+  const end = threadUsage();
+  if (!start || !end) return null;
+  return { minorFaults: end.minorFaults - start.minorFaults, userMs: end.userMs - start.userMs, systemMs: end.systemMs - start.systemMs };
 }
 
 async function main(): Promise<void> {
@@ -85,6 +98,7 @@ async function main(): Promise<void> {
   const warm = warmUp ? await startWarmUp(runtime, gpu, config, size, 'f32') : { done: Promise.resolve(), helpers: 0 };
   const startWarm = lap();
 
+  const weightsStart = threadUsage();
   const weights = midasWeights(source, config);
   const openWeights = lap();
 
@@ -92,6 +106,7 @@ async function main(): Promise<void> {
   const midas = await createMidas(runtime, weights, { size, config, packer, onLoadStep: (step) => (marks[step] = lap()) }, true);
   source.close();
   const uploadWait = lap();
+  const weightsMainThread = usageSince(weightsStart);
   await warm.done;
   const compileWait = lap();
 
@@ -127,6 +142,7 @@ async function main(): Promise<void> {
     toFirstDepth: processStart + Object.values(steps).reduce((a, b) => a + b, 0) - steps.secondPredict,
     weightsReady: steps.openWeights + steps.foldBatchNorm + steps.packAndQueue + steps.uploadWait,
     pipelines: { created: stats.pipelinesCreated, shaders: stats.shaderModules, ms: stats.pipelineMs },
+    weightsMainThread,
   };
   midas.dispose();
   runtime.destroy();

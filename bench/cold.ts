@@ -178,9 +178,20 @@ function report(r: ColdResult): string {
       ` (${r.cold.toFirstDepth <= COLD_TARGET_MS.toFirstDepth ? 'met' : 'missed'}); weights ready <= ${COLD_TARGET_MS.weightsReady / 1000} s:` +
       ` ${fmt(r.warmCache.weightsReady / 1000, 3)} s (${r.warmCache.weightsReady <= COLD_TARGET_MS.weightsReady ? 'met' : 'missed'})`,
     weightsLine(r),
+    weightsThreadLine(r),
     `other processes used ${r.load.othersCpuShare === null ? '?' : (100 * r.load.othersCpuShare).toFixed(0)}% of the CPU meanwhile`,
   ];
   return lines.join('\n');
+}
+
+/** What the main thread spent on the weights in the median filled-cache runs, with the packing thread and without. */
+function weightsThreadLine(r: ColdResult): string {
+  const of = (run: ColdRun) => {
+    const u = run.weightsMainThread;
+    if (!u) return 'not counted (no /proc/thread-self/stat)';
+    return `${u.minorFaults} page faults, CPU ${fmt(u.userMs, 3)} ms user + ${fmt(u.systemMs, 3)} ms system of its ${fmt(run.weightsReady, 4)} ms`;
+  };
+  return `weights, main thread: with the packing thread ${of(r.warmCache)}; packing itself ${of(r.warmCacheMainThreadPacking)}`;
 }
 
 /** The packing thread against the main thread packing, from the same rounds (alternated). */

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { FMA_PROBE, FMA_ROLLED, fmaShader } from '../bench/ceiling.js';
 import { ablateLoads } from '../bench/kernels.js';
+import { threadUsage } from '../bench/machine.js';
 import { chooseTile, conv2dTiled, packConv } from '../src/kernels/conv2d_tiled.js';
 import { labelMacs, macsTotals, networkMacs, NETWORK_STAGES, stageOf, type NetworkStage } from '../bench/macs.js';
 import { MIDAS_SMALL, MIDAS_V2, type MidasConfig } from '../src/midas/config.js';
@@ -230,6 +231,11 @@ it('npm run bench -- e2e --cold runs (small at 64, from the suite\'s shader cach
     expect(run.toFirstDepth).toBeCloseTo(total, 6);
     expect(run.pipelines.created).toBeGreaterThan(5);
     expect(run.pipelines.shaders).toBeLessThanOrEqual(run.pipelines.created);
+    // The main thread's counters over the weights (Linux): writing them to fresh GPU buffers faults pages in.
+    const u = run.weightsMainThread;
+    expect(u).not.toBeNull();
+    expect(u.minorFaults).toBeGreaterThan(0);
+    expect(u.userMs + u.systemMs).toBeLessThanOrEqual(run.weightsReady + 20); // one thread, 10 ms ticks
   }
   expect(out.cold.warmUp).toBe(true);
   expect(out.coldNoWarmUp.warmUp).toBe(false);
@@ -239,6 +245,17 @@ it('npm run bench -- e2e --cold runs (small at 64, from the suite\'s shader cach
   expect(out.weightsReadyRounds.packingThread).toHaveLength(2);
   expect(out.weightsReadyRounds.mainThread).toHaveLength(2);
   expect(out.weightsReadyRounds.mainThread).toContain(out.warmCacheMainThreadPacking.weightsReady);
+});
+
+it("bench/machine.ts's threadUsage counts the page faults of the calling thread's first writes", () => {
+  const before = threadUsage()!;
+  const pages = 4096;
+  const fresh = Buffer.allocUnsafeSlow(pages * 4096); // a fresh mapping: its pages are not there until written
+  for (let i = 0; i < fresh.length; i += 4096) fresh[i] = 1;
+  const after = threadUsage()!;
+  expect(after.minorFaults - before.minorFaults).toBeGreaterThanOrEqual(pages * 0.9);
+  expect(after.userMs).toBeGreaterThanOrEqual(before.userMs);
+  expect(after.systemMs).toBeGreaterThanOrEqual(before.systemMs);
 });
 
 describe('bench/macs.ts', () => {
