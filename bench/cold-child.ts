@@ -23,7 +23,7 @@ import { chooseGpu } from '../src/node/adapters.js';
 import { startWarmUp } from '../src/node/warm.js';
 import { StreamedSafetensors } from '../src/node/streamed.js';
 import { WorkerConvPacker } from '../src/node/conv_packer.js';
-import { threadUsage, type ThreadUsage } from './machine.js';
+import { watchThread, type ThreadUsage } from './machine.js';
 import { testImage } from './test-image.js';
 
 export interface ColdRun {
@@ -58,16 +58,10 @@ export interface ColdRun {
   pipelines: { created: number; shaders: number; ms: number };
   /**
    * What the main thread spent while the weights were read, folded, packed and queued
-   * (`threadUsage`): the first write to a GPU buffer's pages faults each of them in, on
+   * (`watchThread`): the first write to a GPU buffer's pages faults each of them in, on
    * the thread that writes. null where Linux's per-thread counters are not there.
    */
   weightsMainThread: ThreadUsage | null;
-}
-
-function usageSince(start: ThreadUsage | undefined): ThreadUsage | null {
-  const end = threadUsage();
-  if (!start || !end) return null;
-  return { minorFaults: end.minorFaults - start.minorFaults, userMs: end.userMs - start.userMs, systemMs: end.systemMs - start.systemMs };
 }
 
 async function main(): Promise<void> {
@@ -98,7 +92,7 @@ async function main(): Promise<void> {
   const warm = warmUp ? await startWarmUp(runtime, gpu, config, size, 'f32') : { done: Promise.resolve(), helpers: 0 };
   const startWarm = lap();
 
-  const weightsStart = threadUsage();
+  const weightsThread = watchThread();
   const weights = midasWeights(source, config);
   const openWeights = lap();
 
@@ -106,7 +100,7 @@ async function main(): Promise<void> {
   const midas = await createMidas(runtime, weights, { size, config, packer, onLoadStep: (step) => (marks[step] = lap()) }, true);
   source.close();
   const uploadWait = lap();
-  const weightsMainThread = usageSince(weightsStart);
+  const weightsMainThread = weightsThread();
   await warm.done;
   const compileWait = lap();
 

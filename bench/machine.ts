@@ -110,3 +110,16 @@ export function threadUsage(): ThreadUsage | undefined {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { minorFaults: Number(f[7]), userMs: Number(f[11]) * 10, systemMs: Number(f[12]) * 10 };
 }
+
+/**
+ * Starts counting the calling thread's faults and CPU time; the returned function (to
+ * be called on the same thread) reports them since the start, null without Linux's counters.
+ */
+export function watchThread(): () => ThreadUsage | null {
+  const start = threadUsage();
+  return () => {
+    const end = threadUsage();
+    if (!start || !end) return null;
+    return { minorFaults: end.minorFaults - start.minorFaults, userMs: end.userMs - start.userMs, systemMs: end.systemMs - start.systemMs };
+  };
+}

@@ -104,3 +104,18 @@ export function windowOut(size: number, kernel: number, stride: number, pad: num
   }
   return out;
 }
+
+/**
+ * Generated shaders by generator and key. The unrolled shaders are long, and building
+ * them again for each of a forward pass's ~100 convs took ~17 ms of the ~30 ms the
+ * CPU spends encoding a pass at 256 (lavapipe computes on the same cores).
+ */
+const shaderTexts = new Map<string, string>();
+
+/** `generate(key)`, built once per generator and key (the key's fields in any order). */
+export function memo<K extends object>(generate: (key: K) => string, key: K): string {
+  const id = `${generate.name}:${JSON.stringify(key, Object.keys(key).sort())}`;
+  let text = shaderTexts.get(id);
+  if (text === undefined) shaderTexts.set(id, (text = generate(key)));
+  return text;
+}

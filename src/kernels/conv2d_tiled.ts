@@ -12,7 +12,7 @@
 // channels are one vec4 load.
 import type { Runtime } from '../nn/runtime.js';
 import type { DType, Tensor } from '../nn/tensor.js';
-import { Params } from './common.js';
+import { memo, Params } from './common.js';
 import { CONV_PARAMS_WGSL, convGeometry, type ConvGeometry, convMacs, epilogueBindings, epilogueText, type Conv2dOptions } from './conv2d.js';
 
 export interface TileConfig {
@@ -404,18 +404,6 @@ function emitBindings(emit: (line: string) => void, k: EpilogueKey, extraParams:
   emit(`@group(0) @binding(${outBinding + 1}) var<uniform> p: ConvParams;`);
 }
 
-/**
- * Generated shaders by generator and key. The unrolled shaders are long, and building
- * them again for each of a forward pass's ~100 convs took ~17 ms of the ~30 ms the
- * CPU spends encoding a pass at 256 (lavapipe computes on the same cores).
- */
-const shaderTexts = new Map<string, string>();
-function memo<K extends object>(generate: (key: K) => string, key: K): string {
-  const id = `${generate.name}:${JSON.stringify(key, Object.keys(key).sort())}`;
-  let text = shaderTexts.get(id);
-  if (text === undefined) shaderTexts.set(id, (text = generate(key)));
-  return text;
-}
 
 /**
  * Threads per workgroup of the GEMM kernel: two subgroups where they share weights

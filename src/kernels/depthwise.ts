@@ -20,7 +20,7 @@
 // Channel counts that are not a multiple of 4 take a scalar variant of the shader.
 import type { Runtime } from '../nn/runtime.js';
 import type { DType, Tensor } from '../nn/tensor.js';
-import { Params } from './common.js';
+import { memo, Params } from './common.js';
 import { convGeometry, convMacs, epilogueText, type Conv2dOptions, type ConvGeometry } from './conv2d.js';
 import { reluBounds } from './conv2d_tiled.js';
 
@@ -223,13 +223,6 @@ function dwShader(k: DwKey): string {
   return lines.join('\n');
 }
 
-const shaderTexts = new Map<string, string>();
-function shaderFor(k: DwKey): string {
-  const id = JSON.stringify(k);
-  let text = shaderTexts.get(id);
-  if (text === undefined) shaderTexts.set(id, (text = dwShader(k)));
-  return text;
-}
 
 /**
  * Compulsory traffic of a depthwise conv, in bytes: the input read once, the weights
@@ -377,7 +370,7 @@ export function depthwiseConv2d(
   const y = rt.empty([g.n, g.oh, g.ow, g.cout]);
   rt.dispatch({
     label: `depthwise ${g.kh}x${g.kw}/${g.sh} ${g.cout} @${g.oh}x${g.ow}${key.f16Weights ? ' w:f16' : ''}${epilogueText(opts)}`,
-    pipeline: rt.pipeline(shaderFor(key)),
+    pipeline: rt.pipeline(memo(dwShader, key)),
     buffers: [x, packed.weight, packed.bias, ...(opts.residual ? [opts.residual] : []), y],
     uniforms: params,
     workgroups: dims,

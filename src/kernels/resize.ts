@@ -5,7 +5,7 @@
 // each tap row, then along y, in the order both libraries sum.
 import type { Runtime } from '../nn/runtime.js';
 import { nhwc, type Tensor } from '../nn/tensor.js';
-import { FLAT_BUILTINS, FLAT_INDEX, grid1d, Params } from './common.js';
+import { FLAT_BUILTINS, FLAT_INDEX, grid1d, memo, Params } from './common.js';
 
 export type ResizeMethod =
   /** torch.nn.functional.interpolate(mode='bilinear') */
@@ -100,15 +100,7 @@ export function resizeTaps(inSize: number, outSize: number, method: ResizeMethod
  * For one channel (the depth map's resize back) the shader has no loop (`single`):
  * with one it ran no faster (4.7-5.3 against 4.1-6.0 ms at 384 -> 480).
  */
-const resizeShaders = new Map<string, string>();
-function resizeShader(taps: number, vec: boolean, single: boolean): string {
-  const key = `${taps}/${vec}/${single}`;
-  let text = resizeShaders.get(key);
-  if (text === undefined) resizeShaders.set(key, (text = RESIZE(taps, vec, single)));
-  return text;
-}
-
-const RESIZE = (taps: number, vec: boolean, single: boolean) => {
+function resizeShader({ taps, vec, single }: { taps: number; vec: boolean; single: boolean }): string {
   const T = vec ? 'vec4<f32>' : 'f32';
   const A = [...Array(taps).keys()];
   const lines = [
@@ -144,7 +136,7 @@ const RESIZE = (taps: number, vec: boolean, single: boolean) => {
   if (!single) lines.push('  }');
   lines.push('}');
   return lines.join('\n');
-};
+}
 
 /**
  * Resizes an NHWC tensor to `outH x outW` with `method`. With `rows` = [start, end)
@@ -172,7 +164,7 @@ export function resize2d(rt: Runtime, x: Tensor, outH: number, outW: number, met
   const name = method.kind === 'opencv-cubic' ? 'opencv-cubic' : `${method.kind}${method.alignCorners ? ' align_corners' : ''}`;
   rt.dispatch({
     label: `resize ${name} ${h}x${w}->${outH}x${outW} c${c}${rows ? ` rows ${r0}..${r1}` : ''}`,
-    pipeline: rt.pipeline(resizeShader(ty.taps, c % 4 === 0, c === 1)),
+    pipeline: rt.pipeline(memo(resizeShader, { taps: ty.taps, vec: c % 4 === 0, single: c === 1 })),
     buffers: [x, ...tables, y],
     uniforms: new Params().u32(n, h, w, c, r1 - r0, outW).build(),
     workgroups: grid1d(n * (r1 - r0) * outW),
