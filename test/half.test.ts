@@ -1,5 +1,5 @@
 // toFloat16Bits (src/nn/half.ts) rounds on the float32 bits itself; the Float16Array
-// polyfill it replaced (@petamoriken/float16, still a dependency) is the reference.
+// polyfill of @petamoriken/float16 (a dependency) is the reference.
 import { Float16Array } from '@petamoriken/float16';
 import { describe, expect, it } from 'vitest';
 import { toFloat16Bits } from '../src/nn/half.js';
